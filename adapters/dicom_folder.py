@@ -1,0 +1,259 @@
+"""``dicom-folder``: any folder tree of DICOM files (CR, DX, CT, MR, US, SC...) → ``person``,
+``image_occurrence`` (one row per series), ``image`` (one row per instance, multi-frame kept as
+F×H×W) and ``samples`` (one row per image).
+
+Pixels are decoded with pydicom (compressed transfer syntaxes through the pylibjpeg and
+openjpeg plugins) and stored losslessly as ``zstd`` tensor cells of the stored values, with the
+rescale slope/intercept kept beside them. Files without pixel data (SR, RT plans, waveforms,
+DICOMDIR), files that are not DICOM, and files whose pixels cannot be decoded go to quarantine
+with the reason. A file without PatientID belongs to the person ``UNKNOWN``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from meddata import demographics, tensor
+from meddata.adapter import Adapter, OptionSpec, UnitResult, WorkUnit
+from meddata.errors import MeddataError
+
+FILES_PER_UNIT = 16
+BYTES_PER_UNIT = 64 << 20
+logging.getLogger("pydicom").setLevel(logging.ERROR)
+PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+class DicomFolderAdapter(Adapter):
+    """Any folder of DICOM files, walked recursively in sorted order."""
+
+    name = "dicom-folder"
+    version = "1"
+    title = "DICOM folder"
+    dataset_name = "dicom-folder"
+    dataset_version = "1.0"
+    source_release = "a folder of DICOM files"
+    tables = ("person", "image_occurrence", "image", "samples")
+    sensitive_attributes = ("sex", "age_group")
+    option_specs = {
+        "codec": OptionSpec("zstd", ("zstd", "raw"), "How decoded pixels are stored."),
+    }
+
+    def discover(self) -> Iterator[WorkUnit]:
+        """Batches of files (at most 16 files or 64 MiB each) in sorted path order."""
+        batch: list[str] = []
+        prints: list[str] = []
+        size = 0
+        for rel, st in _walk(self.source):
+            batch.append(rel)
+            prints.append(f"{st.st_size}:{st.st_mtime_ns}")
+            size += st.st_size
+            if len(batch) >= FILES_PER_UNIT or size >= BYTES_PER_UNIT:
+                yield WorkUnit(batch[0], tuple(batch), "|".join(prints))
+                batch, prints, size = [], [], 0
+        if batch:
+            yield WorkUnit(batch[0], tuple(batch), "|".join(prints))
+
+    def convert(self, unit: WorkUnit) -> UnitResult:
+        """Read, de-identify and map every file of the batch; bad files are quarantined."""
+        result = UnitResult()
+        for rel in unit.payload:
+            try:
+                with warnings.catch_warnings():
+                    # pydicom warnings can quote header values (PHI): never let them reach a log
+                    warnings.simplefilter("ignore")
+                    self._convert_file(rel, result)
+            except MeddataError as exc:
+                result.skip(rel, exc.message, exc)
+            except InvalidDicomError as exc:
+                result.skip(rel, "not a DICOM file (no DICM preamble or file meta)", exc)
+            except Exception as exc:  # pydicom raises many types on damaged files
+                result.skip(rel, f"could not be read ({type(exc).__name__})", exc)
+        return result
+
+    def _convert_file(self, rel: str, result: UnitResult) -> None:
+        path = self.source / rel
+        ds = _read(path)
+        if getattr(ds, "DirectoryRecordSequence", None) is not None:
+            result.skip(rel, "DICOMDIR index file, not an image")
+            return
+        if not any(t in ds for t in PIXEL_TAGS):
+            modality = str(ds.get("Modality", "") or "unknown")
+            result.skip(rel, f"no pixel data (modality {modality}); dicom-folder converts images only")
+            return
+        try:
+            pixels = np.asarray(ds.pixel_array)
+        except Exception as exc:
+            raise MeddataError(f"pixel data could not be decoded ({type(exc).__name__})") from exc
+
+        source_person = str(ds.get("PatientID", "") or "").strip() or "UNKNOWN"
+        birth = demographics.parse_dicom_date(ds.get("PatientBirthDate"))
+        study_date_raw = demographics.parse_dicom_date(ds.get("StudyDate") or ds.get("SeriesDate"))
+        age = demographics.dicom_age_years(str(ds.get("PatientAge", "") or ""))
+        if age is None and birth and study_date_raw:
+            age = (study_date_raw - birth).days / 365.25
+        sex_value = str(ds.get("PatientSex", "") or "").strip() or None
+        orig_series = str(ds.get("SeriesInstanceUID", "") or rel)
+        orig_sop = str(ds.get("SOPInstanceUID", "") or rel)
+        transfer_syntax = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+
+        deid = self.deid
+        if deid is not None:
+            deid.dicom(ds, source_person)  # in place; raises when burned-in text is not allowed
+        study_date = demographics.parse_dicom_date(ds.get("StudyDate") or ds.get("SeriesDate"))
+        if deid is not None and study_date is None and study_date_raw is not None:
+            study_date = self.shift_date(study_date_raw, source_person)
+
+        person_id = self.person_id(source_person)
+        year_of_birth = birth.year if birth else None
+        if deid is not None and age is not None and age > 89:
+            age, year_of_birth = 90.0, None  # HIPAA: ages over 89 are aggregated as 90+
+        result.add(
+            "person",
+            {
+                "person_id": person_id,
+                "gender_concept_id": demographics.gender_concept(sex_value),
+                "year_of_birth": year_of_birth,
+                "race_concept_id": 0,
+                "ethnicity_concept_id": 0,
+                "person_source_value": deid.person_pseudonym(source_person) if deid else source_person,
+                "gender_source_value": sex_value,
+                "ethnicity_source_value": None,
+            },
+        )
+        occurrence_id = self.row_id("series", orig_series)
+        result.add(
+            "image_occurrence",
+            {
+                "image_occurrence_id": occurrence_id,
+                "person_id": person_id,
+                "image_occurrence_date": study_date,
+                "image_study_uid": str(ds.get("StudyInstanceUID", "") or "") or self._uid("study", orig_series),
+                "image_series_uid": str(ds.get("SeriesInstanceUID", "") or "") or self._uid("series", orig_series),
+                "modality_concept_id": 0,
+                "local_path": None if deid else rel,
+                "modality_source_value": str(ds.get("Modality", "") or "") or None,
+                "anatomic_site_source_value": str(ds.get("BodyPartExamined", "") or "") or None,
+            },
+        )
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        spp = int(ds.get("SamplesPerPixel", 1) or 1)
+        image_id = self.row_id("image", orig_sop)
+        view = str(ds.get("ViewPosition", "") or "") or None
+        result.add(
+            "image",
+            {
+                "image_id": image_id,
+                "image_occurrence_id": occurrence_id,
+                "person_id": person_id,
+                "pixels": tensor.encode(pixels, self.options["codec"]),
+                "sop_instance_uid": str(ds.get("SOPInstanceUID", "") or "") or None,
+                "rows": int(ds.get("Rows", pixels.shape[-2 if spp == 1 else -3])),
+                "columns": int(ds.get("Columns", pixels.shape[-1 if spp == 1 else -2])),
+                "frames": frames,
+                "samples_per_pixel": spp,
+                "photometric_interpretation": "RGB" if spp == 3 else str(ds.get("PhotometricInterpretation", "") or "") or None,
+                "bits_stored": _int_or_none(ds.get("BitsStored")),
+                "pixel_spacing": _floats(ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")),
+                "rescale_slope": _float_or_none(ds.get("RescaleSlope")),
+                "rescale_intercept": _float_or_none(ds.get("RescaleIntercept")),
+                "window_center": _first_float(ds.get("WindowCenter")),
+                "window_width": _first_float(ds.get("WindowWidth")),
+                "view_position": view,
+                "source_codec": transfer_syntax or None,
+            },
+        )
+        result.add(
+            "samples",
+            {
+                "sample_id": image_id,
+                "person_id": person_id,
+                "split": None,
+                "image_id": image_id,
+                "view": view,
+                "sex": demographics.sex_label(sex_value),
+                "age_group": demographics.age_group(age),
+                "device": self._device(ds),
+            },
+        )
+
+    def _device(self, ds: pydicom.Dataset) -> str | None:
+        if self.deid is not None and not self._deid_options.get("retain_device_identity", False):
+            return None
+        return str(ds.get("Manufacturer", "") or "") or None
+
+    def _uid(self, kind: str, seed: str) -> str:
+        return f"2.25.{self.row_id(kind + '-uid', seed)}"
+
+    @classmethod
+    def synthesize(cls, dest: str | Path, n: int = 8, seed: int = 0) -> Path:
+        """Write ``n`` patients' worth of DICOM files (CR, DX, CT, MR) with PHI-like headers."""
+        from meddata.adapters._synth_dicom import write_dicom_folder
+
+        return write_dicom_folder(Path(dest), n=n, seed=seed)
+
+
+def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            full = os.path.join(dirpath, name)
+            st = os.stat(full)
+            yield os.path.relpath(full, root).replace(os.sep, "/"), st
+
+
+def _read(path: Path) -> pydicom.Dataset:
+    try:
+        ds = pydicom.dcmread(path)
+    except InvalidDicomError:
+        ds = pydicom.dcmread(path, force=True)  # datasets written without a preamble/file meta
+        if "SOPClassUID" not in ds and not any(t in ds for t in PIXEL_TAGS):
+            raise
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:
+        # No transfer syntax recorded: take what the reader detected while parsing.
+        ds.file_meta = meta if meta is not None else pydicom.dataset.FileMetaDataset()
+        implicit = getattr(ds, "original_encoding", (True, True))[0]
+        ds.file_meta.TransferSyntaxUID = (
+            pydicom.uid.ImplicitVRLittleEndian if implicit else pydicom.uid.ExplicitVRLittleEndian
+        )
+    return ds
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _first_float(value: Any) -> float | None:
+    if isinstance(value, pydicom.multival.MultiValue):
+        value = value[0] if len(value) else None
+    return _float_or_none(value)
+
+
+def _floats(value: Any) -> list[float] | None:
+    if value is None or value == "":
+        return None
+    try:
+        return [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None

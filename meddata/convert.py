@@ -1,0 +1,226 @@
+"""``convert``: run an adapter over a source and publish a dataset version."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from meddata import storage
+from meddata.engine import AdapterSpec, default_workers, run_units
+from meddata.errors import SourceError, StrictModeError, UsageError
+from meddata.manifest import FORMAT, FORMAT_VERSION, Manifest, write_manifest
+from meddata.progress import progress
+from meddata.registry import get_adapter
+from meddata.writer import (
+    ROW_GROUP_BYTES,
+    TARGET_SHARD_BYTES,
+    JournalEntry,
+    Staging,
+    collect_quarantine,
+    sum_deid_counts,
+    write_table,
+)
+
+QUARANTINE_PATH = "quarantine/report.jsonl"
+
+
+@dataclass
+class ConvertSummary:
+    """What a conversion produced (also the ``--json`` output of ``meddata convert``)."""
+
+    path: str
+    name: str
+    version: str
+    tables: dict[str, int]
+    units: int
+    units_resumed: int
+    quarantined: int
+    quarantine_path: str | None
+    seconds: float
+    deid: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out.update(out.pop("extra"))
+        return out
+
+
+def convert(
+    adapter_name: str,
+    source: str | Path,
+    out: str | Path,
+    *,
+    options: dict[str, str] | None = None,
+    name: str | None = None,
+    version: str | None = None,
+    workers: int | None = None,
+    strict: bool = False,
+    resume: bool = False,
+    overwrite: bool = False,
+    deid_key: bytes | None = None,
+    deid_options: dict[str, Any] | None = None,
+    show_progress: bool | None = None,
+    target_shard_bytes: int = TARGET_SHARD_BYTES,
+    row_group_bytes: int = ROW_GROUP_BYTES,
+) -> ConvertSummary:
+    """Convert ``source`` with adapter ``adapter_name`` into ``out/<name>/<version>/``."""
+    started = time.perf_counter()
+    cls = get_adapter(adapter_name)
+    if not Path(source).exists():
+        raise SourceError(
+            f"The source {source} does not exist.",
+            f"Point it at a {cls.source_release or cls.name} release, or make a sample with "
+            f"`meddata sample {cls.name} DEST`.",
+        )
+    spec = AdapterSpec(cls, str(source), cls.resolve_options(options or {}), deid_key, deid_options)
+    adapter = spec.build()
+    name = name or cls.dataset_name
+    version = version or cls.dataset_version
+    units = list(adapter.discover())
+    if not units:
+        raise SourceError(
+            f"Adapter {cls.name} found nothing to convert in {source}.",
+            f"Check that it is the root of a {cls.source_release or cls.name} release.",
+        )
+    fingerprint = _fingerprint(units)
+    fs, out_path = storage.open_fs(out)
+    root = storage.join(out_path, name, version)
+    run = {
+        "adapter": cls.name,
+        "adapter_version": cls.version,
+        "options": adapter.finalize_options(),
+        "source_fingerprint": fingerprint,
+        "deid": deid_key is not None,
+    }
+    staging = Staging.open(fs, root, run, resume=resume, overwrite=overwrite)
+    todo = [(seq, u) for seq, u in enumerate(units) if not staging.done(seq, u.fingerprint)]
+    resumed = len(units) - len(todo)
+
+    with progress(len(units), f"converting {cls.name}", show_progress) as bar:
+        bar.advance(resumed)
+
+        def on_done(entry: JournalEntry) -> None:
+            staging.record(entry)
+            bar.advance()
+            if strict and entry.quarantine:
+                first = entry.quarantine[0]
+                raise StrictModeError(
+                    f"{first['item']}: {first['reason']}.",
+                    "Fix or remove that input, or run without --strict to quarantine it and go on.",
+                )
+
+        run_units(
+            spec, todo, fs, staging.path, workers=workers or default_workers(), on_done=on_done
+        )
+
+    entries = staging.entries()
+    tables_seen = [t for t in cls.tables if any(t in e.rows for e in entries)]
+    tables_seen += sorted({t for e in entries for t in e.rows} - set(tables_seen))
+    fs.rm(storage.join(root, "tables"), recursive=True) if fs.exists(storage.join(root, "tables")) else None
+    written = {
+        t: write_table(
+            fs,
+            root,
+            t,
+            staging.iter_table(t),
+            target_shard_bytes=target_shard_bytes,
+            row_group_bytes=row_group_bytes,
+        )
+        for t in tables_seen
+    }
+    quarantine = collect_quarantine(entries)
+    quarantine += [
+        {"unit": "", "item": f"table {t}", "reason": f"{w.duplicates_dropped} row(s) with a duplicate primary key dropped (first kept)", "error": "DuplicateKey"}
+        for t, w in written.items()
+        if w.duplicates_dropped and w.schema.kind != "omop"
+    ]
+    q_sha = _write_quarantine(fs, root, quarantine)
+    deid = None
+    if adapter.deid is not None:
+        deid = {
+            **adapter.deid.profile_summary(),
+            "key_fingerprint": adapter.deid.key_fingerprint,
+            "counts": sum_deid_counts(entries),
+        }
+    manifest: Manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "version": version,
+        "title": cls.title or cls.name,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "adapter": {"name": cls.name, "version": cls.version, "options": adapter.finalize_options()},
+        "source": {"fingerprint": fingerprint, "units": len(units), "release": cls.source_release or None},
+        "tables": {t: w.manifest_entry() for t, w in written.items()},
+        "tasks": {"labels": list(cls.label_names), "sensitive_attributes": list(cls.sensitive_attributes)},
+        "splits": {},
+        "deid": deid,
+        "quarantine": {
+            "count": len(quarantine),
+            "path": QUARANTINE_PATH if quarantine else None,
+            "sha256": q_sha,
+        },
+    }
+    if "samples" in written and written["samples"].rows and _has_official_split(fs, root, written):
+        manifest["splits"]["official"] = {
+            "path": None,
+            "strategy": {"kind": "official", "column": "split"},
+        }
+    write_manifest(fs, root, manifest)
+    staging.remove()
+    return ConvertSummary(
+        path=storage.url_of(fs, root),
+        name=name,
+        version=version,
+        tables={t: w.rows for t, w in written.items()},
+        units=len(units),
+        units_resumed=resumed,
+        quarantined=len(quarantine),
+        quarantine_path=storage.url_of(fs, storage.join(root, QUARANTINE_PATH)) if quarantine else None,
+        seconds=round(time.perf_counter() - started, 3),
+        deid=deid,
+    )
+
+
+def _fingerprint(units: list[Any]) -> str:
+    digest = hashlib.sha256()
+    for u in units:
+        digest.update(f"{u.key}\x1f{u.fingerprint}\n".encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def _write_quarantine(fs: Any, root: str, records: list[dict[str, str]]) -> str | None:
+    if not records:
+        return None
+    body = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode("utf-8")
+    fs.makedirs(storage.join(root, "quarantine"), exist_ok=True)
+    fs.pipe_file(storage.join(root, QUARANTINE_PATH), body)
+    return hashlib.sha256(body).hexdigest()
+
+
+def _has_official_split(fs: Any, root: str, written: dict[str, Any]) -> bool:
+    import pyarrow.parquet as pq
+
+    for shard in written["samples"].shards:
+        with fs.open(storage.join(root, shard["path"]), "rb") as fh:
+            col = pq.read_table(fh, columns=["split"]).column("split")
+            if col.null_count < len(col):
+                return True
+    return False
+
+
+def parse_options(pairs: list[str]) -> dict[str, str]:
+    """Parse ``-O key=value`` pairs."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"Option {pair!r} is not KEY=VALUE.", "Write it like -O images=dicom.")
+        out[key.strip()] = value.strip()
+    return out

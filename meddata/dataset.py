@@ -1,0 +1,120 @@
+"""Reading a dataset: ``meddata.load(...)`` → ``Dataset``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fsspec
+import polars as pl
+import pyarrow.dataset as pads
+from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+from meddata import storage
+from meddata.errors import UsageError
+from meddata.home import locate
+from meddata.manifest import Manifest, read_manifest
+from meddata.schema import resolve_ref
+
+
+class Dataset:
+    """One published dataset version. Tables are read lazily with polars or pyarrow."""
+
+    def __init__(self, fs: fsspec.AbstractFileSystem, root: str, manifest: Manifest) -> None:
+        self.fs = fs
+        self.root = root
+        self.manifest = manifest
+        for entry in manifest["tables"].values():
+            resolve_ref(entry["schema"])  # refuses unknown major schema versions up front
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["name"])
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+    @property
+    def path(self) -> str:
+        """The dataset's location as a path or URL."""
+        return storage.url_of(self.fs, self.root)
+
+    @property
+    def tables(self) -> list[str]:
+        """Names of the tables this dataset holds."""
+        return list(self.manifest["tables"])
+
+    @property
+    def splits(self) -> dict[str, Any]:
+        """The named splits recorded in the manifest (``official`` is the release's own)."""
+        return dict(self.manifest.get("splits") or {})
+
+    @property
+    def labels(self) -> list[str]:
+        """Task label names; their columns in ``samples`` are ``label_<name>``."""
+        return list((self.manifest.get("tasks") or {}).get("labels", []))
+
+    def shard_urls(self, table: str) -> list[str]:
+        """The Parquet shards of ``table``, as paths or URLs."""
+        entry = self._entry(table)
+        return [storage.url_of(self.fs, storage.join(self.root, s["path"])) for s in entry["shards"]]
+
+    def arrow(self, table: str) -> pads.Dataset:
+        """``table`` as a ``pyarrow.dataset.Dataset`` (works on any fsspec filesystem)."""
+        entry = self._entry(table)
+        paths = [storage.join(self.root, s["path"]) for s in entry["shards"]]
+        filesystem = None if storage.is_local(self.fs) else PyFileSystem(FSSpecHandler(self.fs))
+        return pads.dataset(paths, format="parquet", filesystem=filesystem)
+
+    def table(self, table: str) -> pl.LazyFrame:
+        """``table`` as a polars LazyFrame."""
+        if storage.is_local(self.fs):
+            return pl.scan_parquet(self.shard_urls(table))
+        return pl.scan_pyarrow_dataset(self.arrow(table))
+
+    def samples(self, split: str | None = None, splits: str = "official") -> pl.LazyFrame:
+        """The ML view, optionally restricted to one split of the named split set ``splits``."""
+        frame = self.table("samples")
+        if split is None:
+            return frame
+        info = self.splits.get(splits)
+        if info is None:
+            known = ", ".join(self.splits) or "none yet"
+            raise UsageError(
+                f"Dataset {self.name} has no split set called {splits!r} (it has: {known}).",
+                f"Create one with `meddata split {self.path} --name {splits}`.",
+            )
+        if info.get("path") is None:  # the release's own split lives in samples.split
+            return frame.filter(pl.col("split") == split)
+        assignments = self._split_frame(info["path"])
+        chosen = assignments.filter(pl.col("split") == split).select("person_id")
+        return frame.drop("split").join(chosen, on="person_id", how="semi").with_columns(
+            pl.lit(split).alias("split")
+        )
+
+    def _split_frame(self, rel: str) -> pl.LazyFrame:
+        path = storage.join(self.root, rel)
+        if storage.is_local(self.fs):
+            return pl.scan_parquet(path)
+        return pl.scan_pyarrow_dataset(
+            pads.dataset(path, format="parquet", filesystem=PyFileSystem(FSSpecHandler(self.fs)))
+        )
+
+    def _entry(self, table: str) -> dict[str, Any]:
+        try:
+            return dict(self.manifest["tables"][table])
+        except KeyError:
+            raise UsageError(
+                f"Dataset {self.name} has no table {table!r}.",
+                f"Its tables: {', '.join(self.tables)}.",
+            ) from None
+
+    def __repr__(self) -> str:
+        rows = ", ".join(f"{t}={e['rows']}" for t, e in self.manifest["tables"].items())
+        return f"Dataset({self.name}@{self.version}, {rows}, path={self.path!r})"
+
+
+def load(target: str, version: str | None = None) -> Dataset:
+    """Open a dataset by registered name (in ``MEDDATA_HOME``), local path or fsspec URL."""
+    fs, root = locate(str(target), version)
+    return Dataset(fs, root, read_manifest(fs, root))

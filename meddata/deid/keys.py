@@ -1,0 +1,95 @@
+"""The secret key: loading, creating, fingerprinting and HMAC derivation of every pseudonym."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import warnings
+from pathlib import Path
+
+from meddata.deid.errors import DeidKeyError
+
+KEY_BYTES = 32
+MIN_KEY_BYTES = 16
+KEY_SUFFIX = ".deid-key"
+
+
+def derive(key: bytes, purpose: str, value: str) -> bytes:
+    """HMAC-SHA256 of ``value`` under ``key``, separated by ``purpose`` (domain separation)."""
+    msg = purpose.encode() + b"\x00" + value.encode("utf-8", "surrogatepass")
+    return hmac.new(key, msg, hashlib.sha256).digest()
+
+
+def derive_int(key: bytes, purpose: str, value: str) -> int:
+    """A 256-bit non-negative integer derived from ``value`` for ``purpose``."""
+    return int.from_bytes(derive(key, purpose, value), "big")
+
+
+def fingerprint(key: bytes) -> str:
+    """A public fingerprint of the key: ``sha256:`` + 16 hex digits of a derived value."""
+    digest = hashlib.sha256(derive(key, "fingerprint", "meddata-deid")).hexdigest()
+    return "sha256:" + digest[:16]
+
+
+def generate_key() -> bytes:
+    """A fresh random 256-bit key."""
+    return secrets.token_bytes(KEY_BYTES)
+
+
+def read_key(path: Path) -> bytes:
+    """Read a key file (hex text, or raw bytes) and check it is long enough."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DeidKeyError(
+            f"Cannot read the de-identification key file ({type(exc).__name__}).",
+            "Check the --deid-key-file path and its permissions.",
+        ) from None
+    text = raw.strip()
+    try:
+        key = bytes.fromhex(text.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        key = raw
+    if len(key) < MIN_KEY_BYTES:
+        raise DeidKeyError(
+            f"The de-identification key has {len(key)} bytes; at least {MIN_KEY_BYTES} are needed.",
+            "Create one with: python -c 'import secrets; print(secrets.token_hex(32))' > KEY",
+        )
+    return key
+
+
+def write_key(path: Path, key: bytes) -> None:
+    """Write ``key`` as hex to a new file readable by its owner only (0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.hex() + "\n")
+
+
+def default_key_path(output_dir: Path) -> Path:
+    """Where a generated key goes: beside the output directory (never inside it)."""
+    output_dir = Path(output_dir).absolute()
+    return output_dir.with_name(output_dir.name + KEY_SUFFIX)
+
+
+def load_or_create_key(key_file: Path | None, output_dir: Path) -> tuple[bytes, Path, bool]:
+    """Load ``key_file``, or (when None) reuse or create ``<output_dir>.deid-key`` beside the output.
+
+    Returns ``(key, path, created)``; ``created`` is True when a new key was written, and a
+    warning is issued so the caller can tell the user to keep the key safe.
+    """
+    if key_file is not None:
+        return read_key(Path(key_file)), Path(key_file), False
+    path = default_key_path(Path(output_dir))
+    if path.exists():
+        return read_key(path), path, False
+    key = generate_key()
+    write_key(path, key)
+    warnings.warn(
+        "No de-identification key was given; a new one was saved beside the output "
+        f"({path.name}). Keep it secret and reuse it to keep pseudonyms stable.",
+        stacklevel=2,
+    )
+    return key, path, True

@@ -1,0 +1,118 @@
+"""The local engine: runs ``convert(unit)`` for every work unit on a process pool and stages
+the rows from inside the workers, so payload bytes never travel back through a pipe."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+
+from meddata.adapter import Adapter, QuarantineEntry, UnitResult, WorkUnit
+from meddata.errors import MeddataError
+from meddata.writer import JournalEntry, rows_to_table, stage_unit
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    """Everything a worker needs to build its own adapter instance (picklable)."""
+
+    cls: type[Adapter]
+    source: str
+    options: dict[str, str]
+    deid_key: bytes | None = None
+    deid_options: dict[str, Any] | None = None
+
+    def build(self) -> Adapter:
+        return self.cls(
+            self.source, self.options, deid_key=self.deid_key, deid_options=self.deid_options
+        )
+
+
+_worker_adapter: Adapter | None = None
+
+
+def _init_worker(spec: AdapterSpec) -> None:
+    global _worker_adapter
+    _worker_adapter = spec.build()
+
+
+def run_unit(
+    adapter: Adapter, fs: fsspec.AbstractFileSystem, staging: str, seq: int, unit: WorkUnit
+) -> JournalEntry:
+    """Convert and stage one unit. A unit that fails as a whole is quarantined, not fatal."""
+    try:
+        result = adapter.convert(unit)
+        adapter.collect_deid_counts(result)
+        tables = {name: rows_to_table(name, rows) for name, rows in result.tables.items()}
+        rows = stage_unit(fs, staging, seq, tables)
+    except MeddataError as exc:
+        result = UnitResult(quarantine=[QuarantineEntry(unit.key, exc.message, type(exc).__name__)])
+        rows = {}
+    except Exception as exc:  # any parser error on bad input: quarantine the unit with its type
+        reason = f"could not be converted ({type(exc).__name__})"
+        result = UnitResult(quarantine=[QuarantineEntry(unit.key, reason, type(exc).__name__)])
+        rows = {}
+    return JournalEntry(
+        seq=seq,
+        key=unit.key,
+        fingerprint=unit.fingerprint,
+        rows=rows,
+        quarantine=[q.to_dict(unit.key) for q in result.quarantine],
+        deid_counts=dict(result.deid_counts),
+    )
+
+
+def _worker_run(fs: fsspec.AbstractFileSystem, staging: str, seq: int, unit: WorkUnit) -> JournalEntry:
+    assert _worker_adapter is not None
+    return run_unit(_worker_adapter, fs, staging, seq, unit)
+
+
+def run_units(
+    spec: AdapterSpec,
+    units: Sequence[tuple[int, WorkUnit]],
+    fs: fsspec.AbstractFileSystem,
+    staging: str,
+    *,
+    workers: int,
+    on_done: Callable[[JournalEntry], None],
+) -> None:
+    """Run ``units`` (``(seq, unit)`` pairs) and call ``on_done`` in the main process for each,
+    as they finish. ``on_done`` may raise to stop the run (``--strict``)."""
+    if workers <= 1 or len(units) <= 1:
+        adapter = spec.build()
+        for seq, unit in units:
+            on_done(run_unit(adapter, fs, staging, seq, unit))
+        return
+    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(spec,)) as pool:
+        pending: set[Future[JournalEntry]] = set()
+        todo: Iterator[tuple[int, WorkUnit]] = iter(units)
+        try:
+            for seq, unit in todo:
+                pending.add(pool.submit(_worker_run, fs, staging, seq, unit))
+                if len(pending) >= workers * 4:  # bounded in-flight work keeps memory flat
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        on_done(fut.result())
+            for fut in _as_done(pending):
+                on_done(fut.result())
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+
+
+def _as_done(pending: set[Future[JournalEntry]]) -> Iterator[Future[JournalEntry]]:
+    while pending:
+        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+        yield from finished
+
+
+def default_workers() -> int:
+    """Worker processes to use by default: the CPUs this process may run on."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)

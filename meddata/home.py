@@ -1,0 +1,98 @@
+"""Where datasets are found by name: ``MEDDATA_HOME`` (default ``~/.cache/meddata``)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import fsspec
+
+from meddata import storage
+from meddata.errors import DatasetNotFoundError, IncompleteDatasetError
+from meddata.manifest import MANIFEST_NAME
+from meddata.writer import STAGING
+
+
+def home() -> Path:
+    """The folder where datasets are looked up by name."""
+    return Path(os.environ.get("MEDDATA_HOME", "~/.cache/meddata")).expanduser()
+
+
+def _version_key(text: str) -> list[tuple[int, int | str]]:
+    return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[._+-]", text)]
+
+
+def locate(target: str, version: str | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
+    """Find the published version directory for a path, URL or registered dataset name."""
+    looks_like_path = "://" in target or os.sep in target or target.startswith(".") or Path(target).exists()
+    if looks_like_path:
+        fs, path = storage.open_fs(target)
+        found = _version_dir(fs, path, version)
+        if found is None:
+            raise DatasetNotFoundError(
+                f"No meddata dataset at {target}.",
+                "Give the folder that holds meddata.json (or its parent with version folders).",
+            )
+        return fs, found
+    fs, base = storage.open_fs(home() / target)
+    found = _version_dir(fs, base, version) if fs.exists(base) else None
+    if found is None:
+        raise DatasetNotFoundError(*_not_found_message(target, version))
+    return fs, found
+
+
+def _version_dir(fs: fsspec.AbstractFileSystem, path: str, version: str | None) -> str | None:
+    if version is None and fs.exists(storage.join(path, MANIFEST_NAME)):
+        return path
+    if version is not None:
+        candidate = storage.join(path, version)
+        return candidate if _published(fs, candidate) else _incomplete_or_none(fs, candidate)
+    if not fs.isdir(path):
+        return None
+    if fs.exists(storage.join(path, STAGING)):
+        _incomplete_or_none(fs, path)
+    versions = [
+        p.rstrip("/").rsplit("/", 1)[-1]
+        for p in fs.ls(path, detail=False)
+        if _published(fs, p.rstrip("/"))
+    ]
+    if not versions:
+        sub_staged = [p for p in fs.ls(path, detail=False) if fs.exists(storage.join(p, STAGING))]
+        if sub_staged:
+            _incomplete_or_none(fs, sub_staged[0].rstrip("/"))
+        return None
+    return storage.join(path, max(versions, key=_version_key))
+
+
+def _published(fs: fsspec.AbstractFileSystem, path: str) -> bool:
+    return bool(fs.exists(storage.join(path, MANIFEST_NAME)))
+
+
+def _incomplete_or_none(fs: fsspec.AbstractFileSystem, path: str) -> None:
+    if fs.exists(storage.join(path, STAGING)):
+        raise IncompleteDatasetError(
+            f"The dataset at {storage.url_of(fs, path)} was never published (its conversion was interrupted).",
+            "Re-run the same `meddata convert` command with --resume to finish it.",
+        )
+    return None
+
+
+def _not_found_message(name: str, version: str | None) -> tuple[str, str]:
+    from meddata.registry import adapter_for_dataset
+
+    what = f"{name} version {version}" if version else name
+    cls = adapter_for_dataset(name)
+    if cls is None:
+        return (
+            f"No dataset called {what} in MEDDATA_HOME ({home()}).",
+            "Pass a path or URL, or convert a source with `meddata convert ADAPTER SOURCE -o "
+            f"{home()}` (see `meddata list`).",
+        )
+    release = cls.source_release or cls.name
+    url = f" from {cls.source_url}" if cls.source_url else ""
+    return (
+        f"The dataset {what} is not in MEDDATA_HOME ({home()}).",
+        f"Obtain the {release} release{url}, then run: meddata convert {cls.name} "
+        f"/path/to/release -o {home()}",
+    )

@@ -1,0 +1,74 @@
+"""The manifest (``meddata.json``): the single publish point of a dataset version."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import fsspec
+import jsonschema
+
+from meddata import storage
+from meddata.errors import FormatVersionError, SchemaError
+
+FORMAT = "meddata"
+FORMAT_VERSION = "1.0"
+MANIFEST_NAME = "meddata.json"
+
+Manifest = dict[str, Any]
+
+
+@cache
+def manifest_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the manifest (``schemas/manifest.schema.json``)."""
+    text = resources.files("meddata.schemas").joinpath("manifest.schema.json").read_text("utf-8")
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def check_format_version(manifest: Manifest, where: str) -> None:
+    """Refuse manifests of another format or of a major version this meddata does not know."""
+    if manifest.get("format") != FORMAT:
+        raise SchemaError(f"{where} is not a meddata manifest.", "Point meddata at a dataset directory.")
+    version = str(manifest.get("format_version", ""))
+    major = version.split(".", 1)[0]
+    if major != FORMAT_VERSION.split(".", 1)[0]:
+        raise FormatVersionError(
+            f"Dataset at {where} uses meddata format {version or '?'}, but this meddata reads "
+            f"format {FORMAT_VERSION.split('.')[0]}.x.",
+            "Upgrade meddata (pip install -U meddata) to read it.",
+        )
+
+
+def schema_problems(manifest: Manifest) -> list[str]:
+    """Every way ``manifest`` breaks the manifest JSON Schema, as readable lines."""
+    validator = jsonschema.Draft202012Validator(manifest_json_schema())
+    return [
+        f"manifest {'/'.join(str(p) for p in err.absolute_path) or '(root)'}: {err.message}"
+        for err in sorted(validator.iter_errors(manifest), key=lambda e: list(e.absolute_path))
+    ]
+
+
+def read_manifest(fs: fsspec.AbstractFileSystem, root: str) -> Manifest:
+    """Read and version-check the manifest of the dataset version at ``root``."""
+    path = storage.join(root, MANIFEST_NAME)
+    with fs.open(path, "rb") as fh:
+        try:
+            manifest: Manifest = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise SchemaError(
+                f"The manifest at {storage.url_of(fs, path)} is not valid JSON ({exc.msg}).",
+                "Re-run the conversion, or restore meddata.json from a backup.",
+            ) from exc
+    check_format_version(manifest, storage.url_of(fs, root))
+    return manifest
+
+
+def write_manifest(fs: fsspec.AbstractFileSystem, root: str, manifest: Manifest) -> None:
+    """Validate and atomically publish ``manifest`` as ``root/meddata.json``."""
+    problems = schema_problems(manifest)
+    if problems:
+        raise SchemaError("Refusing to publish an invalid manifest: " + "; ".join(problems[:3]))
+    data = json.dumps(manifest, indent=2, sort_keys=False).encode("utf-8")
+    storage.atomic_write_bytes(fs, storage.join(root, MANIFEST_NAME), data)

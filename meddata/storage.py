@@ -1,0 +1,104 @@
+"""Where datasets live: local paths and any fsspec URL, behind one small set of helpers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import uuid
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+CHUNK = 1 << 20
+
+
+def open_fs(url: str | os.PathLike[str], **storage_options: Any) -> tuple[fsspec.AbstractFileSystem, str]:
+    """Resolve a local path or fsspec URL to ``(filesystem, path-in-that-filesystem)``."""
+    text = os.fspath(url)
+    if "://" not in text:
+        return fsspec.filesystem("file"), str(Path(text).expanduser().absolute())
+    fs, path = fsspec.core.url_to_fs(text, **storage_options)
+    return fs, path.rstrip("/")
+
+
+def is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    """True for the local filesystem (where renames are atomic)."""
+    return isinstance(fs, LocalFileSystem)
+
+
+def join(base: str, *parts: str) -> str:
+    """Join path parts with ``/`` (fsspec paths use ``/`` everywhere)."""
+    return posixpath.join(base, *parts)
+
+
+def url_of(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    """A URL for ``path`` that fsspec, pyarrow and polars can open (plain path when local)."""
+    return path if is_local(fs) else fs.unstrip_protocol(path)
+
+
+def atomic_write_bytes(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+    """Write ``data`` so readers see either the old file or the whole new one, never a part."""
+    if is_local(fs):
+        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(os.path.dirname(path))
+    else:
+        fs.pipe_file(path, data)  # a single PUT: object stores publish it whole or not at all
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sha256_file(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    """Hex SHA-256 of a file, streamed."""
+    digest = hashlib.sha256()
+    with fs.open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class HashingWriter:
+    """A write-only file wrapper that computes SHA-256 and the size of what passes through it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._digest = hashlib.sha256()
+        self.size = 0
+        self.closed = False
+
+    def write(self, data: bytes | memoryview) -> int:
+        self._digest.update(data)
+        self.size += len(data)
+        self._raw.write(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+            self.closed = True
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()

@@ -1,0 +1,146 @@
+"""The tensor cell: one Arrow struct that holds every payload (images, volumes, signals, video).
+
+A cell is ``{data: large_binary, codec: string, dtype: string, shape: list<int32>}``. ``data`` is
+either the raw little-endian array bytes (``raw``), those bytes zstd-compressed (``zstd``), or an
+encoded file kept as the source shipped it (``png``, ``jpeg``, ``jpeg2000``, ``mp4``). ``dtype``
+and ``shape`` always describe the decoded array, so a reader knows the size before decoding.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, TypedDict
+
+import numpy as np
+import pyarrow as pa
+import zstandard
+
+from meddata.errors import MeddataError
+
+TENSOR_TYPE = pa.struct(
+    [
+        pa.field("data", pa.large_binary(), nullable=False),
+        pa.field("codec", pa.string(), nullable=False),
+        pa.field("dtype", pa.string(), nullable=False),
+        pa.field("shape", pa.list_(pa.int32()), nullable=False),
+    ]
+)
+ARRAY_CODECS = ("raw", "zstd")
+IMAGE_CODECS = ("png", "jpeg", "jpeg2000")
+CODECS = (*ARRAY_CODECS, *IMAGE_CODECS, "mp4")
+
+
+class TensorCell(TypedDict):
+    """One tensor cell as a Python dict (the row form of ``TENSOR_TYPE``)."""
+
+    data: bytes
+    codec: str
+    dtype: str
+    shape: list[int]
+
+
+class TensorDecodeError(MeddataError):
+    """A tensor cell's bytes cannot be decoded into the array its header describes."""
+
+
+def encode(array: np.ndarray, codec: str = "zstd", *, level: int = 3) -> TensorCell:
+    """Encode a NumPy array into a tensor cell with ``codec`` (raw, zstd, png or jpeg)."""
+    array = np.ascontiguousarray(array)
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("<"))
+    dtype, shape = array.dtype.str.lstrip("<|="), [int(s) for s in array.shape]
+    if codec == "raw":
+        data = array.tobytes()
+    elif codec == "zstd":
+        data = zstandard.ZstdCompressor(level=level).compress(array.tobytes())
+    elif codec in ("png", "jpeg"):
+        data = _encode_image(array, codec)
+    else:
+        raise MeddataError(
+            f"Cannot encode with codec {codec!r}.",
+            f"Use one of raw, zstd, png, jpeg; keep {codec} bytes with from_encoded().",
+        )
+    return {"data": data, "codec": codec, "dtype": dtype, "shape": shape}
+
+
+def from_encoded(data: bytes, codec: str, dtype: str, shape: list[int]) -> TensorCell:
+    """Wrap bytes already encoded by the source (a PNG or JPEG file) without re-encoding them."""
+    if codec not in CODECS:
+        raise MeddataError(f"Unknown codec {codec!r}.", f"Use one of {', '.join(CODECS)}.")
+    return {"data": data, "codec": codec, "dtype": dtype, "shape": [int(s) for s in shape]}
+
+
+def decode(cell: TensorCell | dict[str, Any]) -> np.ndarray:
+    """Decode a tensor cell into a NumPy array; ``raw`` cells are zero-copy views of the buffer."""
+    codec, dtype, shape = cell["codec"], np.dtype(cell["dtype"]), tuple(cell["shape"])
+    data = cell["data"]
+    try:
+        if codec == "raw":
+            array = np.frombuffer(data, dtype=dtype)
+        elif codec == "zstd":
+            array = np.frombuffer(zstandard.ZstdDecompressor().decompress(data), dtype=dtype)
+        elif codec in IMAGE_CODECS:
+            array = _decode_image(data, codec)
+        elif codec == "mp4":
+            raise TensorDecodeError(
+                "Decoding mp4 cells needs the video reader.", "Install meddata's video extra (PyAV)."
+            )
+        else:
+            raise TensorDecodeError(f"Unknown codec {codec!r} in a tensor cell.", "The data is corrupt or newer than this meddata; upgrade meddata.")
+        return array.reshape(shape) if array.shape != shape else array
+    except TensorDecodeError:
+        raise
+    except Exception as exc:  # decoders raise many types; the user needs one clear error
+        raise TensorDecodeError(
+            f"Tensor cell with codec {codec} could not be decoded ({type(exc).__name__}).",
+            "The shard is corrupt: run `meddata validate` on the dataset.",
+        ) from exc
+
+
+def decode_scalar(scalar: pa.StructScalar) -> np.ndarray:
+    """Decode one cell taken from an Arrow column, without copying ``raw`` data."""
+    data = scalar["data"]
+    buf = data.as_buffer() if isinstance(data, pa.LargeBinaryScalar) else data.as_py()
+    return decode(
+        {
+            "data": memoryview(buf) if isinstance(buf, pa.Buffer) else buf,
+            "codec": scalar["codec"].as_py(),
+            "dtype": scalar["dtype"].as_py(),
+            "shape": scalar["shape"].as_py(),
+        }
+    )
+
+
+def to_arrow(cells: list[TensorCell | None]) -> pa.StructArray:
+    """Build an Arrow column of tensor cells."""
+    return pa.array(cells, type=TENSOR_TYPE)
+
+
+def _encode_image(array: np.ndarray, codec: str) -> bytes:
+    from PIL import Image
+
+    if codec == "jpeg" and array.dtype != np.uint8:
+        raise MeddataError("JPEG cells hold uint8 images only.", "Use codec png or zstd for deeper images.")
+    if array.dtype not in (np.uint8, np.uint16) or array.ndim not in (2, 3):
+        raise MeddataError(
+            f"{codec} cells hold 2-D uint8/uint16 images (H×W or H×W×C), not {array.dtype} {array.shape}.",
+            "Use codec zstd for other arrays.",
+        )
+    buf = io.BytesIO()
+    image = Image.fromarray(array)
+    if codec == "png":
+        image.save(buf, format="PNG", compress_level=1)
+    else:
+        image.save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def _decode_image(data: bytes | memoryview, codec: str) -> np.ndarray:
+    if codec == "jpeg2000":
+        import openjpeg
+
+        return np.asarray(openjpeg.decode(bytes(data)))
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image)

@@ -1,0 +1,383 @@
+"""Writing a dataset version: stage each work unit, then compact into checksummed Parquet
+shards and publish the manifest last.
+
+Layout while a conversion runs (``<root>`` is ``<out>/<name>/<version>``)::
+
+    <root>/_staging/run.json          what is being converted (adapter, options, source)
+    <root>/_staging/journal.jsonl     one line per finished work unit
+    <root>/_staging/units/NNNNNNNN.<table>.arrow   the unit's rows (Arrow IPC)
+
+Only once every unit is staged are the shards written, in unit order, so the tables are
+byte-identical whatever the worker count and however often the run was interrupted. The
+dataset becomes visible when ``meddata.json`` is published; a run killed before that leaves
+no manifest, and ``--resume`` continues from the journal.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from meddata import storage
+from meddata.errors import DatasetExistsError, IncompleteDatasetError, SchemaError
+from meddata.manifest import MANIFEST_NAME
+from meddata.schema import TableSchema, get_schema
+
+STAGING = "_staging"
+TARGET_SHARD_BYTES = 256 << 20
+ROW_GROUP_BYTES = 16 << 20
+ROW_GROUP_MAX_ROWS = 65_536
+
+
+def rows_to_table(table: str, rows: list[dict[str, Any]] | pa.Table) -> pa.Table:
+    """Build an Arrow table from row dicts and conform it to the table's schema."""
+    schema = get_schema(table)
+    if isinstance(rows, pa.Table):
+        return schema.conform(rows)
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    arrays, fields = [], []
+    for name in names:
+        values = [row.get(name) for row in rows]
+        col = schema.column(name)
+        try:
+            arr = pa.array(values, type=col.arrow_type if col else _extension_type(name))
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise SchemaError(
+                f"Values of column {table}.{name} do not fit type {col.type if col else 'inferred'}.",
+                "Fix the adapter so it emits the schema's type.",
+            ) from exc
+        arrays.append(arr)
+        fields.append(pa.field(name, arr.type))
+    return schema.conform(pa.Table.from_arrays(arrays, schema=pa.schema(fields)))
+
+
+def _extension_type(column: str) -> pa.DataType | None:
+    """Fixed types for extension columns whose values may all be null in one unit."""
+    return pa.float32() if column.startswith("label_") else None
+
+
+def unit_file(staging: str, seq: int, table: str) -> str:
+    """Path of the staged rows of unit ``seq`` for ``table``."""
+    return storage.join(staging, "units", f"{seq:08d}.{table}.arrow")
+
+
+def stage_unit(
+    fs: fsspec.AbstractFileSystem, staging: str, seq: int, tables: dict[str, pa.Table]
+) -> dict[str, int]:
+    """Write one unit's tables as Arrow IPC files; returns rows per table."""
+    rows: dict[str, int] = {}
+    for name, table in tables.items():
+        if table.num_rows == 0:
+            continue
+        path = unit_file(staging, seq, name)
+        with fs.open(path, "wb") as fh, ipc.new_file(fh, table.schema) as writer:
+            writer.write_table(table)
+        rows[name] = table.num_rows
+    return rows
+
+
+@dataclass
+class JournalEntry:
+    """One finished work unit."""
+
+    seq: int
+    key: str
+    fingerprint: str
+    rows: dict[str, int]
+    quarantine: list[dict[str, str]] = field(default_factory=list)
+    deid_counts: dict[str, int] = field(default_factory=dict)
+
+
+class Staging:
+    """The staging area of one dataset version: run description, journal and unit files."""
+
+    def __init__(self, fs: fsspec.AbstractFileSystem, root: str) -> None:
+        self.fs = fs
+        self.root = root
+        self.path = storage.join(root, STAGING)
+        self._journal_path = storage.join(self.path, "journal.jsonl")
+        self._entries: dict[int, JournalEntry] = {}
+
+    @classmethod
+    def open(
+        cls,
+        fs: fsspec.AbstractFileSystem,
+        root: str,
+        run: dict[str, Any],
+        *,
+        resume: bool,
+        overwrite: bool,
+    ) -> Staging:
+        """Prepare ``root`` for a conversion described by ``run``.
+
+        Refuses to touch a published version unless ``overwrite``; refuses to silently discard
+        an interrupted run unless ``resume`` (continue it) or ``overwrite`` (start again).
+        """
+        where = storage.url_of(fs, root)
+        if fs.exists(storage.join(root, MANIFEST_NAME)) and not overwrite:
+            raise DatasetExistsError(
+                f"A published dataset already exists at {where}.",
+                "Versions are immutable: pass --version to write a new one, or --overwrite to replace it.",
+            )
+        staging = cls(fs, root)
+        if overwrite and fs.exists(root):
+            fs.rm(root, recursive=True)
+        elif fs.exists(staging.path):
+            if not resume:
+                raise IncompleteDatasetError(
+                    f"An interrupted conversion is staged at {where}.",
+                    "Re-run the same command with --resume to finish it, or --overwrite to start again.",
+                )
+            previous = json.loads(fs.cat_file(storage.join(staging.path, "run.json")))
+            if previous != run:
+                raise IncompleteDatasetError(
+                    f"The conversion staged at {where} used another adapter, options or source.",
+                    "Resume with the same command line, or pass --overwrite to start again.",
+                )
+            staging._load_journal()
+            return staging
+        fs.makedirs(storage.join(staging.path, "units"), exist_ok=True)
+        fs.pipe_file(storage.join(staging.path, "run.json"), json.dumps(run, sort_keys=True).encode())
+        return staging
+
+    def _load_journal(self) -> None:
+        if not self.fs.exists(self._journal_path):
+            return
+        for line in self.fs.cat_file(self._journal_path).decode("utf-8").splitlines():
+            try:
+                entry = JournalEntry(**json.loads(line))
+            except (json.JSONDecodeError, TypeError):
+                continue  # a line cut by a kill: that unit is simply redone
+            if all(self.fs.exists(unit_file(self.path, entry.seq, t)) for t in entry.rows):
+                self._entries[entry.seq] = entry
+
+    def done(self, seq: int, fingerprint: str) -> bool:
+        """True when unit ``seq`` is staged from the same input."""
+        entry = self._entries.get(seq)
+        return entry is not None and entry.fingerprint == fingerprint
+
+    def record(self, entry: JournalEntry) -> None:
+        """Journal a finished unit durably."""
+        self._entries[entry.seq] = entry
+        line = json.dumps(entry.__dict__, sort_keys=True) + "\n"
+        if storage.is_local(self.fs):
+            with open(self._journal_path, "a", encoding="utf-8") as fh:
+                fh.write(line)
+                fh.flush()
+                import os
+
+                os.fsync(fh.fileno())
+        else:  # object stores cannot append: rewrite the journal whole
+            body = "".join(json.dumps(e.__dict__, sort_keys=True) + "\n" for e in self.entries())
+            self.fs.pipe_file(self._journal_path, body.encode())
+
+    def entries(self) -> list[JournalEntry]:
+        """Journal entries in unit order."""
+        return [self._entries[k] for k in sorted(self._entries)]
+
+    def iter_table(self, table: str) -> Iterator[pa.RecordBatch]:
+        """Every staged batch of ``table``, in unit order."""
+        for entry in self.entries():
+            if table not in entry.rows:
+                continue
+            with self.fs.open(unit_file(self.path, entry.seq, table), "rb") as fh:
+                reader = ipc.open_file(fh)
+                for i in range(reader.num_record_batches):
+                    yield reader.get_batch(i)
+
+    def remove(self) -> None:
+        """Delete the staging area (after the manifest is published)."""
+        if self.fs.exists(self.path):
+            self.fs.rm(self.path, recursive=True)
+
+
+class _ShardWriter:
+    """Cuts one table into zstd Parquet shards of about ``target_bytes``, row groups of about
+    ``row_group_bytes``, hashing each shard as it is written."""
+
+    def __init__(
+        self,
+        fs: fsspec.AbstractFileSystem,
+        root: str,
+        table: str,
+        schema: pa.Schema,
+        target_bytes: int,
+        row_group_bytes: int,
+    ) -> None:
+        self.fs, self.root, self.table, self.schema = fs, root, table, schema
+        self.target_bytes, self.row_group_bytes = target_bytes, row_group_bytes
+        self.shards: list[dict[str, Any]] = []
+        self._buffer: list[pa.RecordBatch] = []
+        self._buffered = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._sink: storage.HashingWriter | None = None
+        self._rows = 0
+        self._written = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        # Split large batches so one row group never exceeds the target by much.
+        if batch.num_rows > 1 and batch.nbytes > self.row_group_bytes:
+            step = max(1, batch.num_rows * self.row_group_bytes // batch.nbytes)
+            for start in range(0, batch.num_rows, step):
+                self.write(batch.slice(start, step))
+            return
+        self._buffer.append(batch)
+        self._buffered += batch.nbytes
+        rows = sum(b.num_rows for b in self._buffer)
+        if self._buffered >= self.row_group_bytes or rows >= ROW_GROUP_MAX_ROWS:
+            self._flush_group()
+
+    def _flush_group(self) -> None:
+        if not self._buffer:
+            return
+        if self._writer is None:
+            self._open()
+        group = pa.Table.from_batches(self._buffer, schema=self.schema)
+        assert self._writer is not None
+        self._writer.write_table(group, row_group_size=group.num_rows)
+        self._rows += group.num_rows
+        self._written += self._buffered
+        self._buffer, self._buffered = [], 0
+        if self._written >= self.target_bytes:
+            self._close_shard()
+
+    def _open(self) -> None:
+        rel = f"tables/{self.table}/part-{len(self.shards):05d}.parquet"
+        self.fs.makedirs(storage.join(self.root, "tables", self.table), exist_ok=True)
+        self._sink = storage.HashingWriter(self.fs.open(storage.join(self.root, rel), "wb"))
+        self._writer = pq.ParquetWriter(
+            self._sink,
+            self.schema,
+            compression="zstd",
+            compression_level=3,
+            write_statistics=True,
+            use_dictionary=True,
+        )
+        self.shards.append({"path": rel, "rows": 0, "bytes": 0, "sha256": ""})
+
+    def _close_shard(self) -> None:
+        assert self._writer is not None and self._sink is not None
+        self._writer.close()
+        self._sink.close()
+        self.shards[-1].update(rows=self._rows, bytes=self._sink.size, sha256=self._sink.sha256)
+        self._writer, self._sink, self._rows, self._written = None, None, 0, 0
+
+    def close(self) -> list[dict[str, Any]]:
+        self._flush_group()
+        if self._writer is not None:
+            self._close_shard()
+        if not self.shards:  # an empty table still gets one (empty) shard with its schema
+            self._open()
+            self._close_shard()
+        return self.shards
+
+
+def _first_seen(keys: list[Any], seen: set[Any]) -> list[bool]:
+    keep = []
+    for k in keys:
+        new = k not in seen
+        if new:
+            seen.add(k)
+        keep.append(new)
+    return keep
+
+
+@dataclass
+class TableWritten:
+    """The manifest entry of one written table, plus the duplicate count."""
+
+    schema: TableSchema
+    rows: int
+    bytes: int
+    shards: list[dict[str, Any]]
+    duplicates_dropped: int
+
+    def manifest_entry(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "schema": self.schema.ref,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "shards": self.shards,
+        }
+        if self.duplicates_dropped:
+            entry["duplicates_dropped"] = self.duplicates_dropped
+        return entry
+
+
+def write_table(
+    fs: fsspec.AbstractFileSystem,
+    root: str,
+    table: str,
+    batches: Iterable[pa.RecordBatch],
+    *,
+    target_shard_bytes: int = TARGET_SHARD_BYTES,
+    row_group_bytes: int = ROW_GROUP_BYTES,
+) -> TableWritten:
+    """Write ``batches`` as the shards of ``table``, keeping the first row of each primary key."""
+    schema = get_schema(table)
+    arrow_schema: pa.Schema | None = None
+    writer: _ShardWriter | None = None
+    seen: set[Any] = set()
+    dropped = 0
+    for batch in batches:
+        conformed = schema.conform(pa.Table.from_batches([batch]))
+        if arrow_schema is None:
+            arrow_schema = conformed.schema
+            writer = _ShardWriter(fs, root, table, arrow_schema, target_shard_bytes, row_group_bytes)
+        elif conformed.schema != arrow_schema:
+            conformed = _unify(conformed, arrow_schema, table)
+        if schema.primary_key:
+            keep = _first_seen(conformed.column(schema.primary_key).to_pylist(), seen)
+            if not all(keep):
+                dropped += keep.count(False)
+                conformed = conformed.filter(pa.array(keep))
+        assert writer is not None
+        for rb in conformed.to_batches():
+            writer.write(rb)
+    if writer is None:
+        writer = _ShardWriter(fs, root, table, schema.arrow_schema(), target_shard_bytes, row_group_bytes)
+    shards = writer.close()
+    return TableWritten(
+        schema=schema,
+        rows=sum(s["rows"] for s in shards),
+        bytes=sum(s["bytes"] for s in shards),
+        shards=shards,
+        duplicates_dropped=dropped,
+    )
+
+
+def _unify(table: pa.Table, target: pa.Schema, name: str) -> pa.Table:
+    """Make a later batch match the first batch's schema (extra columns that appear late)."""
+    missing = [f for f in target if f.name not in table.column_names]
+    for f in missing:
+        table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+    extra = [n for n in table.column_names if target.get_field_index(n) < 0]
+    if extra:
+        raise SchemaError(
+            f"Table {name} gained extension column(s) {extra} after its first shard was written.",
+            "Make the adapter emit the same columns for every unit (use None for missing values).",
+        )
+    return table.select(target.names).cast(target)
+
+
+def collect_quarantine(entries: Iterable[JournalEntry]) -> list[dict[str, str]]:
+    """All quarantine records of a run, in unit order."""
+    return [q for e in entries for q in e.quarantine]
+
+
+def sum_deid_counts(entries: Iterable[JournalEntry]) -> dict[str, int]:
+    """De-identification counts by PHI type over all units."""
+    total: Counter[str] = Counter()
+    for e in entries:
+        total.update(e.deid_counts)
+    return dict(sorted(total.items()))
