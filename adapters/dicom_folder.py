@@ -146,7 +146,7 @@ class DicomFolderAdapter(Adapter):
         )
         frames = int(ds.get("NumberOfFrames", 1) or 1)
         spp = int(ds.get("SamplesPerPixel", 1) or 1)
-        image_id = self.row_id("image", orig_sop)
+        image_id = self.row_id("image", orig_sop, rel)  # a copy of an instance elsewhere is kept, not merged
         view = str(ds.get("ViewPosition", "") or "") or None
         result.add(
             "image",
@@ -169,6 +169,7 @@ class DicomFolderAdapter(Adapter):
                 "window_width": _first_float(ds.get("WindowWidth")),
                 "view_position": view,
                 "source_codec": transfer_syntax or None,
+                "local_path": None if deid else rel,
             },
         )
         result.add(

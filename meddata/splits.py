@@ -193,7 +193,12 @@ def make_splits(
         )
     split_idx = np.full(n_units, len(names), dtype=np.int64)  # index len(names) == "test"
     split_idx[rest] = _assign(
-        units.features[rest], units.weight[rest], units.hash[rest], np.asarray(probs), rng
+        units.features[rest],
+        units.weight[rest],
+        units.rows[rest],
+        units.hash[rest],
+        np.asarray(probs),
+        rng,
     )
     all_names = [*names, "test"] if held.any() else names
     per_person = split_idx[units.person_unit]
@@ -455,6 +460,7 @@ class _Units:
     features: np.ndarray  # (units, features) int64 counts; last column = persons per unit
     feature_names: list[str]
     weight: np.ndarray  # persons per unit
+    rows: np.ndarray  # samples per unit
     hash: np.ndarray  # uint64, from (seed, smallest person_id of the unit)
 
 
@@ -485,7 +491,10 @@ def _person_table(
     """One row per person (sorted by person_id): label positives and attribute modes."""
     persons = (
         samples.group_by("person_id")
-        .agg([(pl.col(c).cast(pl.Float64).fill_nan(None) == 1.0).any().alias(c) for c in labels])
+        .agg(
+            pl.len().alias("__rows"),
+            *[(pl.col(c).cast(pl.Float64).fill_nan(None) == 1.0).any().alias(c) for c in labels],
+        )
         .with_columns(pl.col("person_id").cast(pl.Int64))
         .sort("person_id")
     )
@@ -563,7 +572,10 @@ def _build_units(
     np.minimum.at(smallest, person_unit, person_ids)
     seed_mix = _mix64(np.asarray([seed & _MASK64], dtype=np.uint64))[0]
     unit_hash = _mix64(smallest.view(np.uint64) ^ seed_mix)
-    return _Units(persons, person_unit, features, names, weight, unit_hash)
+    rows = np.bincount(
+        person_unit, weights=persons.get_column("__rows").to_numpy(), minlength=n_units
+    ).astype(np.int64)
+    return _Units(persons, person_unit, features, names, weight, rows, unit_hash)
 
 
 # --------------------------------------------------------------------------------------------
@@ -574,6 +586,7 @@ def _build_units(
 def _assign(
     features: np.ndarray,
     weight: np.ndarray,
+    rows: np.ndarray,
     unit_hash: np.ndarray,
     probs: np.ndarray,
     rng: np.random.Generator,
@@ -581,7 +594,7 @@ def _assign(
     """Split index for every unit."""
     if (weight != 1).any() and weight.size <= _GREEDY_MAX_UNITS:
         return _assign_greedy(features, weight, unit_hash, probs)
-    return _assign_iterative(features, unit_hash, probs, rng)
+    return _assign_iterative(features, rows, unit_hash, probs, rng)
 
 
 def _waterfill(need: np.ndarray, probs: np.ndarray, total: float) -> np.ndarray:
@@ -628,8 +641,16 @@ def _interleave(counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return split[np.argsort(positions, kind="stable")]
 
 
+SIZE_MODE = "3"
+SIZE_BITS = 5
+
+
 def _assign_iterative(
-    features: np.ndarray, unit_hash: np.ndarray, probs: np.ndarray, rng: np.random.Generator
+    features: np.ndarray,
+    rows: np.ndarray,
+    unit_hash: np.ndarray,
+    probs: np.ndarray,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """Vectorised iterative stratification over many (mostly single-person) units."""
     n_units, n_features = features.shape
@@ -652,8 +673,25 @@ def _assign_iterative(
         # hash, and deal the splits out evenly: each run of similar units is split in proportion.
         others = [int(f) for f in live[np.argsort(remaining[live], kind="stable")] if f != j][:62]
         key = np.zeros(members.size, dtype=np.uint64)
-        for bit, f in enumerate(others):
-            key |= present[members, f].astype(np.uint64) << np.uint64(61 - bit)
+        if SIZE_MODE == "none":
+            for bit, f in enumerate(others):
+                key |= present[members, f].astype(np.uint64) << np.uint64(61 - bit)
+        else:
+            after = 0 if SIZE_MODE == "top" else int(SIZE_MODE)
+            size = rows[members]
+            rank = np.unique(size, return_inverse=True)[1].astype(np.float64)
+            bucket = np.minimum(
+                (rank / max(rank.max(), 1) * (2**SIZE_BITS - 1)).round(), 2**SIZE_BITS - 1
+            ).astype(np.uint64)
+            bit = 61
+            for i, f in enumerate(others[: 62 - SIZE_BITS]):
+                if i == after:
+                    key |= bucket << np.uint64(bit - SIZE_BITS + 1)
+                    bit -= SIZE_BITS
+                key |= present[members, f].astype(np.uint64) << np.uint64(bit)
+                bit -= 1
+            if after >= len(others[: 62 - SIZE_BITS]):
+                key |= bucket << np.uint64(bit - SIZE_BITS + 1)
         order = np.lexsort((unit_hash[members], key))
         split = np.empty(members.size, dtype=np.int64)
         split[order] = _interleave(counts, rng)

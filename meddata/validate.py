@@ -44,6 +44,8 @@ def validate(target: str, version: str | None = None) -> ValidationReport:
         report.problems.append(str(exc))
         return report
     report.problems += schema_problems(manifest)
+    if report.problems:  # the manifest's structure is broken: nothing below can be trusted
+        return report
     intact: dict[str, TableSchema] = {}
     for table, entry in manifest.get("tables", {}).items():
         try:

@@ -1,0 +1,54 @@
+"""Shared fixtures: synthetic sources, real-file locations, and CLI helpers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+def pydicom_test_files() -> Path:
+    """The real DICOM files shipped in the pydicom wheel."""
+    return Path(str(resources.files("pydicom") / "data" / "test_files"))
+
+
+def nibabel_dicoms() -> Path:
+    """The Siemens/Philips DICOMs shipped in the nibabel wheel."""
+    return Path(str(resources.files("nibabel") / "nicom" / "tests" / "data"))
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed `meddata` command as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "meddata.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="session")
+def dicom_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthesized DICOM folder (6 patients) shared by read-only tests."""
+    from meddata.adapters.dicom_folder import DicomFolderAdapter
+
+    return DicomFolderAdapter.synthesize(tmp_path_factory.mktemp("src") / "dicoms", n=6, seed=1)
+
+
+@pytest.fixture(scope="session")
+def dicom_dataset(dicom_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """That source converted once (read-only for tests)."""
+    from meddata.convert import convert
+
+    out = tmp_path_factory.mktemp("out")
+    return Path(convert("dicom-folder", dicom_source, out, workers=1, show_progress=False).path)

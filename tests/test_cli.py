@@ -1,0 +1,86 @@
+"""The `meddata` command end to end, run as a user would run it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import run_cli
+
+
+def test_help_and_version() -> None:
+    out = run_cli("--help")
+    assert out.returncode == 0
+    for command in ("convert", "sample", "validate", "info", "list", "quickstart"):
+        assert command in out.stdout
+    assert run_cli("--version").returncode == 0
+
+
+def test_sample_convert_validate_info(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    assert run_cli("sample", "dicom-folder", str(src), "--n", "3").returncode == 0
+    out = run_cli("convert", "dicom-folder", str(src), "-o", str(tmp_path / "out"), "--workers", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["tables"]["person"] == 3 and summary["quarantined"] == 0
+    path = summary["path"]
+    plain = run_cli("convert", "dicom-folder", str(src), "-o", str(tmp_path / "out2"))
+    assert plain.stdout.strip().endswith("dicom-folder/1.0")
+    valid = run_cli("validate", path)
+    assert valid.returncode == 0 and valid.stdout.startswith("valid:")
+    info = run_cli("info", path, "--json")
+    assert json.loads(info.stdout)["name"] == "dicom-folder"
+    human = run_cli("info", path)
+    assert "image_occurrence" in human.stdout and "quarantined inputs: 0" in human.stdout
+
+
+def test_validate_exits_1_with_readable_report(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    run_cli("sample", "dicom-folder", str(src), "--n", "2")
+    path = json.loads(run_cli("convert", "dicom-folder", str(src), "-o", str(tmp_path), "--json").stdout)["path"]
+    shard = next(Path(path).glob("tables/image/*.parquet"))
+    shard.write_bytes(shard.read_bytes()[:-10])
+    out = run_cli("validate", path)
+    assert out.returncode == 1
+    assert "INVALID" in out.stderr and "tables/image/part-00000.parquet" in out.stderr
+    assert json.loads(run_cli("validate", path, "--json").stdout)["ok"] is False
+
+
+def test_errors_are_one_sentence_with_a_next_step_and_no_traceback(tmp_path: Path) -> None:
+    out = run_cli("convert", "no-such-adapter", str(tmp_path), "-o", str(tmp_path))
+    assert out.returncode == 2
+    assert "error: There is no adapter called 'no-such-adapter'." in out.stderr
+    assert "meddata list" in out.stderr and "Traceback" not in out.stderr
+    missing = run_cli("info", str(tmp_path / "nothing"))
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr and "→" in missing.stderr
+    debug = run_cli("--debug", "info", str(tmp_path / "nothing"))
+    assert "Traceback" in debug.stderr
+    usage = run_cli("convert", "dicom-folder")
+    assert usage.returncode == 2 and "Missing argument" in usage.stderr
+    bad_option = run_cli("convert", "dicom-folder", str(tmp_path), "-o", str(tmp_path), "-O", "oops")
+    assert bad_option.returncode == 2 and "KEY=VALUE" in bad_option.stderr
+
+
+def test_strict_exit_code_and_path(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    run_cli("sample", "dicom-folder", str(src), "--n", "2")
+    (src / "notes.txt").write_text("not dicom")
+    out = run_cli("convert", "dicom-folder", str(src), "-o", str(tmp_path / "o"), "--strict")
+    assert out.returncode == 1 and "notes.txt" in out.stderr
+    ok = run_cli("convert", "dicom-folder", str(src), "-o", str(tmp_path / "o2"))
+    assert ok.returncode == 0 and "1 input(s) quarantined" in ok.stderr
+
+
+def test_list_json() -> None:
+    rows = json.loads(run_cli("list", "--json").stdout)
+    names = {r["name"] for r in rows}
+    assert "dicom-folder" in names
+    assert all(r["status"] for r in rows)
+
+
+def test_quickstart_runs_the_main_job(tmp_path: Path) -> None:
+    out = run_cli("quickstart", "--dir", str(tmp_path / "qs"), "--n", "3", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["ok"] and {d["adapter"] for d in result["datasets"]} >= {"dicom-folder"}
+    assert all(d["valid"] for d in result["datasets"])

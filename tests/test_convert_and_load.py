@@ -1,0 +1,143 @@
+"""Writing and reading datasets: layout, manifest, sharding, determinism, name resolution."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pydicom
+import pytest
+
+import meddata
+from meddata import storage, tensor
+from meddata.convert import convert
+from meddata.errors import (
+    DatasetExistsError,
+    DatasetNotFoundError,
+    FormatVersionError,
+    IncompleteDatasetError,
+    UsageError,
+)
+from meddata.manifest import schema_problems
+
+
+def _shard_hashes(root: Path) -> dict[str, str]:
+    manifest = json.loads((root / "meddata.json").read_text())
+    return {s["path"]: s["sha256"] for t in manifest["tables"].values() for s in t["shards"]}
+
+
+def test_layout_and_manifest(dicom_dataset: Path) -> None:
+    manifest = json.loads((dicom_dataset / "meddata.json").read_text())
+    assert schema_problems(manifest) == []
+    assert manifest["format_version"] == "1.0"
+    assert dicom_dataset.parts[-2:] == ("dicom-folder", "1.0")
+    assert set(manifest["tables"]) == {"person", "image_occurrence", "image", "samples"}
+    for table, entry in manifest["tables"].items():
+        for shard in entry["shards"]:
+            path = dicom_dataset / shard["path"]
+            assert path.name.startswith("part-") and path.parent.name == table
+            assert storage.sha256_file(*storage.open_fs(path)) == shard["sha256"]
+    assert not (dicom_dataset / "_staging").exists()
+    assert manifest["source"]["fingerprint"].startswith("sha256:")
+
+
+def test_load_reads_tables_lazily(dicom_dataset: Path, dicom_source: Path) -> None:
+    ds = meddata.load(str(dicom_dataset))
+    assert isinstance(ds.table("person"), pl.LazyFrame)
+    persons = ds.table("person").collect()
+    assert persons.height == 6 and persons["person_id"].is_unique().all()
+    samples = ds.samples().collect()
+    images = ds.table("image").collect()
+    assert samples.height == images.height > 6
+    assert set(samples["sex"]) <= {"Male", "Female", "Unknown"}
+    # the pixels round-trip exactly to what pydicom decodes from the source file
+    occ = ds.table("image_occurrence").collect()
+    row = images.join(occ.select("image_occurrence_id", "local_path"), on="image_occurrence_id").row(0, named=True)
+    source = pydicom.dcmread(dicom_source / row["local_path"]).pixel_array
+    np.testing.assert_array_equal(tensor.decode(row["pixels"]), source)
+    assert ds.arrow("image").count_rows() == images.height
+    assert "Dataset(dicom-folder@1.0" in repr(ds)
+
+
+def test_load_from_parent_picks_latest_version(dicom_source: Path, tmp_path: Path) -> None:
+    convert("dicom-folder", dicom_source, tmp_path, version="1.2", workers=1, show_progress=False)
+    convert("dicom-folder", dicom_source, tmp_path, version="1.10", workers=1, show_progress=False)
+    assert meddata.load(str(tmp_path / "dicom-folder")).version == "1.10"
+    assert meddata.load(str(tmp_path / "dicom-folder"), version="1.2").version == "1.2"
+
+
+def test_published_versions_are_immutable(dicom_source: Path, tmp_path: Path) -> None:
+    convert("dicom-folder", dicom_source, tmp_path, workers=1, show_progress=False)
+    with pytest.raises(DatasetExistsError, match="--version"):
+        convert("dicom-folder", dicom_source, tmp_path, workers=1, show_progress=False)
+    convert("dicom-folder", dicom_source, tmp_path, workers=1, overwrite=True, show_progress=False)
+
+
+def test_output_is_byte_identical_across_worker_counts_and_shard_sizes(dicom_source: Path, tmp_path: Path) -> None:
+    a = convert("dicom-folder", dicom_source, tmp_path / "a", workers=1, show_progress=False)
+    b = convert("dicom-folder", dicom_source, tmp_path / "b", workers=2, show_progress=False)
+    assert _shard_hashes(Path(a.path)) == _shard_hashes(Path(b.path))
+    small = convert(
+        "dicom-folder", dicom_source, tmp_path / "c", workers=1, show_progress=False,
+        target_shard_bytes=200_000, row_group_bytes=50_000,
+    )
+    manifest = json.loads((Path(small.path) / "meddata.json").read_text())
+    assert len(manifest["tables"]["image"]["shards"]) > 1
+    ds_a, ds_c = meddata.load(a.path), meddata.load(small.path)
+    assert ds_a.table("image").collect().equals(ds_c.table("image").collect())
+
+
+def test_load_by_name_through_meddata_home(dicom_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDDATA_HOME", str(tmp_path / "home"))
+    with pytest.raises(DatasetNotFoundError) as err:
+        meddata.load("dicom-folder")
+    assert "meddata convert dicom-folder" in str(err.value) and str(tmp_path / "home") in str(err.value)
+    convert("dicom-folder", dicom_source, tmp_path / "home", workers=1, show_progress=False)
+    monkeypatch.chdir(tmp_path)
+    assert meddata.load("dicom-folder").name == "dicom-folder"
+    with pytest.raises(DatasetNotFoundError, match="meddata list"):
+        meddata.load("no-such-dataset")
+
+
+def test_unknown_major_format_version_is_refused(dicom_source: Path, tmp_path: Path) -> None:
+    root = Path(convert("dicom-folder", dicom_source, tmp_path, workers=1, show_progress=False).path)
+    manifest = json.loads((root / "meddata.json").read_text())
+    manifest["format_version"] = "7.0"
+    (root / "meddata.json").write_text(json.dumps(manifest))
+    with pytest.raises(FormatVersionError, match="format 7.0.*Upgrade meddata"):
+        meddata.load(str(root))
+
+
+def test_unpublished_directory_says_resume(tmp_path: Path) -> None:
+    (tmp_path / "x" / "1.0" / "_staging").mkdir(parents=True)
+    with pytest.raises(IncompleteDatasetError, match="--resume"):
+        meddata.load(str(tmp_path / "x" / "1.0"))
+
+
+def test_remote_fsspec_output_and_read(dicom_source: Path) -> None:
+    summary = convert("dicom-folder", dicom_source, "memory://bucket/out", workers=1, show_progress=False)
+    assert summary.path.startswith("memory://")
+    ds = meddata.load(summary.path)
+    assert ds.table("samples").collect().height == summary.tables["samples"]
+    from meddata.validate import validate
+
+    assert validate(summary.path).ok
+
+
+def test_samples_split_filters_and_unknown_split_set(dicom_dataset: Path) -> None:
+    ds = meddata.load(str(dicom_dataset))
+    with pytest.raises(UsageError, match="meddata split"):
+        ds.samples("train", splits="fair")
+
+
+def test_missing_source_and_unknown_adapter(tmp_path: Path) -> None:
+    from meddata.errors import SourceError
+
+    with pytest.raises(SourceError, match="meddata sample dicom-folder"):
+        convert("dicom-folder", tmp_path / "nope", tmp_path)
+    with pytest.raises(UsageError, match="meddata list"):
+        convert("no-such-adapter", tmp_path, tmp_path)
+    with pytest.raises(UsageError, match="codec"):
+        convert("dicom-folder", tmp_path, tmp_path, options={"colour": "x"})

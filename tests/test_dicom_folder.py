@@ -1,0 +1,111 @@
+"""The dicom-folder adapter on real files from the pydicom and nibabel wheels."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pydicom
+import pytest
+
+import meddata
+from meddata import tensor
+from meddata.convert import convert
+from meddata.errors import StrictModeError
+from meddata.validate import validate
+from tests.conftest import nibabel_dicoms, pydicom_test_files
+
+
+@pytest.fixture(scope="module")
+def pydicom_dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[meddata.Dataset, list[dict[str, str]]]:
+    src = pydicom_test_files()
+    if not src.exists():
+        pytest.skip(f"pydicom test files not found at {src}")
+    out = tmp_path_factory.mktemp("pyd")
+    summary = convert("dicom-folder", src, out, workers=2, show_progress=False)
+    root = Path(summary.path)
+    report = [json.loads(line) for line in (root / "quarantine" / "report.jsonl").read_text().splitlines()]
+    return meddata.load(summary.path), report
+
+
+def _image_by_path(ds: meddata.Dataset, rel: str) -> dict:
+    img = ds.table("image").filter(pl.col("local_path") == rel).collect()
+    assert img.height == 1, rel
+    return img.row(0, named=True)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["CT_small.dcm", "MR_small.dcm", "MR_small_bigendian.dcm", "MR_small_RLE.dcm", "MR_small_jp2klossless.dcm",
+     "MR_small_jpeg_ls_lossless.dcm", "JPEG2000.dcm", "SC_rgb_rle_2frame.dcm", "rtdose.dcm"],
+)
+def test_real_images_match_pydicom(pydicom_dataset: tuple[meddata.Dataset, list], name: str) -> None:
+    ds, _ = pydicom_dataset
+    src = pydicom_test_files() / name
+    expected = pydicom.dcmread(src).pixel_array
+    row = _image_by_path(ds, name)
+    np.testing.assert_array_equal(tensor.decode(row["pixels"]), expected)
+    assert row["frames"] == int(pydicom.dcmread(src, stop_before_pixels=True).get("NumberOfFrames", 1) or 1)
+
+
+def test_unreadable_inputs_are_quarantined_with_reasons(pydicom_dataset: tuple[meddata.Dataset, list]) -> None:
+    ds, report = pydicom_dataset
+    reasons = {r["item"]: r["reason"] for r in report}
+    assert "not a DICOM file" in reasons["README.txt"]
+    assert "pixel data could not be decoded" in reasons["MR_truncated.dcm"]
+    assert "no pixel data (modality SR)" in reasons["test-SR.dcm"]
+    assert "no pixel data (modality ECG)" in reasons["waveform_ecg.dcm"]
+    assert ds.manifest["quarantine"]["count"] == len(report)
+    # nothing good is lost: every file is either an image row or a quarantine entry
+    files = [p for p in pydicom_test_files().rglob("*") if p.is_file() and not p.name.startswith(".")]
+    assert ds.table("image").select(pl.len()).collect().item() + len(report) == len(files)
+    assert validate(ds.path).ok
+
+
+def test_multiframe_and_colour_shapes(pydicom_dataset: tuple[meddata.Dataset, list]) -> None:
+    ds, _ = pydicom_dataset
+    row = _image_by_path(ds, "SC_rgb_rle_2frame.dcm")
+    assert row["pixels"]["shape"] == [2, 100, 100, 3] and row["samples_per_pixel"] == 3
+    ct = _image_by_path(ds, "CT_small.dcm")
+    assert ct["rescale_intercept"] == -1024.0 and ct["pixel_spacing"] == pytest.approx([0.661468, 0.661468])
+
+
+def test_nibabel_dicoms(tmp_path: Path) -> None:
+    src_dir = nibabel_dicoms()
+    if not src_dir.exists():
+        pytest.skip(f"nibabel DICOMs not found at {src_dir}")
+    src = tmp_path / "nib"
+    src.mkdir()
+    for p in src_dir.iterdir():
+        if p.name.endswith(".dcm"):
+            shutil.copy(p, src / p.name)
+        elif p.name.endswith(".dcm.gz"):
+            (src / p.name[:-3]).write_bytes(gzip.decompress(p.read_bytes()))
+    summary = convert("dicom-folder", src, tmp_path / "out", workers=1, show_progress=False)
+    ds = meddata.load(summary.path)
+    assert summary.tables["image"] >= 5
+    for rel in ("siemens_dwi_1000.dcm", "0.dcm"):
+        np.testing.assert_array_equal(tensor.decode(_image_by_path(ds, rel)["pixels"]), pydicom.dcmread(src / rel).pixel_array)
+
+
+def test_strict_stops_at_first_bad_file_with_its_path(tmp_path: Path, dicom_source: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(dicom_source, src)
+    victim = sorted(src.rglob("*.dcm"))[0]
+    victim.write_bytes(victim.read_bytes()[:300])  # truncated
+    with pytest.raises(StrictModeError) as err:
+        convert("dicom-folder", src, tmp_path / "out", workers=1, strict=True, show_progress=False)
+    assert str(victim.relative_to(src)) in str(err.value)
+    summary = convert("dicom-folder", src, tmp_path / "out2", workers=1, show_progress=False)
+    assert summary.quarantined == 1
+
+
+def test_synthesized_headers_carry_phi_like_values(dicom_source: Path) -> None:
+    first = pydicom.dcmread(sorted(dicom_source.rglob("*.dcm"))[0])
+    assert "^" in str(first.PatientName) and first.PatientID.startswith("MRN")
+    assert first.AccessionNumber and first.InstitutionName
+    assert any(tag.is_private for tag in first.keys())

@@ -1,0 +1,74 @@
+"""A conversion killed at a random point publishes nothing, keeps older versions intact, and
+`--resume` completes it with tables identical to an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import meddata
+from meddata.adapters.dicom_folder import DicomFolderAdapter
+from meddata.convert import convert
+from meddata.errors import IncompleteDatasetError
+from meddata.validate import validate
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    manifest = json.loads((root / "meddata.json").read_text())
+    return {s["path"]: s["sha256"] for t in manifest["tables"].values() for s in t["shards"]}
+
+
+@pytest.fixture(scope="module")
+def big_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return DicomFolderAdapter.synthesize(tmp_path_factory.mktemp("big") / "src", n=30, seed=3)
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_sigkill_then_resume(big_source: Path, tmp_path: Path, attempt: int) -> None:
+    out = tmp_path / "out"
+    reference = Path(convert("dicom-folder", big_source, tmp_path / "ref", workers=1, show_progress=False).path)
+    convert("dicom-folder", big_source, out, version="1.0", workers=1, show_progress=False)
+    units = len(list(DicomFolderAdapter(big_source).discover()))
+    kill_after = random.Random(attempt).randint(1, units - 1)
+    cmd = [sys.executable, "-m", "meddata.cli", "convert", "dicom-folder", str(big_source), "-o", str(out), "--version", "2.0", "--workers", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = out / "dicom-folder" / "2.0" / "_staging" / "journal.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.exists() and journal.read_text().count("\n") >= kill_after:
+            break
+        time.sleep(0.005)
+    if proc.poll() is not None:
+        pytest.fail("the conversion finished before it could be killed; make the source larger")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    new = out / "dicom-folder" / "2.0"
+    assert not (new / "meddata.json").exists()
+    assert meddata.load(str(out / "dicom-folder")).version == "1.0"  # the previous version still serves
+    assert validate(str(out / "dicom-folder" / "1.0")).ok
+    with pytest.raises(IncompleteDatasetError, match="--resume"):
+        meddata.load(str(new))
+    with pytest.raises(IncompleteDatasetError, match="--resume"):
+        convert("dicom-folder", big_source, out, version="2.0", workers=1, show_progress=False)
+
+    summary = convert("dicom-folder", big_source, out, version="2.0", workers=2, resume=True, show_progress=False)
+    assert summary.units_resumed >= 1
+    assert _hashes(new) == _hashes(reference)
+    assert validate(str(new)).ok
+
+
+def test_resume_refuses_a_different_source(big_source: Path, dicom_source: Path, tmp_path: Path) -> None:
+    staged = tmp_path / "dicom-folder" / "1.0" / "_staging"
+    staged.mkdir(parents=True)
+    (staged / "run.json").write_text(json.dumps({"adapter": "other"}))
+    with pytest.raises(IncompleteDatasetError, match="same command line"):
+        convert("dicom-folder", dicom_source, tmp_path, resume=True, workers=1, show_progress=False)

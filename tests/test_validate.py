@@ -1,0 +1,96 @@
+"""`validate` names every kind of damage: flipped bytes, missing shards, row counts, dangling keys."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from meddata import storage
+from meddata.validate import validate
+
+
+@pytest.fixture
+def dataset(dicom_dataset: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "dicom-folder" / "1.0"
+    shutil.copytree(dicom_dataset, copy)
+    return copy
+
+
+def _manifest(root: Path) -> dict:
+    return json.loads((root / "meddata.json").read_text())
+
+
+def _save(root: Path, manifest: dict) -> None:
+    (root / "meddata.json").write_text(json.dumps(manifest))
+
+
+def test_valid_dataset_passes(dataset: Path) -> None:
+    report = validate(str(dataset))
+    assert report.ok, report.problems
+    assert report.checked["foreign_keys"] >= 4
+
+
+@pytest.mark.parametrize("table", ["person", "image_occurrence", "image", "samples"])
+def test_flipped_byte_in_any_shard_is_named(dataset: Path, table: str) -> None:
+    shard = dataset / _manifest(dataset)["tables"][table]["shards"][0]["path"]
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    shard.write_bytes(bytes(data))
+    report = validate(str(dataset))
+    assert any(f"table {table}" in p and "checksum" in p for p in report.problems), report.problems
+
+
+def test_missing_shard_is_named(dataset: Path) -> None:
+    rel = _manifest(dataset)["tables"]["image"]["shards"][0]["path"]
+    (dataset / rel).unlink()
+    report = validate(str(dataset))
+    assert any(rel in p and "missing" in p for p in report.problems)
+
+
+def test_row_count_mismatch_is_named(dataset: Path) -> None:
+    manifest = _manifest(dataset)
+    manifest["tables"]["samples"]["shards"][0]["rows"] += 1
+    manifest["tables"]["samples"]["rows"] += 1
+    _save(dataset, manifest)
+    report = validate(str(dataset))
+    assert any("samples" in p and "rows" in p for p in report.problems)
+
+
+def test_dangling_foreign_key_is_named(dataset: Path) -> None:
+    manifest = _manifest(dataset)
+    shard = manifest["tables"]["person"]["shards"][0]
+    path = dataset / shard["path"]
+    table = pq.read_table(path).slice(1)  # drop one person that images still refer to
+    pq.write_table(table, path, compression="zstd")
+    shard.update(rows=table.num_rows, bytes=path.stat().st_size, sha256=storage.sha256_file(*storage.open_fs(path)))
+    manifest["tables"]["person"]["rows"] = table.num_rows
+    _save(dataset, manifest)
+    report = validate(str(dataset))
+    assert report.problems and all("dangling" in p for p in report.problems), report.problems
+    assert any("image.person_id" in p or "table image:" in p for p in report.problems)
+
+
+def test_duplicate_primary_key_is_named(dataset: Path) -> None:
+    manifest = _manifest(dataset)
+    shard = manifest["tables"]["person"]["shards"][0]
+    path = dataset / shard["path"]
+    import pyarrow as pa
+
+    table = pq.read_table(path)
+    table = pa.concat_tables([table, table.slice(0, 1)])
+    pq.write_table(table, path)
+    shard.update(rows=table.num_rows, bytes=path.stat().st_size, sha256=storage.sha256_file(*storage.open_fs(path)))
+    manifest["tables"]["person"]["rows"] = table.num_rows
+    _save(dataset, manifest)
+    assert any("duplicate value" in p for p in validate(str(dataset)).problems)
+
+
+def test_broken_manifest_is_reported(dataset: Path) -> None:
+    manifest = _manifest(dataset)
+    del manifest["tables"]["person"]["shards"][0]["sha256"]
+    _save(dataset, manifest)
+    assert any("manifest" in p and "sha256" in p for p in validate(str(dataset)).problems)
