@@ -7,7 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 import numpy as np
-import pydicom
+import pydicom.uid
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
 
@@ -27,7 +27,9 @@ def chest_like(rng: np.random.Generator, rows: int, cols: int, bits: int = 12) -
     cy, cx = rows * 0.5, cols * 0.5
     img = 0.55 + 0.25 * np.exp(-(((x - cx) / (cols * 0.12)) ** 2))
     for side in (-1, 1):
-        lung = (((x - cx - side * cols * 0.2) / (cols * 0.17)) ** 2 + ((y - cy) / (rows * 0.33)) ** 2) < 1
+        lung = (
+            ((x - cx - side * cols * 0.2) / (cols * 0.17)) ** 2 + ((y - cy) / (rows * 0.33)) ** 2
+        ) < 1
         img = np.where(lung, img - 0.35, img)
     img += 0.05 * np.sin(y / rows * np.pi * rng.uniform(14, 20)) * (np.abs(x - cx) > cols * 0.08)
     img += rng.normal(0, 0.02, size=img.shape)
@@ -44,7 +46,9 @@ def ct_like(rng: np.random.Generator, slices: int, size: int) -> np.ndarray:
         body = ((x - c) / (size * 0.42)) ** 2 + ((y - c) / (size * 0.32)) ** 2 < 1
         hu = np.where(body, 40, -1000).astype(np.float32)
         for side in (-1, 1):
-            lung = ((x - c - side * size * 0.18) / (size * 0.14)) ** 2 + ((y - c) / (size * 0.22)) ** 2 < 1
+            lung = ((x - c - side * size * 0.18) / (size * 0.14)) ** 2 + (
+                (y - c) / (size * 0.22)
+            ) ** 2 < 1
             hu = np.where(lung, -850, hu)
         spine = (x - c) ** 2 + (y - c - size * 0.22) ** 2 < (size * 0.05 + z) ** 2
         hu = np.where(spine, 700, hu)
@@ -53,9 +57,11 @@ def ct_like(rng: np.random.Generator, slices: int, size: int) -> np.ndarray:
     return out
 
 
-def _base(modality: str, patient: dict[str, str], study: dict[str, str], series_uid: str) -> FileDataset:
+def _base(
+    modality: str, patient: dict[str, str], study: dict[str, str], series_uid: str
+) -> FileDataset:
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SOP_CLASS[modality]
+    meta.MediaStorageSOPClassUID = pydicom.uid.UID(SOP_CLASS[modality])
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = FileDataset("", {}, file_meta=meta, preamble=b"\0" * 128)
@@ -113,7 +119,11 @@ def write_dicom_folder(dest: Path, n: int = 8, seed: int = 0) -> Path:
         pdir = dest / f"{last.upper()}_{first.upper()}_{patient['id']}"
         for s in range(1 + p % 2):
             day = study_day + dt.timedelta(days=30 * s)
-            study = {"uid": generate_uid(), "date": day.strftime("%Y%m%d"), "accession": f"ACC{p:03d}{s}{seed}"}
+            study = {
+                "uid": generate_uid(),
+                "date": day.strftime("%Y%m%d"),
+                "accession": f"ACC{p:03d}{s}{seed}",
+            }
             sdir = pdir / f"study_{day:%Y%m%d}"
             sdir.mkdir(parents=True, exist_ok=True)
             modality = "CR" if (p + s) % 2 == 0 else "DX"
@@ -130,7 +140,11 @@ def write_dicom_folder(dest: Path, n: int = 8, seed: int = 0) -> Path:
         if p % 3 == 0:
             cdir = pdir / "ct"
             cdir.mkdir(parents=True, exist_ok=True)
-            study = {"uid": generate_uid(), "date": study_day.strftime("%Y%m%d"), "accession": f"ACC{p:03d}CT"}
+            study = {
+                "uid": generate_uid(),
+                "date": study_day.strftime("%Y%m%d"),
+                "accession": f"ACC{p:03d}CT",
+            }
             series = generate_uid()
             for z, sl in enumerate(ct_like(rng, 3, 64)):
                 ds = _base("CT", patient, study, series)
@@ -143,7 +157,11 @@ def write_dicom_folder(dest: Path, n: int = 8, seed: int = 0) -> Path:
                 _set_pixels(ds, sl)
                 ds.save_as(cdir / f"slice_{z:03d}.dcm", enforce_file_format=True)
         if p % 4 == 1:
-            study = {"uid": generate_uid(), "date": study_day.strftime("%Y%m%d"), "accession": f"ACC{p:03d}MR"}
+            study = {
+                "uid": generate_uid(),
+                "date": study_day.strftime("%Y%m%d"),
+                "accession": f"ACC{p:03d}MR",
+            }
             ds = _base("MR", patient, study, generate_uid())
             mr = (chest_like(rng, 2 * 64, 64, bits=10).reshape(2, 64, 64)).astype(np.uint16)
             _set_pixels(ds, mr)

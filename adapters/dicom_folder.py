@@ -3,8 +3,9 @@
 F×H×W) and ``samples`` (one row per image).
 
 Pixels are decoded with pydicom (compressed transfer syntaxes through the pylibjpeg and
-openjpeg plugins) and stored losslessly as ``zstd`` tensor cells of the stored values, with the
-rescale slope/intercept kept beside them. Files without pixel data (SR, RT plans, waveforms,
+openjpeg plugins) and stored losslessly as tensor cells of the stored values, with the rescale
+slope/intercept kept beside them: ``raw`` when the source was uncompressed (its bytes as
+shipped, no time spent recompressing), ``zstd`` when it was compressed (option ``codec``). Files without pixel data (SR, RT plans, waveforms,
 DICOMDIR), files that are not DICOM, and files whose pixels cannot be decoded go to quarantine
 with the reason. A file without PatientID belongs to the person ``UNKNOWN``.
 """
@@ -26,8 +27,8 @@ from meddata import demographics, tensor
 from meddata.adapter import Adapter, OptionSpec, UnitResult, WorkUnit
 from meddata.errors import MeddataError
 
-FILES_PER_UNIT = 16
-BYTES_PER_UNIT = 64 << 20
+FILES_PER_UNIT = 32
+BYTES_PER_UNIT = 128 << 20
 logging.getLogger("pydicom").setLevel(logging.ERROR)
 PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
@@ -44,11 +45,16 @@ class DicomFolderAdapter(Adapter):
     tables = ("person", "image_occurrence", "image", "samples")
     sensitive_attributes = ("sex", "age_group")
     option_specs = {
-        "codec": OptionSpec("zstd", ("zstd", "raw"), "How decoded pixels are stored."),
+        "codec": OptionSpec(
+            "auto",
+            ("auto", "zstd", "raw"),
+            "How pixels are stored: auto keeps uncompressed sources raw (as shipped) and stores "
+            "decoded compressed sources as zstd; zstd or raw force one codec.",
+        ),
     }
 
     def discover(self) -> Iterator[WorkUnit]:
-        """Batches of files (at most 16 files or 64 MiB each) in sorted path order."""
+        """Batches of files (at most 32 files or 128 MiB each) in sorted path order."""
         batch: list[str] = []
         prints: list[str] = []
         size = 0
@@ -87,7 +93,9 @@ class DicomFolderAdapter(Adapter):
             return
         if not any(t in ds for t in PIXEL_TAGS):
             modality = str(ds.get("Modality", "") or "unknown")
-            result.skip(rel, f"no pixel data (modality {modality}); dicom-folder converts images only")
+            result.skip(
+                rel, f"no pixel data (modality {modality}); dicom-folder converts images only"
+            )
             return
         try:
             pixels = np.asarray(ds.pixel_array)
@@ -103,7 +111,9 @@ class DicomFolderAdapter(Adapter):
         sex_value = str(ds.get("PatientSex", "") or "").strip() or None
         orig_series = str(ds.get("SeriesInstanceUID", "") or rel)
         orig_sop = str(ds.get("SOPInstanceUID", "") or rel)
-        transfer_syntax = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+        transfer_syntax = str(
+            getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or ""
+        )
 
         deid = self.deid
         if deid is not None:
@@ -124,7 +134,9 @@ class DicomFolderAdapter(Adapter):
                 "year_of_birth": year_of_birth,
                 "race_concept_id": 0,
                 "ethnicity_concept_id": 0,
-                "person_source_value": deid.person_pseudonym(source_person) if deid else source_person,
+                "person_source_value": deid.person_pseudonym(source_person)
+                if deid
+                else source_person,
                 "gender_source_value": sex_value,
                 "ethnicity_source_value": None,
             },
@@ -136,8 +148,10 @@ class DicomFolderAdapter(Adapter):
                 "image_occurrence_id": occurrence_id,
                 "person_id": person_id,
                 "image_occurrence_date": study_date,
-                "image_study_uid": str(ds.get("StudyInstanceUID", "") or "") or self._uid("study", orig_series),
-                "image_series_uid": str(ds.get("SeriesInstanceUID", "") or "") or self._uid("series", orig_series),
+                "image_study_uid": str(ds.get("StudyInstanceUID", "") or "")
+                or self._uid("study", orig_series),
+                "image_series_uid": str(ds.get("SeriesInstanceUID", "") or "")
+                or self._uid("series", orig_series),
                 "modality_concept_id": 0,
                 "local_path": None if deid else rel,
                 "modality_source_value": str(ds.get("Modality", "") or "") or None,
@@ -146,7 +160,9 @@ class DicomFolderAdapter(Adapter):
         )
         frames = int(ds.get("NumberOfFrames", 1) or 1)
         spp = int(ds.get("SamplesPerPixel", 1) or 1)
-        image_id = self.row_id("image", orig_sop, rel)  # a copy of an instance elsewhere is kept, not merged
+        image_id = self.row_id(
+            "image", orig_sop, rel
+        )  # a copy of an instance elsewhere is kept, not merged
         view = str(ds.get("ViewPosition", "") or "") or None
         result.add(
             "image",
@@ -154,13 +170,15 @@ class DicomFolderAdapter(Adapter):
                 "image_id": image_id,
                 "image_occurrence_id": occurrence_id,
                 "person_id": person_id,
-                "pixels": tensor.encode(pixels, self.options["codec"]),
+                "pixels": tensor.encode(pixels, self._codec(transfer_syntax), level=1),
                 "sop_instance_uid": str(ds.get("SOPInstanceUID", "") or "") or None,
                 "rows": int(ds.get("Rows", pixels.shape[-2 if spp == 1 else -3])),
                 "columns": int(ds.get("Columns", pixels.shape[-1 if spp == 1 else -2])),
                 "frames": frames,
                 "samples_per_pixel": spp,
-                "photometric_interpretation": "RGB" if spp == 3 else str(ds.get("PhotometricInterpretation", "") or "") or None,
+                "photometric_interpretation": "RGB"
+                if spp == 3
+                else str(ds.get("PhotometricInterpretation", "") or "") or None,
                 "bits_stored": _int_or_none(ds.get("BitsStored")),
                 "pixel_spacing": _floats(ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")),
                 "rescale_slope": _float_or_none(ds.get("RescaleSlope")),
@@ -185,6 +203,13 @@ class DicomFolderAdapter(Adapter):
                 "device": self._device(ds),
             },
         )
+
+    def _codec(self, transfer_syntax: str) -> str:
+        choice = self.options["codec"]
+        if choice != "auto":
+            return choice
+        compressed = bool(transfer_syntax) and pydicom.uid.UID(transfer_syntax).is_compressed
+        return "zstd" if compressed else "raw"
 
     def _device(self, ds: pydicom.Dataset) -> str | None:
         if self.deid is not None and not self._deid_options.get("retain_device_identity", False):

@@ -8,8 +8,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from meddata.dataset import load
 from meddata import registry
+from meddata.dataset import load
 from meddata.validate import validate as run_validate
 
 
@@ -45,17 +45,27 @@ def info(target: str, version: str | None, as_json: bool) -> int:
     m = ds.manifest
     console = Console()
     console.print(f"[bold]{ds.name}[/bold] {ds.version}  ({m.get('title', '')})  {ds.path}")
-    console.print(f"adapter {m['adapter']['name']} v{m['adapter']['version']}, created {m['created']}, format {m['format_version']}")
+    console.print(
+        f"adapter {m['adapter']['name']} v{m['adapter']['version']}, created {m['created']}, format {m['format_version']}"
+    )
     table = Table("table", "schema", "rows", "shards", "bytes")
     for name, entry in m["tables"].items():
-        table.add_row(name, entry["schema"], str(entry["rows"]), str(len(entry["shards"])), f"{entry['bytes']:,}")
+        table.add_row(
+            name,
+            entry["schema"],
+            str(entry["rows"]),
+            str(len(entry["shards"])),
+            f"{entry['bytes']:,}",
+        )
     console.print(table)
     if m.get("splits"):
         for name, split in m["splits"].items():
             line = f"split set [bold]{name}[/bold]: {split['strategy'].get('kind', '')}"
             report = split.get("report") or {}
             if report.get("splits"):
-                parts = [f"{k}={v.get('persons', '?')} persons" for k, v in report["splits"].items()]
+                parts = [
+                    f"{k}={v.get('persons', '?')} persons" for k, v in report["splits"].items()
+                ]
                 line += " — " + ", ".join(parts)
             if report.get("max_deviation"):
                 dev = report["max_deviation"]
@@ -63,7 +73,9 @@ def info(target: str, version: str | None, as_json: bool) -> int:
             console.print(line)
     if m.get("deid"):
         counts = m["deid"].get("counts", {})
-        console.print(f"de-identified (key {m['deid'].get('key_fingerprint')}): {sum(counts.values())} PHI items replaced")
+        console.print(
+            f"de-identified (key {m['deid'].get('key_fingerprint')}): {sum(counts.values())} PHI items replaced"
+        )
     console.print(f"quarantined inputs: {m['quarantine']['count']}")
     return 0
 
@@ -91,6 +103,3 @@ def list_adapters_cmd(as_json: bool) -> int:
         table.add_row(r["name"], r["status"], r["dataset"] or "", r["source"] or "", r["origin"])
     Console().print(table)
     return 0
-
-
-

@@ -6,10 +6,10 @@ import sys
 import traceback
 
 import click
-
 from meddata.cli import convert as convert_cmd
 from meddata.cli import inspect as inspect_cmd
 from meddata.cli import quickstart as quickstart_cmd
+
 from meddata.errors import MeddataError
 
 _DEBUG = {"on": False}

@@ -17,9 +17,25 @@ from meddata.validate import validate as run_validate
 
 
 @click.command()
-@click.option("--dir", "directory", default="meddata-quickstart", show_default=True, type=click.Path(path_type=Path), help="Working folder (recreated).")
-@click.option("--n", "n", default=6, show_default=True, type=click.IntRange(min=2), help="Patients per sample source.")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
+@click.option(
+    "--dir",
+    "directory",
+    default="meddata-quickstart",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Working folder (recreated).",
+)
+@click.option(
+    "--n",
+    "n",
+    default=6,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="Patients per sample source.",
+)
+@click.option(
+    "--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Worker processes."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def quickstart(directory: Path, n: int, workers: int, as_json: bool) -> int:
     """For every adapter: synthesize a sample source, convert it, validate it; then summarise."""
@@ -32,9 +48,13 @@ def quickstart(directory: Path, n: int, workers: int, as_json: bool) -> int:
         if info.adapter is None:
             continue
         cls = info.adapter
-        console.print(f"[bold]{cls.name}[/bold]: synthesizing {n} patients → converting → validating")
+        console.print(
+            f"[bold]{cls.name}[/bold]: synthesizing {n} patients → converting → validating"
+        )
         src = cls.synthesize(sources / cls.name, n=n, seed=0)
-        summary = run_convert(cls.name, src, out, workers=workers, show_progress=not as_json and None)
+        summary = run_convert(
+            cls.name, src, out, workers=workers, show_progress=not as_json and None
+        )
         report = run_validate(summary.path)
         results.append(
             {
@@ -54,11 +74,21 @@ def quickstart(directory: Path, n: int, workers: int, as_json: bool) -> int:
     table = Table("adapter", "rows per table", "quarantined", "valid", "seconds")
     for r in results:
         rows = ", ".join(f"{t}={c}" for t, c in r["tables"].items())
-        table.add_row(r["adapter"], rows, str(r["quarantined"]), "yes" if r["valid"] else "NO", f"{r['seconds']:.1f}")
+        table.add_row(
+            r["adapter"],
+            rows,
+            str(r["quarantined"]),
+            "yes" if r["valid"] else "NO",
+            f"{r['seconds']:.1f}",
+        )
     console.print(table)
     first = results[0]["dataset"] if results else str(out)
     console.print("\n[bold]Try next[/bold]")
     console.print(f"  meddata info {first}")
-    console.print(f"  python -c \"import meddata; ds = meddata.load('{first}'); print(ds.table('samples').collect())\"")
-    console.print("  meddata list   # every adapter; `meddata convert ADAPTER SOURCE -o OUT` on a real release")
+    console.print(
+        f"  python -c \"import meddata; ds = meddata.load('{first}'); print(ds.table('samples').collect())\""
+    )
+    console.print(
+        "  meddata list   # every adapter; `meddata convert ADAPTER SOURCE -o OUT` on a real release"
+    )
     return 0 if ok else 1

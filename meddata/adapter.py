@@ -124,7 +124,8 @@ class Adapter(ABC):
             choices = cls.option_specs[k].choices
             if choices and v not in choices:
                 raise UsageError(
-                    f"Option {k}={v!r} is not valid for {cls.name}.", f"Choose one of: {', '.join(choices)}."
+                    f"Option {k}={v!r} is not valid for {cls.name}.",
+                    f"Choose one of: {', '.join(choices)}.",
                 )
             out[k] = v
         return out
@@ -152,7 +153,7 @@ class Adapter(ABC):
     def deid(self) -> Deidentifier | None:
         """The de-identifier for this run, or None when de-identification is off."""
         if self._deid is None and self._deid_key is not None:
-            from meddata.deid import DeidOptions, Deidentifier
+            from meddata.deid import Deidentifier, DeidOptions
 
             self._deid = Deidentifier(self._deid_key, DeidOptions(**self._deid_options))
         return self._deid

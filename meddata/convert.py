@@ -16,6 +16,7 @@ from meddata.errors import SourceError, StrictModeError, UsageError
 from meddata.manifest import FORMAT, FORMAT_VERSION, Manifest, write_manifest
 from meddata.progress import progress
 from meddata.registry import get_adapter
+from meddata.schema import get_schema
 from meddata.writer import (
     ROW_GROUP_BYTES,
     TARGET_SHARD_BYTES,
@@ -122,9 +123,13 @@ def convert(
     entries = staging.entries()
     tables_seen = [t for t in cls.tables if any(t in e.rows for e in entries)]
     tables_seen += sorted({t for e in entries for t in e.rows} - set(tables_seen))
-    fs.rm(storage.join(root, "tables"), recursive=True) if fs.exists(storage.join(root, "tables")) else None
+    fs.rm(storage.join(root, "tables"), recursive=True) if fs.exists(
+        storage.join(root, "tables")
+    ) else None
     written = {
-        t: write_table(
+        t: staging.publish_shards(t)
+        if get_schema(t).kind == "payload"
+        else write_table(
             fs,
             root,
             t,
@@ -136,7 +141,12 @@ def convert(
     }
     quarantine = collect_quarantine(entries)
     quarantine += [
-        {"unit": "", "item": f"table {t}", "reason": f"{w.duplicates_dropped} row(s) with a duplicate primary key dropped (first kept)", "error": "DuplicateKey"}
+        {
+            "unit": "",
+            "item": f"table {t}",
+            "reason": f"{w.duplicates_dropped} row(s) with a duplicate primary key dropped (first kept)",
+            "error": "DuplicateKey",
+        }
         for t, w in written.items()
         if w.duplicates_dropped and w.schema.kind != "omop"
     ]
@@ -154,11 +164,22 @@ def convert(
         "name": name,
         "version": version,
         "title": cls.title or cls.name,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "adapter": {"name": cls.name, "version": cls.version, "options": adapter.finalize_options()},
-        "source": {"fingerprint": fingerprint, "units": len(units), "release": cls.source_release or None},
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "adapter": {
+            "name": cls.name,
+            "version": cls.version,
+            "options": adapter.finalize_options(),
+        },
+        "source": {
+            "fingerprint": fingerprint,
+            "units": len(units),
+            "release": cls.source_release or None,
+        },
         "tables": {t: w.manifest_entry() for t, w in written.items()},
-        "tasks": {"labels": list(cls.label_names), "sensitive_attributes": list(cls.sensitive_attributes)},
+        "tasks": {
+            "labels": list(cls.label_names),
+            "sensitive_attributes": list(cls.sensitive_attributes),
+        },
         "splits": {},
         "deid": deid,
         "quarantine": {
@@ -182,7 +203,9 @@ def convert(
         units=len(units),
         units_resumed=resumed,
         quarantined=len(quarantine),
-        quarantine_path=storage.url_of(fs, storage.join(root, QUARANTINE_PATH)) if quarantine else None,
+        quarantine_path=storage.url_of(fs, storage.join(root, QUARANTINE_PATH))
+        if quarantine
+        else None,
         seconds=round(time.perf_counter() - started, 3),
         deid=deid,
     )

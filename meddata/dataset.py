@@ -57,7 +57,9 @@ class Dataset:
     def shard_urls(self, table: str) -> list[str]:
         """The Parquet shards of ``table``, as paths or URLs."""
         entry = self._entry(table)
-        return [storage.url_of(self.fs, storage.join(self.root, s["path"])) for s in entry["shards"]]
+        return [
+            storage.url_of(self.fs, storage.join(self.root, s["path"])) for s in entry["shards"]
+        ]
 
     def arrow(self, table: str) -> pads.Dataset:
         """``table`` as a ``pyarrow.dataset.Dataset`` (works on any fsspec filesystem)."""
@@ -88,8 +90,10 @@ class Dataset:
             return frame.filter(pl.col("split") == split)
         assignments = self._split_frame(info["path"])
         chosen = assignments.filter(pl.col("split") == split).select("person_id")
-        return frame.drop("split").join(chosen, on="person_id", how="semi").with_columns(
-            pl.lit(split).alias("split")
+        return (
+            frame.drop("split")
+            .join(chosen, on="person_id", how="semi")
+            .with_columns(pl.lit(split).alias("split"))
         )
 
     def _split_frame(self, rel: str) -> pl.LazyFrame:
@@ -112,6 +116,23 @@ class Dataset:
     def __repr__(self) -> str:
         rows = ", ".join(f"{t}={e['rows']}" for t, e in self.manifest["tables"].items())
         return f"Dataset({self.name}@{self.version}, {rows}, path={self.path!r})"
+
+    def torch(self, split: str | None = "train", preset: Any = None, **options: Any) -> Any:
+        """A ready ``torch.utils.data.DataLoader`` (a ``meddata.torch.MeddataLoader``) over ``split``.
+
+        Options: ``batch_size``, ``num_workers``, ``shuffle``, ``seed``, ``device``, ``cache``,
+        ``on_error``, ``splits``, ``rank``/``world_size`` and the preset's own options; see
+        ``meddata.torch.make_loader``. ``split=None`` streams every sample.
+        """
+        from meddata.torch import make_loader
+
+        return make_loader(self, split, preset, **options)
+
+    def torch_dataset(self, split: str | None = "train", preset: Any = None, **options: Any) -> Any:
+        """The ``meddata.torch.StreamingDataset`` behind ``torch()``, for your own DataLoader."""
+        from meddata.torch import StreamingDataset
+
+        return StreamingDataset(self, split, preset=preset, **options)
 
 
 def load(target: str, version: str | None = None) -> Dataset:

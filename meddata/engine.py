@@ -49,25 +49,28 @@ def run_unit(
         result = adapter.convert(unit)
         adapter.collect_deid_counts(result)
         tables = {name: rows_to_table(name, rows) for name, rows in result.tables.items()}
-        rows = stage_unit(fs, staging, seq, tables)
+        rows, shards = stage_unit(fs, staging, seq, tables)
     except MeddataError as exc:
         result = UnitResult(quarantine=[QuarantineEntry(unit.key, exc.message, type(exc).__name__)])
-        rows = {}
+        rows, shards = {}, {}
     except Exception as exc:  # any parser error on bad input: quarantine the unit with its type
         reason = f"could not be converted ({type(exc).__name__})"
         result = UnitResult(quarantine=[QuarantineEntry(unit.key, reason, type(exc).__name__)])
-        rows = {}
+        rows, shards = {}, {}
     return JournalEntry(
         seq=seq,
         key=unit.key,
         fingerprint=unit.fingerprint,
         rows=rows,
+        shards=shards,
         quarantine=[q.to_dict(unit.key) for q in result.quarantine],
         deid_counts=dict(result.deid_counts),
     )
 
 
-def _worker_run(fs: fsspec.AbstractFileSystem, staging: str, seq: int, unit: WorkUnit) -> JournalEntry:
+def _worker_run(
+    fs: fsspec.AbstractFileSystem, staging: str, seq: int, unit: WorkUnit
+) -> JournalEntry:
     assert _worker_adapter is not None
     return run_unit(_worker_adapter, fs, staging, seq, unit)
 
@@ -89,7 +92,9 @@ def run_units(
             on_done(run_unit(adapter, fs, staging, seq, unit))
         return
     ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(spec,)) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(spec,)
+    ) as pool:
         pending: set[Future[JournalEntry]] = set()
         todo: Iterator[tuple[int, WorkUnit]] = iter(units)
         try:
@@ -115,4 +120,6 @@ def _as_done(pending: set[Future[JournalEntry]]) -> Iterator[Future[JournalEntry
 
 def default_workers() -> int:
     """Worker processes to use by default: the CPUs this process may run on."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return max(
+        1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )

@@ -25,7 +25,9 @@ def _version_key(text: str) -> list[tuple[int, int | str]]:
 
 def locate(target: str, version: str | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
     """Find the published version directory for a path, URL or registered dataset name."""
-    looks_like_path = "://" in target or os.sep in target or target.startswith(".") or Path(target).exists()
+    looks_like_path = (
+        "://" in target or os.sep in target or target.startswith(".") or Path(target).exists()
+    )
     if looks_like_path:
         fs, path = storage.open_fs(target)
         found = _version_dir(fs, path, version)
@@ -47,11 +49,13 @@ def _version_dir(fs: fsspec.AbstractFileSystem, path: str, version: str | None) 
         return path
     if version is not None:
         candidate = storage.join(path, version)
-        return candidate if _published(fs, candidate) else _incomplete_or_none(fs, candidate)
+        if _published(fs, candidate):
+            return candidate
+        _raise_if_incomplete(fs, candidate)
+        return None
     if not fs.isdir(path):
         return None
-    if fs.exists(storage.join(path, STAGING)):
-        _incomplete_or_none(fs, path)
+    _raise_if_incomplete(fs, path)
     versions = [
         p.rstrip("/").rsplit("/", 1)[-1]
         for p in fs.ls(path, detail=False)
@@ -60,7 +64,7 @@ def _version_dir(fs: fsspec.AbstractFileSystem, path: str, version: str | None) 
     if not versions:
         sub_staged = [p for p in fs.ls(path, detail=False) if fs.exists(storage.join(p, STAGING))]
         if sub_staged:
-            _incomplete_or_none(fs, sub_staged[0].rstrip("/"))
+            _raise_if_incomplete(fs, sub_staged[0].rstrip("/"))
         return None
     return storage.join(path, max(versions, key=_version_key))
 
@@ -69,13 +73,12 @@ def _published(fs: fsspec.AbstractFileSystem, path: str) -> bool:
     return bool(fs.exists(storage.join(path, MANIFEST_NAME)))
 
 
-def _incomplete_or_none(fs: fsspec.AbstractFileSystem, path: str) -> None:
+def _raise_if_incomplete(fs: fsspec.AbstractFileSystem, path: str) -> None:
     if fs.exists(storage.join(path, STAGING)):
         raise IncompleteDatasetError(
             f"The dataset at {storage.url_of(fs, path)} was never published (its conversion was interrupted).",
             "Re-run the same `meddata convert` command with --resume to finish it.",
         )
-    return None
 
 
 def _not_found_message(name: str, version: str | None) -> tuple[str, str]:

@@ -30,7 +30,9 @@ def manifest_json_schema() -> dict[str, Any]:
 def check_format_version(manifest: Manifest, where: str) -> None:
     """Refuse manifests of another format or of a major version this meddata does not know."""
     if manifest.get("format") != FORMAT:
-        raise SchemaError(f"{where} is not a meddata manifest.", "Point meddata at a dataset directory.")
+        raise SchemaError(
+            f"{where} is not a meddata manifest.", "Point meddata at a dataset directory."
+        )
     version = str(manifest.get("format_version", ""))
     major = version.split(".", 1)[0]
     if major != FORMAT_VERSION.split(".", 1)[0]:

@@ -14,6 +14,8 @@ ENTRY_POINT_GROUP = "meddata.adapters"
 
 BUILTIN: dict[str, str] = {
     "dicom-folder": "meddata.adapters.dicom_folder:DicomFolderAdapter",
+    "chexpert-plus": "meddata.adapters.chexpert_plus:ChexpertPlusAdapter",
+    "mimic-cxr-jpg": "meddata.adapters.mimic_cxr_jpg:MimicCxrJpgAdapter",
 }
 
 

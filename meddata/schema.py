@@ -83,7 +83,9 @@ class TableSchema:
 
     def arrow_schema(self) -> pa.Schema:
         """The Arrow schema of the known columns, in schema order."""
-        return pa.schema([pa.field(c.name, c.arrow_type, nullable=c.nullable) for c in self.columns])
+        return pa.schema(
+            [pa.field(c.name, c.arrow_type, nullable=c.nullable) for c in self.columns]
+        )
 
     def foreign_keys(self) -> dict[str, tuple[str, str]]:
         """Map of column → (referenced table, referenced column)."""
@@ -200,7 +202,9 @@ def resolve_ref(ref: str) -> TableSchema:
     name = ident.split("/", 1)[-1]
     schema = all_schemas().get(name)
     if schema is None or schema.id != ident:
-        raise SchemaError(f"Unknown table schema {ident!r}.", "Upgrade meddata to read this dataset.")
+        raise SchemaError(
+            f"Unknown table schema {ident!r}.", "Upgrade meddata to read this dataset."
+        )
     if not major.isdigit() or int(major) != schema.version:
         raise FormatVersionError(
             f"Table schema {ident} version {major} is not supported (this meddata knows version {schema.version}).",

@@ -15,7 +15,9 @@ from fsspec.implementations.local import LocalFileSystem
 CHUNK = 1 << 20
 
 
-def open_fs(url: str | os.PathLike[str], **storage_options: Any) -> tuple[fsspec.AbstractFileSystem, str]:
+def open_fs(
+    url: str | os.PathLike[str], **storage_options: Any
+) -> tuple[fsspec.AbstractFileSystem, str]:
     """Resolve a local path or fsspec URL to ``(filesystem, path-in-that-filesystem)``."""
     text = os.fspath(url)
     if "://" not in text:

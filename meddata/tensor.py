@@ -83,10 +83,14 @@ def decode(cell: TensorCell | dict[str, Any]) -> np.ndarray:
             array = _decode_image(data, codec)
         elif codec == "mp4":
             raise TensorDecodeError(
-                "Decoding mp4 cells needs the video reader.", "Install meddata's video extra (PyAV)."
+                "Decoding mp4 cells needs the video reader.",
+                "Install meddata's video extra (PyAV).",
             )
         else:
-            raise TensorDecodeError(f"Unknown codec {codec!r} in a tensor cell.", "The data is corrupt or newer than this meddata; upgrade meddata.")
+            raise TensorDecodeError(
+                f"Unknown codec {codec!r} in a tensor cell.",
+                "The data is corrupt or newer than this meddata; upgrade meddata.",
+            )
         return array.reshape(shape) if array.shape != shape else array
     except TensorDecodeError:
         raise
@@ -120,7 +124,9 @@ def _encode_image(array: np.ndarray, codec: str) -> bytes:
     from PIL import Image
 
     if codec == "jpeg" and array.dtype != np.uint8:
-        raise MeddataError("JPEG cells hold uint8 images only.", "Use codec png or zstd for deeper images.")
+        raise MeddataError(
+            "JPEG cells hold uint8 images only.", "Use codec png or zstd for deeper images."
+        )
     if array.dtype not in (np.uint8, np.uint16) or array.ndim not in (2, 3):
         raise MeddataError(
             f"{codec} cells hold 2-D uint8/uint16 images (H×W or H×W×C), not {array.dtype} {array.shape}.",

@@ -31,7 +31,12 @@ class ValidationReport:
         return not self.problems
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "ok": self.ok, "problems": self.problems, "checked": self.checked}
+        return {
+            "path": self.path,
+            "ok": self.ok,
+            "problems": self.problems,
+            "checked": self.checked,
+        }
 
 
 def validate(target: str, version: str | None = None) -> ValidationReport:
@@ -82,10 +87,14 @@ def _check_shards(
             continue
         size = fs.size(path)
         if size != shard["bytes"]:
-            report.problems.append(f"table {table}: shard {rel} has {size} bytes, manifest says {shard['bytes']}")
+            report.problems.append(
+                f"table {table}: shard {rel} has {size} bytes, manifest says {shard['bytes']}"
+            )
             ok = False
         if storage.sha256_file(fs, path) != shard["sha256"]:
-            report.problems.append(f"table {table}: shard {rel} fails its SHA-256 checksum (corrupted)")
+            report.problems.append(
+                f"table {table}: shard {rel} fails its SHA-256 checksum (corrupted)"
+            )
             ok = False
             continue
         with fs.open(path, "rb") as fh:
@@ -93,18 +102,26 @@ def _check_shards(
             rows = meta.metadata.num_rows
             report.problems += [f"shard {rel}: {p}" for p in schema.check(meta.schema_arrow)]
         if rows != shard["rows"]:
-            report.problems.append(f"table {table}: shard {rel} holds {rows} rows, manifest says {shard['rows']}")
+            report.problems.append(
+                f"table {table}: shard {rel} holds {rows} rows, manifest says {shard['rows']}"
+            )
             ok = False
         total += rows
     if ok and total != entry.get("rows"):
-        report.problems.append(f"table {table}: {total} rows in shards, manifest says {entry.get('rows')}")
+        report.problems.append(
+            f"table {table}: {total} rows in shards, manifest says {entry.get('rows')}"
+        )
         ok = False
     report.checked["rows"] = report.checked.get("rows", 0) + total
     return ok
 
 
 def _check_side_files(
-    fs: fsspec.AbstractFileSystem, root: str, manifest: dict[str, Any], kind: str, report: ValidationReport
+    fs: fsspec.AbstractFileSystem,
+    root: str,
+    manifest: dict[str, Any],
+    kind: str,
+    report: ValidationReport,
 ) -> None:
     items: list[tuple[str, dict[str, Any]]]
     if kind == "splits":
@@ -127,19 +144,27 @@ def _check_keys(ds: Dataset, intact: dict[str, TableSchema], report: ValidationR
         frame = ds.table(table)
         pk = schema.primary_key
         if pk:
-            dupes = frame.group_by(pk).len().filter(pl.col("len") > 1).select(pl.len()).collect().item()
+            dupes = (
+                frame.group_by(pk).len().filter(pl.col("len") > 1).select(pl.len()).collect().item()
+            )
             nulls = frame.select(pl.col(pk).null_count()).collect().item()
             if dupes:
-                report.problems.append(f"table {table}: {dupes} duplicate value(s) of primary key {pk}")
+                report.problems.append(
+                    f"table {table}: {dupes} duplicate value(s) of primary key {pk}"
+                )
             if nulls:
                 report.problems.append(f"table {table}: {nulls} null primary key(s) in {pk}")
         for col, (ref_table, ref_col) in schema.foreign_keys().items():
             if ref_table not in intact or col not in frame.collect_schema().names():
                 continue
             dangling = (
-                frame.select(pl.col(col)).drop_nulls().unique()
+                frame.select(pl.col(col))
+                .drop_nulls()
+                .unique()
                 .join(ds.table(ref_table).select(pl.col(ref_col).alias(col)), on=col, how="anti")
-                .select(pl.len()).collect().item()
+                .select(pl.len())
+                .collect()
+                .item()
             )
             report.checked["foreign_keys"] = report.checked.get("foreign_keys", 0) + 1
             if dangling:

@@ -30,6 +30,7 @@ from meddata import storage
 from meddata.errors import DatasetExistsError, IncompleteDatasetError, SchemaError
 from meddata.manifest import MANIFEST_NAME
 from meddata.schema import TableSchema, get_schema
+from meddata.tensor import TENSOR_TYPE
 
 STAGING = "_staging"
 TARGET_SHARD_BYTES = 256 << 20
@@ -71,19 +72,42 @@ def unit_file(staging: str, seq: int, table: str) -> str:
     return storage.join(staging, "units", f"{seq:08d}.{table}.arrow")
 
 
+def unit_shard(staging: str, seq: int, table: str) -> str:
+    """Path of the Parquet shard that unit ``seq`` wrote for payload table ``table``."""
+    return storage.join(staging, "shards", f"{seq:08d}.{table}.parquet")
+
+
 def stage_unit(
     fs: fsspec.AbstractFileSystem, staging: str, seq: int, tables: dict[str, pa.Table]
-) -> dict[str, int]:
-    """Write one unit's tables as Arrow IPC files; returns rows per table."""
+) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
+    """Stage one unit's rows; returns (rows per table, shard record per payload table).
+
+    Payload tables (images, volumes...) are written once, as their final Parquet shard, by the
+    worker itself, so their bytes are not copied through a second staging pass; small tables
+    are staged as Arrow IPC and compacted (with primary-key de-duplication) at publish time.
+    """
     rows: dict[str, int] = {}
+    shards: dict[str, dict[str, Any]] = {}
     for name, table in tables.items():
         if table.num_rows == 0:
             continue
-        path = unit_file(staging, seq, name)
-        with fs.open(path, "wb") as fh, ipc.new_file(fh, table.schema) as writer:
-            writer.write_table(table)
+        schema = get_schema(name)
+        if schema.kind == "payload":
+            if schema.primary_key:
+                keep = _first_seen(table.column(schema.primary_key).to_pylist(), set())
+                table = table.filter(pa.array(keep)) if not all(keep) else table
+            writer = _ShardWriter(
+                fs, unit_shard(staging, seq, name), table.schema, 1 << 62, ROW_GROUP_BYTES
+            )
+            for batch in table.to_batches():
+                writer.write(batch)
+            shards[name] = writer.close()[0]
+        else:
+            path = unit_file(staging, seq, name)
+            with fs.open(path, "wb") as fh, ipc.new_file(fh, table.schema) as ipc_writer:
+                ipc_writer.write_table(table)
         rows[name] = table.num_rows
-    return rows
+    return rows, shards
 
 
 @dataclass
@@ -95,6 +119,7 @@ class JournalEntry:
     fingerprint: str
     rows: dict[str, int]
     quarantine: list[dict[str, str]] = field(default_factory=list)
+    shards: dict[str, dict[str, Any]] = field(default_factory=dict)
     deid_counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -147,7 +172,9 @@ class Staging:
             staging._load_journal()
             return staging
         fs.makedirs(storage.join(staging.path, "units"), exist_ok=True)
-        fs.pipe_file(storage.join(staging.path, "run.json"), json.dumps(run, sort_keys=True).encode())
+        fs.pipe_file(
+            storage.join(staging.path, "run.json"), json.dumps(run, sort_keys=True).encode()
+        )
         return staging
 
     def _load_journal(self) -> None:
@@ -158,7 +185,11 @@ class Staging:
                 entry = JournalEntry(**json.loads(line))
             except (json.JSONDecodeError, TypeError):
                 continue  # a line cut by a kill: that unit is simply redone
-            if all(self.fs.exists(unit_file(self.path, entry.seq, t)) for t in entry.rows):
+            staged = [
+                unit_shard(self.path, entry.seq, t) if t in entry.shards else unit_file(self.path, entry.seq, t)
+                for t in entry.rows
+            ]
+            if all(self.fs.exists(p) for p in staged):
                 self._entries[entry.seq] = entry
 
     def done(self, seq: int, fingerprint: str) -> bool:
@@ -186,14 +217,33 @@ class Staging:
         return [self._entries[k] for k in sorted(self._entries)]
 
     def iter_table(self, table: str) -> Iterator[pa.RecordBatch]:
-        """Every staged batch of ``table``, in unit order."""
+        """Every staged batch of a small (IPC-staged) table, in unit order."""
         for entry in self.entries():
-            if table not in entry.rows:
+            if table not in entry.rows or table in entry.shards:
                 continue
             with self.fs.open(unit_file(self.path, entry.seq, table), "rb") as fh:
                 reader = ipc.open_file(fh)
                 for i in range(reader.num_record_batches):
                     yield reader.get_batch(i)
+
+    def publish_shards(self, table: str) -> TableWritten:
+        """Move the payload shards the workers wrote into ``tables/<table>/``, in unit order."""
+        folder = storage.join(self.root, "tables", table)
+        self.fs.makedirs(folder, exist_ok=True)
+        shards = []
+        for entry in self.entries():
+            if table not in entry.shards:
+                continue
+            rel = f"tables/{table}/part-{len(shards):05d}.parquet"
+            self.fs.mv(unit_shard(self.path, entry.seq, table), storage.join(self.root, rel))
+            shards.append({**entry.shards[table], "path": rel})
+        return TableWritten(
+            schema=get_schema(table),
+            rows=sum(s["rows"] for s in shards),
+            bytes=sum(s["bytes"] for s in shards),
+            shards=shards,
+            duplicates_dropped=0,
+        )
 
     def remove(self) -> None:
         """Delete the staging area (after the manifest is published)."""
@@ -208,13 +258,13 @@ class _ShardWriter:
     def __init__(
         self,
         fs: fsspec.AbstractFileSystem,
-        root: str,
-        table: str,
+        path_pattern: str,
         schema: pa.Schema,
         target_bytes: int,
         row_group_bytes: int,
     ) -> None:
-        self.fs, self.root, self.table, self.schema = fs, root, table, schema
+        """``path_pattern`` is formatted with the shard index (``.../part-{:05d}.parquet``)."""
+        self.fs, self.path_pattern, self.schema = fs, path_pattern, schema
         self.target_bytes, self.row_group_bytes = target_bytes, row_group_bytes
         self.shards: list[dict[str, Any]] = []
         self._buffer: list[pa.RecordBatch] = []
@@ -252,18 +302,23 @@ class _ShardWriter:
             self._close_shard()
 
     def _open(self) -> None:
-        rel = f"tables/{self.table}/part-{len(self.shards):05d}.parquet"
-        self.fs.makedirs(storage.join(self.root, "tables", self.table), exist_ok=True)
-        self._sink = storage.HashingWriter(self.fs.open(storage.join(self.root, rel), "wb"))
+        path = self.path_pattern.format(len(self.shards))
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        self._sink = storage.HashingWriter(self.fs.open(path, "wb"))
+        # Tensor cells are already encoded (png, zstd...) or raw arrays: compressing them again
+        # or trying dictionaries on them costs time in this single writer for nothing.
+        plain = [f.name for f in self.schema if f.type == TENSOR_TYPE]
+        compression: dict[str, str] = {f.name: "zstd" for f in self.schema}
+        compression.update({name: "none" for name in plain})
         self._writer = pq.ParquetWriter(
             self._sink,
             self.schema,
-            compression="zstd",
-            compression_level=3,
-            write_statistics=True,
-            use_dictionary=True,
+            compression=compression,
+            compression_level={f.name: 3 for f in self.schema if f.name not in plain},
+            write_statistics=[f.name for f in self.schema if f.name not in plain],
+            use_dictionary=[f.name for f in self.schema if f.name not in plain],
         )
-        self.shards.append({"path": rel, "rows": 0, "bytes": 0, "sha256": ""})
+        self.shards.append({"path": path, "rows": 0, "bytes": 0, "sha256": ""})
 
     def _close_shard(self) -> None:
         assert self._writer is not None and self._sink is not None
@@ -325,6 +380,7 @@ def write_table(
 ) -> TableWritten:
     """Write ``batches`` as the shards of ``table``, keeping the first row of each primary key."""
     schema = get_schema(table)
+    pattern = storage.join(root, "tables", table, "part-{:05d}.parquet")
     arrow_schema: pa.Schema | None = None
     writer: _ShardWriter | None = None
     seen: set[Any] = set()
@@ -333,7 +389,9 @@ def write_table(
         conformed = schema.conform(pa.Table.from_batches([batch]))
         if arrow_schema is None:
             arrow_schema = conformed.schema
-            writer = _ShardWriter(fs, root, table, arrow_schema, target_shard_bytes, row_group_bytes)
+            writer = _ShardWriter(
+                fs, pattern, arrow_schema, target_shard_bytes, row_group_bytes
+            )
         elif conformed.schema != arrow_schema:
             conformed = _unify(conformed, arrow_schema, table)
         if schema.primary_key:
@@ -345,8 +403,10 @@ def write_table(
         for rb in conformed.to_batches():
             writer.write(rb)
     if writer is None:
-        writer = _ShardWriter(fs, root, table, schema.arrow_schema(), target_shard_bytes, row_group_bytes)
-    shards = writer.close()
+        writer = _ShardWriter(
+            fs, pattern, schema.arrow_schema(), target_shard_bytes, row_group_bytes
+        )
+    shards = [{**s, "path": s["path"][len(root) + 1 :]} for s in writer.close()]
     return TableWritten(
         schema=schema,
         rows=sum(s["rows"] for s in shards),

@@ -24,7 +24,9 @@ def nibabel_dicoms() -> Path:
     return Path(str(resources.files("nibabel") / "nicom" / "tests" / "data"))
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the installed `meddata` command as a user would."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(

@@ -19,7 +19,9 @@ def test_help_and_version() -> None:
 def test_sample_convert_validate_info(tmp_path: Path) -> None:
     src = tmp_path / "src"
     assert run_cli("sample", "dicom-folder", str(src), "--n", "3").returncode == 0
-    out = run_cli("convert", "dicom-folder", str(src), "-o", str(tmp_path / "out"), "--workers", "2", "--json")
+    out = run_cli(
+        "convert", "dicom-folder", str(src), "-o", str(tmp_path / "out"), "--workers", "2", "--json"
+    )
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["tables"]["person"] == 3 and summary["quarantined"] == 0
@@ -37,7 +39,9 @@ def test_sample_convert_validate_info(tmp_path: Path) -> None:
 def test_validate_exits_1_with_readable_report(tmp_path: Path) -> None:
     src = tmp_path / "src"
     run_cli("sample", "dicom-folder", str(src), "--n", "2")
-    path = json.loads(run_cli("convert", "dicom-folder", str(src), "-o", str(tmp_path), "--json").stdout)["path"]
+    path = json.loads(
+        run_cli("convert", "dicom-folder", str(src), "-o", str(tmp_path), "--json").stdout
+    )["path"]
     shard = next(Path(path).glob("tables/image/*.parquet"))
     shard.write_bytes(shard.read_bytes()[:-10])
     out = run_cli("validate", path)
@@ -57,7 +61,9 @@ def test_errors_are_one_sentence_with_a_next_step_and_no_traceback(tmp_path: Pat
     assert "Traceback" in debug.stderr
     usage = run_cli("convert", "dicom-folder")
     assert usage.returncode == 2 and "Missing argument" in usage.stderr
-    bad_option = run_cli("convert", "dicom-folder", str(tmp_path), "-o", str(tmp_path), "-O", "oops")
+    bad_option = run_cli(
+        "convert", "dicom-folder", str(tmp_path), "-o", str(tmp_path), "-O", "oops"
+    )
     assert bad_option.returncode == 2 and "KEY=VALUE" in bad_option.stderr
 
 

@@ -21,14 +21,18 @@ from tests.conftest import nibabel_dicoms, pydicom_test_files
 
 
 @pytest.fixture(scope="module")
-def pydicom_dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[meddata.Dataset, list[dict[str, str]]]:
+def pydicom_dataset(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[meddata.Dataset, list[dict[str, str]]]:
     src = pydicom_test_files()
     if not src.exists():
         pytest.skip(f"pydicom test files not found at {src}")
     out = tmp_path_factory.mktemp("pyd")
     summary = convert("dicom-folder", src, out, workers=2, show_progress=False)
     root = Path(summary.path)
-    report = [json.loads(line) for line in (root / "quarantine" / "report.jsonl").read_text().splitlines()]
+    report = [
+        json.loads(line) for line in (root / "quarantine" / "report.jsonl").read_text().splitlines()
+    ]
     return meddata.load(summary.path), report
 
 
@@ -40,19 +44,34 @@ def _image_by_path(ds: meddata.Dataset, rel: str) -> dict:
 
 @pytest.mark.parametrize(
     "name",
-    ["CT_small.dcm", "MR_small.dcm", "MR_small_bigendian.dcm", "MR_small_RLE.dcm", "MR_small_jp2klossless.dcm",
-     "MR_small_jpeg_ls_lossless.dcm", "JPEG2000.dcm", "SC_rgb_rle_2frame.dcm", "rtdose.dcm"],
+    [
+        "CT_small.dcm",
+        "MR_small.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small_RLE.dcm",
+        "MR_small_jp2klossless.dcm",
+        "MR_small_jpeg_ls_lossless.dcm",
+        "JPEG2000.dcm",
+        "SC_rgb_rle_2frame.dcm",
+        "rtdose.dcm",
+    ],
 )
-def test_real_images_match_pydicom(pydicom_dataset: tuple[meddata.Dataset, list], name: str) -> None:
+def test_real_images_match_pydicom(
+    pydicom_dataset: tuple[meddata.Dataset, list], name: str
+) -> None:
     ds, _ = pydicom_dataset
     src = pydicom_test_files() / name
     expected = pydicom.dcmread(src).pixel_array
     row = _image_by_path(ds, name)
     np.testing.assert_array_equal(tensor.decode(row["pixels"]), expected)
-    assert row["frames"] == int(pydicom.dcmread(src, stop_before_pixels=True).get("NumberOfFrames", 1) or 1)
+    assert row["frames"] == int(
+        pydicom.dcmread(src, stop_before_pixels=True).get("NumberOfFrames", 1) or 1
+    )
 
 
-def test_unreadable_inputs_are_quarantined_with_reasons(pydicom_dataset: tuple[meddata.Dataset, list]) -> None:
+def test_unreadable_inputs_are_quarantined_with_reasons(
+    pydicom_dataset: tuple[meddata.Dataset, list],
+) -> None:
     ds, report = pydicom_dataset
     reasons = {r["item"]: r["reason"] for r in report}
     assert "not a DICOM file" in reasons["README.txt"]
@@ -61,7 +80,9 @@ def test_unreadable_inputs_are_quarantined_with_reasons(pydicom_dataset: tuple[m
     assert "no pixel data (modality ECG)" in reasons["waveform_ecg.dcm"]
     assert ds.manifest["quarantine"]["count"] == len(report)
     # nothing good is lost: every file is either an image row or a quarantine entry
-    files = [p for p in pydicom_test_files().rglob("*") if p.is_file() and not p.name.startswith(".")]
+    files = [
+        p for p in pydicom_test_files().rglob("*") if p.is_file() and not p.name.startswith(".")
+    ]
     assert ds.table("image").select(pl.len()).collect().item() + len(report) == len(files)
     assert validate(ds.path).ok
 
@@ -71,7 +92,9 @@ def test_multiframe_and_colour_shapes(pydicom_dataset: tuple[meddata.Dataset, li
     row = _image_by_path(ds, "SC_rgb_rle_2frame.dcm")
     assert row["pixels"]["shape"] == [2, 100, 100, 3] and row["samples_per_pixel"] == 3
     ct = _image_by_path(ds, "CT_small.dcm")
-    assert ct["rescale_intercept"] == -1024.0 and ct["pixel_spacing"] == pytest.approx([0.661468, 0.661468])
+    assert ct["rescale_intercept"] == -1024.0 and ct["pixel_spacing"] == pytest.approx(
+        [0.661468, 0.661468]
+    )
 
 
 def test_nibabel_dicoms(tmp_path: Path) -> None:
@@ -89,7 +112,9 @@ def test_nibabel_dicoms(tmp_path: Path) -> None:
     ds = meddata.load(summary.path)
     assert summary.tables["image"] >= 5
     for rel in ("siemens_dwi_1000.dcm", "0.dcm"):
-        np.testing.assert_array_equal(tensor.decode(_image_by_path(ds, rel)["pixels"]), pydicom.dcmread(src / rel).pixel_array)
+        np.testing.assert_array_equal(
+            tensor.decode(_image_by_path(ds, rel)["pixels"]), pydicom.dcmread(src / rel).pixel_array
+        )
 
 
 def test_strict_stops_at_first_bad_file_with_its_path(tmp_path: Path, dicom_source: Path) -> None:

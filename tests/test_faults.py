@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from meddata.adapters.dicom_folder import DicomFolderAdapter
 
 import meddata
-from meddata.adapters.dicom_folder import DicomFolderAdapter
 from meddata.convert import convert
 from meddata.errors import IncompleteDatasetError
 from meddata.validate import validate
@@ -34,11 +34,26 @@ def big_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("attempt", range(3))
 def test_sigkill_then_resume(big_source: Path, tmp_path: Path, attempt: int) -> None:
     out = tmp_path / "out"
-    reference = Path(convert("dicom-folder", big_source, tmp_path / "ref", workers=1, show_progress=False).path)
+    reference = Path(
+        convert("dicom-folder", big_source, tmp_path / "ref", workers=1, show_progress=False).path
+    )
     convert("dicom-folder", big_source, out, version="1.0", workers=1, show_progress=False)
     units = len(list(DicomFolderAdapter(big_source).discover()))
     kill_after = random.Random(attempt).randint(1, units - 1)
-    cmd = [sys.executable, "-m", "meddata.cli", "convert", "dicom-folder", str(big_source), "-o", str(out), "--version", "2.0", "--workers", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "meddata.cli",
+        "convert",
+        "dicom-folder",
+        str(big_source),
+        "-o",
+        str(out),
+        "--version",
+        "2.0",
+        "--workers",
+        "1",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = out / "dicom-folder" / "2.0" / "_staging" / "journal.jsonl"
     deadline = time.monotonic() + 120
@@ -53,20 +68,26 @@ def test_sigkill_then_resume(big_source: Path, tmp_path: Path, attempt: int) -> 
 
     new = out / "dicom-folder" / "2.0"
     assert not (new / "meddata.json").exists()
-    assert meddata.load(str(out / "dicom-folder")).version == "1.0"  # the previous version still serves
+    assert (
+        meddata.load(str(out / "dicom-folder")).version == "1.0"
+    )  # the previous version still serves
     assert validate(str(out / "dicom-folder" / "1.0")).ok
     with pytest.raises(IncompleteDatasetError, match="--resume"):
         meddata.load(str(new))
     with pytest.raises(IncompleteDatasetError, match="--resume"):
         convert("dicom-folder", big_source, out, version="2.0", workers=1, show_progress=False)
 
-    summary = convert("dicom-folder", big_source, out, version="2.0", workers=2, resume=True, show_progress=False)
+    summary = convert(
+        "dicom-folder", big_source, out, version="2.0", workers=2, resume=True, show_progress=False
+    )
     assert summary.units_resumed >= 1
     assert _hashes(new) == _hashes(reference)
     assert validate(str(new)).ok
 
 
-def test_resume_refuses_a_different_source(big_source: Path, dicom_source: Path, tmp_path: Path) -> None:
+def test_resume_refuses_a_different_source(
+    big_source: Path, dicom_source: Path, tmp_path: Path
+) -> None:
     staged = tmp_path / "dicom-folder" / "1.0" / "_staging"
     staged.mkdir(parents=True)
     (staged / "run.json").write_text(json.dumps({"adapter": "other"}))

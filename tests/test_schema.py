@@ -12,15 +12,29 @@ from meddata.errors import FormatVersionError, SchemaError
 from meddata.schema import all_schemas, get_schema, resolve_ref
 from meddata.tensor import TENSOR_TYPE
 
-OMOP_CSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "OMOP_CDMv5.4_Field_Level.csv"
+OMOP_CSV = (
+    Path(__file__).resolve().parents[2] / "shared" / "reference" / "OMOP_CDMv5.4_Field_Level.csv"
+)
 OMOP_TYPES = {"integer": "int64", "float": "float64", "date": "date32", "datetime": "timestamp[us]"}
 
 
 def test_all_design_tables_have_schemas() -> None:
     expected = {
-        "person", "visit_occurrence", "condition_occurrence", "measurement", "observation",
-        "death", "note", "note_nlp", "image_occurrence", "image", "volume", "signal", "video",
-        "pose", "samples",
+        "person",
+        "visit_occurrence",
+        "condition_occurrence",
+        "measurement",
+        "observation",
+        "death",
+        "note",
+        "note_nlp",
+        "image_occurrence",
+        "image",
+        "volume",
+        "signal",
+        "video",
+        "pose",
+        "samples",
     }
     assert expected <= set(all_schemas())
 
@@ -30,7 +44,9 @@ def test_omop_schemas_match_cdm_field_list() -> None:
     rows = list(csv.DictReader(OMOP_CSV.open(encoding="utf-8-sig")))
     checked = 0
     for name, schema in all_schemas().items():
-        if schema.kind != "omop" or name == "image_occurrence":  # imaging extension: not in the CDM list
+        if (
+            schema.kind != "omop" or name == "image_occurrence"
+        ):  # imaging extension: not in the CDM list
             continue
         fields = [r for r in rows if r["cdmTableName"].lower() == name]
         assert fields, f"{name} is not an OMOP CDM 5.4 table"
@@ -54,12 +70,25 @@ def test_omop_schemas_match_cdm_field_list() -> None:
 def test_image_occurrence_follows_imaging_extension() -> None:
     names = [c.name for c in get_schema("image_occurrence").columns if not c.extension]
     assert names[:2] == ["image_occurrence_id", "person_id"]
-    for col in ("image_study_uid", "image_series_uid", "modality_concept_id", "anatomic_site_concept_id", "wadors_uri", "local_path"):
+    for col in (
+        "image_study_uid",
+        "image_series_uid",
+        "modality_concept_id",
+        "anatomic_site_concept_id",
+        "wadors_uri",
+        "local_path",
+    ):
         assert col in names
 
 
 def test_payload_tables_use_the_tensor_cell() -> None:
-    for name, col in [("image", "pixels"), ("volume", "voxels"), ("signal", "samples"), ("video", "frames"), ("pose", "keypoints")]:
+    for name, col in [
+        ("image", "pixels"),
+        ("volume", "voxels"),
+        ("signal", "samples"),
+        ("video", "frames"),
+        ("pose", "keypoints"),
+    ]:
         assert get_schema(name).column(col).arrow_type == TENSOR_TYPE  # type: ignore[union-attr]
 
 
@@ -74,7 +103,15 @@ def test_ids_are_int64_and_primary_keys_not_null() -> None:
 
 
 def test_conform_fills_optional_columns_and_keeps_extras() -> None:
-    table = pa.table({"person_id": [1, 2], "gender_concept_id": [8507, 8532], "race_concept_id": [0, 0], "ethnicity_concept_id": [0, 0], "hobby": ["a", "b"]})
+    table = pa.table(
+        {
+            "person_id": [1, 2],
+            "gender_concept_id": [8507, 8532],
+            "race_concept_id": [0, 0],
+            "ethnicity_concept_id": [0, 0],
+            "hobby": ["a", "b"],
+        }
+    )
     out = get_schema("person").conform(table)
     assert out.column_names[:3] == ["person_id", "gender_concept_id", "year_of_birth"]
     assert out.column_names[-1] == "hobby"

@@ -15,7 +15,10 @@ DTYPES = st.sampled_from([np.uint8, np.uint16, np.int16, np.int32, np.float32, n
 
 
 @settings(max_examples=40, deadline=None)
-@given(hnp.arrays(DTYPES, hnp.array_shapes(min_dims=1, max_dims=4, max_side=9)), st.sampled_from(["raw", "zstd"]))
+@given(
+    hnp.arrays(DTYPES, hnp.array_shapes(min_dims=1, max_dims=4, max_side=9)),
+    st.sampled_from(["raw", "zstd"]),
+)
 def test_array_codecs_round_trip(array: np.ndarray, codec: str) -> None:
     cell = tensor.encode(array, codec)
     out = tensor.decode(cell)
@@ -23,7 +26,9 @@ def test_array_codecs_round_trip(array: np.ndarray, codec: str) -> None:
     np.testing.assert_array_equal(out, array)
 
 
-@pytest.mark.parametrize(("dtype", "shape"), [(np.uint8, (17, 23)), (np.uint8, (8, 9, 3)), (np.uint16, (17, 23))])
+@pytest.mark.parametrize(
+    ("dtype", "shape"), [(np.uint8, (17, 23)), (np.uint8, (8, 9, 3)), (np.uint16, (17, 23))]
+)
 def test_png_is_lossless(dtype: type, shape: tuple[int, ...]) -> None:
     rng = np.random.default_rng(0)
     array = rng.integers(0, np.iinfo(dtype).max, size=shape, dtype=dtype)

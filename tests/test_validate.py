@@ -66,7 +66,11 @@ def test_dangling_foreign_key_is_named(dataset: Path) -> None:
     path = dataset / shard["path"]
     table = pq.read_table(path).slice(1)  # drop one person that images still refer to
     pq.write_table(table, path, compression="zstd")
-    shard.update(rows=table.num_rows, bytes=path.stat().st_size, sha256=storage.sha256_file(*storage.open_fs(path)))
+    shard.update(
+        rows=table.num_rows,
+        bytes=path.stat().st_size,
+        sha256=storage.sha256_file(*storage.open_fs(path)),
+    )
     manifest["tables"]["person"]["rows"] = table.num_rows
     _save(dataset, manifest)
     report = validate(str(dataset))
@@ -83,7 +87,11 @@ def test_duplicate_primary_key_is_named(dataset: Path) -> None:
     table = pq.read_table(path)
     table = pa.concat_tables([table, table.slice(0, 1)])
     pq.write_table(table, path)
-    shard.update(rows=table.num_rows, bytes=path.stat().st_size, sha256=storage.sha256_file(*storage.open_fs(path)))
+    shard.update(
+        rows=table.num_rows,
+        bytes=path.stat().st_size,
+        sha256=storage.sha256_file(*storage.open_fs(path)),
+    )
     manifest["tables"]["person"]["rows"] = table.num_rows
     _save(dataset, manifest)
     assert any("duplicate value" in p for p in validate(str(dataset)).problems)

@@ -1,0 +1,114 @@
+"""dicom-folder conversion throughput and peak memory vs a bare pydicom loop.
+
+Peer: a bare loop of ``pydicom.dcmread`` + ``.pixel_array`` over the same files with the same
+number of processes (multiprocessing.Pool) — the least work any converter must do. meddata also
+encodes (zstd), stages, shards, checksums and publishes. Goal: throughput ≥ 0.8 of the bare loop;
+peak memory flat as the input grows ×10.
+
+Run:  .venv/bin/python benchmarks/bench_dicom_convert.py [--files 300] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import run_measured  # noqa: E402
+
+BARE = r"""
+import os, sys
+from multiprocessing import Pool
+import pydicom
+
+def load(path):
+    return int(pydicom.dcmread(path).pixel_array.shape[0])
+
+if __name__ == "__main__":
+    root, workers = sys.argv[1], int(sys.argv[2])
+    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)
+    with Pool(workers) as pool:
+        n = sum(1 for _ in pool.imap_unordered(load, files, chunksize=16))
+    print(n)
+"""
+
+
+def make_source(dest: Path, files: int, seed: int = 0) -> Path:
+    """CT-like 512×512 int16 slices, 40 per series, one series per patient (real CT sizes)."""
+    from pydicom.uid import generate_uid
+
+    from meddata.adapters._synth_dicom import _base, _set_pixels, ct_like
+
+    rng = np.random.default_rng(seed)
+    template = ct_like(rng, 4, 512)
+    per_series = 40
+    for i in range(files):
+        p, z = divmod(i, per_series)
+        if z == 0:
+            patient = {"name": f"Doe^P{p}", "id": f"MRN{p:06d}", "birth": "19600101", "sex": "MF"[p % 2], "age": "060Y"}
+            study = {"uid": generate_uid(), "date": "20200101", "accession": f"A{p}"}
+            series = generate_uid()
+            (dest / f"p{p:05d}").mkdir(parents=True, exist_ok=True)
+        ds = _base("CT", patient, study, series)
+        ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+        ds.PixelSpacing = [0.7, 0.7]
+        ds.InstanceNumber = z + 1
+        _set_pixels(ds, (template[z % 4] + rng.integers(-5, 5, size=(512, 512))).astype(np.int16))
+        ds.save_as(dest / f"p{p:05d}" / f"slice_{z:04d}.dcm", enforce_file_format=True)
+    return dest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=300, help="files in the small input (the large one is ×10)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=2, help="runs per side; the best is kept")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-dicom-"))
+    results = []
+    try:
+        bare_script = work / "bare.py"
+        bare_script.write_text(BARE)
+        for scale in (1, 10):
+            n = args.files * scale
+            src = make_source(work / f"src{scale}", n)
+            size = sum(f.stat().st_size for f in src.rglob("*.dcm"))
+            bare = min((run_measured([str(bare_script), str(src), str(args.workers)]) for _ in range(args.repeat)), key=lambda r: r[0])
+            ours = []
+            for r in range(args.repeat):
+                out = work / f"out{scale}-{r}"
+                ours.append(run_measured(["-m", "meddata.cli", "convert", "dicom-folder", str(src), "-o", str(out), "--workers", str(args.workers), "--json"]))
+                shutil.rmtree(out)
+            best = min(ours, key=lambda r: r[0])
+            row = {
+                "files": n,
+                "input_mb": round(size / 1e6, 1),
+                "bare_files_per_s": round(n / bare[0], 1),
+                "meddata_files_per_s": round(n / best[0], 1),
+                "ratio": round(bare[0] / best[0], 3),
+                "bare_peak_rss_mb": round(bare[1] / 1e6),
+                "meddata_peak_rss_mb": round(best[1] / 1e6),
+            }
+            results.append(row)
+            print(json.dumps(row), flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    growth = results[1]["meddata_peak_rss_mb"] / max(1, results[0]["meddata_peak_rss_mb"])
+    print(f"\n{dt.date.today()} · {os.cpu_count()} CPUs · workers={args.workers}")
+    print("| files | input MB | bare loop files/s | meddata files/s | ratio (goal ≥ 0.8) | bare peak RSS MB | meddata peak RSS MB |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['files']} | {r['input_mb']} | {r['bare_files_per_s']} | {r['meddata_files_per_s']} | {r['ratio']} | {r['bare_peak_rss_mb']} | {r['meddata_peak_rss_mb']} |")
+    print(f"meddata peak RSS growth for ×10 input: ×{growth:.2f} (goal: flat)")
+
+
+if __name__ == "__main__":
+    main()
