@@ -9,6 +9,7 @@ import click
 from meddata.cli import convert as convert_cmd
 from meddata.cli import inspect as inspect_cmd
 from meddata.cli import quickstart as quickstart_cmd
+from meddata.cli import split as split_cmd
 
 from meddata.errors import MeddataError
 
@@ -34,6 +35,7 @@ for command in (
     inspect_cmd.info,
     inspect_cmd.list_adapters_cmd,
     quickstart_cmd.quickstart,
+    split_cmd.split,
 ):
     cli.add_command(command)
 

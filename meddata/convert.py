@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from meddata import storage
-from meddata.engine import AdapterSpec, default_workers, run_units
+from meddata.engine import AdapterSpec, default_workers, run_units, run_units_ray
 from meddata.errors import SourceError, StrictModeError, UsageError
 from meddata.manifest import FORMAT, FORMAT_VERSION, Manifest, write_manifest
 from meddata.progress import progress
@@ -61,6 +61,7 @@ def convert(
     name: str | None = None,
     version: str | None = None,
     workers: int | None = None,
+    engine: str = "local",
     strict: bool = False,
     resume: bool = False,
     overwrite: bool = False,
@@ -116,9 +117,10 @@ def convert(
                     "Fix or remove that input, or run without --strict to quarantine it and go on.",
                 )
 
-        run_units(
-            spec, todo, fs, staging.path, workers=workers or default_workers(), on_done=on_done
-        )
+        if engine not in ("local", "ray"):
+            raise UsageError(f"Unknown engine {engine!r}.", "Use --engine local or --engine ray.")
+        runner = run_units_ray if engine == "ray" else run_units
+        runner(spec, todo, fs, staging.path, workers=workers or default_workers(), on_done=on_done)
 
     entries = staging.entries()
     tables_seen = [t for t in cls.tables if any(t in e.rows for e in entries)]

@@ -1,0 +1,58 @@
+"""Convert to, read from and validate on an S3-compatible object store (a local moto server)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import meddata
+from meddata.convert import convert
+from meddata.validate import validate
+
+moto_server = pytest.importorskip("moto.server", reason="moto[server] is needed for the S3 tests")
+s3fs = pytest.importorskip("s3fs", reason="s3fs is needed for the S3 tests")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    mp = pytest.MonkeyPatch()
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+        "FSSPEC_S3_ENDPOINT_URL": endpoint,
+    }.items():
+        mp.setenv(key, value)
+    fs = s3fs.S3FileSystem(endpoint_url=endpoint, key="test", secret="test")
+    fs.mkdir("meddata-test")
+    try:
+        yield endpoint
+    finally:
+        mp.undo()
+        server.stop()
+
+
+def test_convert_load_validate_on_s3(s3: str, dicom_source: Path) -> None:
+    summary = convert("dicom-folder", dicom_source, "s3://meddata-test/datasets", workers=2, show_progress=False)
+    assert summary.path == "s3://meddata-test/datasets/dicom-folder/1.0"
+    ds = meddata.load("s3://meddata-test/datasets/dicom-folder")
+    assert ds.table("samples").collect().height == summary.tables["samples"]
+    assert ds.arrow("image").count_rows() == summary.tables["image"]
+    report = validate(summary.path)
+    assert report.ok, report.problems
+    fs = s3fs.S3FileSystem(endpoint_url=s3, key="test", secret="test")
+    assert not fs.exists("meddata-test/datasets/dicom-folder/1.0/_staging")
