@@ -39,7 +39,12 @@ def _tree_rss(pid: int) -> int:
 def run_measured(args: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
     """Run ``python args...``; return (wall seconds, peak RSS of the whole process tree, stdout)."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     peak = 0
     done = threading.Event()
 

@@ -43,9 +43,8 @@ if __name__ == "__main__":
 
 def make_source(dest: Path, files: int, seed: int = 0) -> Path:
     """CT-like 512×512 int16 slices, 40 per series, one series per patient (real CT sizes)."""
-    from pydicom.uid import generate_uid
-
     from meddata.adapters._synth_dicom import _base, _set_pixels, ct_like
+    from pydicom.uid import generate_uid
 
     rng = np.random.default_rng(seed)
     template = ct_like(rng, 4, 512)
@@ -53,7 +52,13 @@ def make_source(dest: Path, files: int, seed: int = 0) -> Path:
     for i in range(files):
         p, z = divmod(i, per_series)
         if z == 0:
-            patient = {"name": f"Doe^P{p}", "id": f"MRN{p:06d}", "birth": "19600101", "sex": "MF"[p % 2], "age": "060Y"}
+            patient = {
+                "name": f"Doe^P{p}",
+                "id": f"MRN{p:06d}",
+                "birth": "19600101",
+                "sex": "MF"[p % 2],
+                "age": "060Y",
+            }
             study = {"uid": generate_uid(), "date": "20200101", "accession": f"A{p}"}
             series = generate_uid()
             (dest / f"p{p:05d}").mkdir(parents=True, exist_ok=True)
@@ -68,7 +73,9 @@ def make_source(dest: Path, files: int, seed: int = 0) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files", type=int, default=300, help="files in the small input (the large one is ×10)")
+    parser.add_argument(
+        "--files", type=int, default=300, help="files in the small input (the large one is ×10)"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=2, help="runs per side; the best is kept")
     args = parser.parse_args()
@@ -81,11 +88,32 @@ def main() -> None:
             n = args.files * scale
             src = make_source(work / f"src{scale}", n)
             size = sum(f.stat().st_size for f in src.rglob("*.dcm"))
-            bare = min((run_measured([str(bare_script), str(src), str(args.workers)]) for _ in range(args.repeat)), key=lambda r: r[0])
+            bare = min(
+                (
+                    run_measured([str(bare_script), str(src), str(args.workers)])
+                    for _ in range(args.repeat)
+                ),
+                key=lambda r: r[0],
+            )
             ours = []
             for r in range(args.repeat):
                 out = work / f"out{scale}-{r}"
-                ours.append(run_measured(["-m", "meddata.cli", "convert", "dicom-folder", str(src), "-o", str(out), "--workers", str(args.workers), "--json"]))
+                ours.append(
+                    run_measured(
+                        [
+                            "-m",
+                            "meddata.cli",
+                            "convert",
+                            "dicom-folder",
+                            str(src),
+                            "-o",
+                            str(out),
+                            "--workers",
+                            str(args.workers),
+                            "--json",
+                        ]
+                    )
+                )
                 shutil.rmtree(out)
             best = min(ours, key=lambda r: r[0])
             row = {
@@ -103,10 +131,14 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     growth = results[1]["meddata_peak_rss_mb"] / max(1, results[0]["meddata_peak_rss_mb"])
     print(f"\n{dt.date.today()} · {os.cpu_count()} CPUs · workers={args.workers}")
-    print("| files | input MB | bare loop files/s | meddata files/s | ratio (goal ≥ 0.8) | bare peak RSS MB | meddata peak RSS MB |")
+    print(
+        "| files | input MB | bare loop files/s | meddata files/s | ratio (goal ≥ 0.8) | bare peak RSS MB | meddata peak RSS MB |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['files']} | {r['input_mb']} | {r['bare_files_per_s']} | {r['meddata_files_per_s']} | {r['ratio']} | {r['bare_peak_rss_mb']} | {r['meddata_peak_rss_mb']} |")
+        print(
+            f"| {r['files']} | {r['input_mb']} | {r['bare_files_per_s']} | {r['meddata_files_per_s']} | {r['ratio']} | {r['bare_peak_rss_mb']} | {r['meddata_peak_rss_mb']} |"
+        )
     print(f"meddata peak RSS growth for ×10 input: ×{growth:.2f} (goal: flat)")
 
 

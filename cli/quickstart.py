@@ -8,11 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import click
+from meddata.cli.split import render_report
 from rich.console import Console
 from rich.table import Table
 
 from meddata.convert import convert as run_convert
+from meddata.dataset import load
+from meddata.publish import add_split
 from meddata.registry import list_adapters
+from meddata.splits import make_splits
 from meddata.validate import validate as run_validate
 
 
@@ -55,6 +59,12 @@ def quickstart(directory: Path, n: int, workers: int, as_json: bool) -> int:
         summary = run_convert(
             cls.name, src, out, workers=workers, show_progress=not as_json and None
         )
+        split = _split(summary.path)
+        if not as_json:
+            console.print(
+                "  split set 'fair' (person-grouped, stratified on labels and sensitive attributes):"
+            )
+            console.print(render_report(split))
         report = run_validate(summary.path)
         results.append(
             {
@@ -65,6 +75,7 @@ def quickstart(directory: Path, n: int, workers: int, as_json: bool) -> int:
                 "valid": report.ok,
                 "problems": report.problems,
                 "seconds": summary.seconds,
+                "split_report": split,
             }
         )
     ok = all(r["valid"] for r in results)
@@ -92,3 +103,11 @@ def quickstart(directory: Path, n: int, workers: int, as_json: bool) -> int:
         "  meddata list   # every adapter; `meddata convert ADAPTER SOURCE -o OUT` on a real release"
     )
     return 0 if ok else 1
+
+
+def _split(path: str) -> dict[str, Any]:
+    """Split a sample dataset by person, stratified jointly; returns the split report."""
+    ds = load(path)
+    result = make_splits(ds.table("samples").collect(), seed=0)
+    add_split(ds, "fair", result.assignments, strategy=result.strategy, report=result.report)
+    return result.report

@@ -168,7 +168,7 @@ def run_units_ray(
     by_seq = dict(units)
     items = [{"seq": seq} for seq in by_seq]
     dataset = ray.data.from_items(items, override_num_blocks=len(items)).map(
-        _RayUnitRunner,
+        _RayUnitRunner,  # type: ignore[arg-type]  # Ray takes a callable class here
         fn_constructor_args=(spec, fs, staging, by_seq),
         compute=ray.data.ActorPoolStrategy(size=min(workers, len(items))),
         num_cpus=1,

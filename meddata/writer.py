@@ -186,7 +186,9 @@ class Staging:
             except (json.JSONDecodeError, TypeError):
                 continue  # a line cut by a kill: that unit is simply redone
             staged = [
-                unit_shard(self.path, entry.seq, t) if t in entry.shards else unit_file(self.path, entry.seq, t)
+                unit_shard(self.path, entry.seq, t)
+                if t in entry.shards
+                else unit_file(self.path, entry.seq, t)
                 for t in entry.rows
             ]
             if all(self.fs.exists(p) for p in staged):
@@ -230,7 +232,7 @@ class Staging:
         """Move the payload shards the workers wrote into ``tables/<table>/``, in unit order."""
         folder = storage.join(self.root, "tables", table)
         self.fs.makedirs(folder, exist_ok=True)
-        shards = []
+        shards: list[dict[str, Any]] = []
         for entry in self.entries():
             if table not in entry.shards:
                 continue
@@ -389,9 +391,7 @@ def write_table(
         conformed = schema.conform(pa.Table.from_batches([batch]))
         if arrow_schema is None:
             arrow_schema = conformed.schema
-            writer = _ShardWriter(
-                fs, pattern, arrow_schema, target_shard_bytes, row_group_bytes
-            )
+            writer = _ShardWriter(fs, pattern, arrow_schema, target_shard_bytes, row_group_bytes)
         elif conformed.schema != arrow_schema:
             conformed = _unify(conformed, arrow_schema, table)
         if schema.primary_key:

@@ -9,7 +9,9 @@ import pytest
 
 from meddata.convert import convert
 
-pytest.importorskip("ray.data", reason="the ray extra (pip install 'meddata[ray]') is not installed")
+pytest.importorskip(
+    "ray.data", reason="the ray extra (pip install 'meddata[ray]') is not installed"
+)
 
 
 def _hashes(path: str) -> dict[str, str]:
@@ -18,7 +20,11 @@ def _hashes(path: str) -> dict[str, str]:
 
 
 def test_ray_engine_matches_local(dicom_source: Path, tmp_path: Path) -> None:
-    ray_run = convert("dicom-folder", dicom_source, tmp_path / "ray", engine="ray", workers=2, show_progress=False)
-    local = convert("dicom-folder", dicom_source, tmp_path / "local", workers=1, show_progress=False)
+    ray_run = convert(
+        "dicom-folder", dicom_source, tmp_path / "ray", engine="ray", workers=2, show_progress=False
+    )
+    local = convert(
+        "dicom-folder", dicom_source, tmp_path / "local", workers=1, show_progress=False
+    )
     assert ray_run.tables == local.tables
     assert _hashes(ray_run.path) == _hashes(local.path)

@@ -25,7 +25,19 @@ def dataset(dicom_dataset: Path, tmp_path: Path) -> Path:
 
 def test_split_cli_writes_and_records_a_split_set(dataset: Path, tmp_path: Path) -> None:
     meds = tmp_path / "meds" / "subject_splits.parquet"
-    out = run_cli("split", str(dataset), "--name", "fair", "--fractions", "train=0.5,val=0.25,test=0.25", "--seed", "3", "--export-meds", str(meds), "--json")
+    out = run_cli(
+        "split",
+        str(dataset),
+        "--name",
+        "fair",
+        "--fractions",
+        "train=0.5,val=0.25,test=0.25",
+        "--seed",
+        "3",
+        "--export-meds",
+        str(meds),
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     ds = meddata.load(str(dataset))
     entry = ds.splits["fair"]
@@ -53,7 +65,12 @@ def test_split_checksum_is_validated(dataset: Path) -> None:
 
 def test_split_set_names_and_overwrite(dataset: Path) -> None:
     ds = meddata.load(str(dataset))
-    frame = ds.table("person").select("person_id").collect().with_columns(pl.lit("train").alias("split"))
+    frame = (
+        ds.table("person")
+        .select("person_id")
+        .collect()
+        .with_columns(pl.lit("train").alias("split"))
+    )
     ds = add_split(ds, "all-train", frame, strategy={"kind": "manual"}, report={})
     with pytest.raises(UsageError, match="--overwrite"):
         add_split(ds, "all-train", frame, strategy={"kind": "manual"}, report={})
@@ -62,7 +79,10 @@ def test_split_set_names_and_overwrite(dataset: Path) -> None:
     leaky = pl.concat([frame, frame.with_columns(pl.lit("test").alias("split"))])
     with pytest.raises(meddata.MeddataError, match="two splits"):
         add_split(ds, "leaky", leaky, strategy={}, report={}, overwrite=True)
-    assert json.loads((dataset / "meddata.json").read_text())["splits"]["all-train"]["path"] == "splits/all-train.parquet"
+    assert (
+        json.loads((dataset / "meddata.json").read_text())["splits"]["all-train"]["path"]
+        == "splits/all-train.parquet"
+    )
 
 
 def test_split_usage_errors(dataset: Path) -> None:
