@@ -9,6 +9,7 @@ import click
 
 from meddata.convert import convert as run_convert
 from meddata.convert import parse_options
+from meddata.errors import UsageError
 from meddata.registry import get_adapter
 
 
@@ -33,12 +34,38 @@ from meddata.registry import get_adapter
 @click.option("--version", "version", help="Dataset version (default: the adapter's).")
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: all CPUs).")
 @click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Process pool here, or Ray Data (a local Ray, or the cluster RAY_ADDRESS names).",
+)
+@click.option(
     "--strict", is_flag=True, help="Fail on the first unreadable input instead of quarantining it."
 )
 @click.option(
     "--resume", is_flag=True, help="Continue an interrupted conversion of the same version."
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing version of the dataset.")
+@click.option(
+    "--deid-key-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Secret key for pseudonyms, date shifts and UIDs (default: created beside the output).",
+)
+@click.option(
+    "--no-deid",
+    is_flag=True,
+    help="Do not de-identify (only for sources that are already de-identified).",
+)
+@click.option("--allow-burned-in", is_flag=True, help="Keep images flagged with burned-in text.")
+@click.option(
+    "--retain-device-identity", is_flag=True, help="Keep device serials and manufacturer."
+)
+@click.option(
+    "--retain-patient-characteristics",
+    is_flag=True,
+    help="Keep sex, age, size and weight in DICOM.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of the path.")
 def convert(
     adapter: str,
@@ -52,9 +79,24 @@ def convert(
     strict: bool,
     resume: bool,
     overwrite: bool,
+    deid_key_file: Path | None,
+    no_deid: bool,
+    allow_burned_in: bool,
+    retain_device_identity: bool,
+    retain_patient_characteristics: bool,
     as_json: bool,
 ) -> int:
-    """Convert SOURCE with ADAPTER into a published meddata dataset."""
+    """Convert SOURCE with ADAPTER into a published, de-identified meddata dataset.
+
+    De-identification runs inside each work unit before any row is written: person ids become
+    keyed pseudonyms, dates shift by a per-person offset, DICOM headers follow the PS3.15
+    Annex E Basic profile and free text goes through the PHI recogniser. The key comes from
+    --deid-key-file, or is created beside (never inside) OUT/<name> with a warning.
+    """
+    cls = get_adapter(adapter)
+    deid_key: bytes | None = None
+    if not no_deid:
+        deid_key = _deid_key(deid_key_file, out, name or cls.dataset_name, quiet=as_json)
     summary = run_convert(
         adapter,
         source,
@@ -67,6 +109,13 @@ def convert(
         strict=strict,
         resume=resume,
         overwrite=overwrite,
+        deid_key=deid_key,
+        deid_options={
+            "retain_longitudinal_dates": True,  # shift DICOM dates like text and EHR dates
+            "allow_burned_in": allow_burned_in,
+            "retain_device_identity": retain_device_identity,
+            "retain_patient_characteristics": retain_patient_characteristics,
+        },
         show_progress=None if not as_json else False,
     )
     if as_json:
@@ -93,3 +142,27 @@ def sample(adapter: str, dest: Path, n: int, seed: int) -> int:
     root = get_adapter(adapter).synthesize(dest, n=n, seed=seed)
     click.echo(str(root))
     return 0
+
+
+def _deid_key(key_file: Path | None, out: str, name: str, *, quiet: bool) -> bytes:
+    """The de-identification key: the given file, or one kept beside ``OUT/<name>``."""
+    import warnings
+
+    from meddata.deid import load_or_create_key
+
+    if key_file is None and "://" in out:
+        raise UsageError(
+            "A de-identification key is needed for a remote output.",
+            "Pass --deid-key-file KEY (create one with: head -c 32 /dev/urandom > KEY), or --no-deid.",
+        )
+    Path(out).mkdir(parents=True, exist_ok=True) if "://" not in out else None
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        key, path, created = load_or_create_key(key_file, Path(out) / name)
+    if created and not quiet:
+        click.echo(
+            f"warning: created a new de-identification key at {path}. Keep it secret and pass it "
+            "with --deid-key-file to later runs so pseudonyms and date shifts stay stable.",
+            err=True,
+        )
+    return key

@@ -7,6 +7,8 @@ import traceback
 
 import click
 from meddata.cli import convert as convert_cmd
+from meddata.cli import datasheet as datasheet_cmd
+from meddata.cli import deid as deid_cmd
 from meddata.cli import inspect as inspect_cmd
 from meddata.cli import quickstart as quickstart_cmd
 from meddata.cli import split as split_cmd
@@ -36,6 +38,8 @@ for command in (
     inspect_cmd.list_adapters_cmd,
     quickstart_cmd.quickstart,
     split_cmd.split,
+    datasheet_cmd.datasheet,
+    deid_cmd.deid,
 ):
     cli.add_command(command)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from rich.table import Table
 
 from meddata.convert import convert as run_convert
 from meddata.dataset import load
+from meddata.datasheet import publish
 from meddata.publish import add_split
 from meddata.registry import list_adapters
 from meddata.splits import make_splits
@@ -32,7 +34,7 @@ from meddata.validate import validate as run_validate
 @click.option(
     "--n",
     "n",
-    default=6,
+    default=10,
     show_default=True,
     type=click.IntRange(min=2),
     help="Patients per sample source.",
@@ -47,6 +49,11 @@ def quickstart(directory: Path, n: int, workers: int, as_json: bool) -> int:
     if directory.exists():
         shutil.rmtree(directory)
     sources, out = directory / "sources", directory / "datasets"
+    directory.mkdir(parents=True)
+    key = secrets.token_bytes(
+        32
+    )  # a throwaway key: the sample data is de-identified like real data
+    (directory / "quickstart.deid-key").write_bytes(key)
     results: list[dict[str, Any]] = []
     for info in list_adapters():
         if info.adapter is None:
@@ -57,7 +64,13 @@ def quickstart(directory: Path, n: int, workers: int, as_json: bool) -> int:
         )
         src = cls.synthesize(sources / cls.name, n=n, seed=0)
         summary = run_convert(
-            cls.name, src, out, workers=workers, show_progress=not as_json and None
+            cls.name,
+            src,
+            out,
+            workers=workers,
+            deid_key=key,
+            deid_options={"retain_longitudinal_dates": True},
+            show_progress=not as_json and None,
         )
         split = _split(summary.path)
         if not as_json:
@@ -75,25 +88,50 @@ def quickstart(directory: Path, n: int, workers: int, as_json: bool) -> int:
                 "valid": report.ok,
                 "problems": report.problems,
                 "seconds": summary.seconds,
+                "phi_replaced": _phi_count(summary.deid),
                 "split_report": split,
             }
         )
     ok = all(r["valid"] for r in results)
+    sheet_files = (
+        publish(load(results[0]["dataset"]), ["all"], directory / "datasheet") if results else {}
+    )
+    training = _train(results[0]["dataset"]) if results else None
     if as_json:
-        click.echo(json.dumps({"ok": ok, "datasets": results}, indent=2))
+        files = {k: str(v) for k, v in sheet_files.items()}
+        click.echo(
+            json.dumps(
+                {"ok": ok, "datasets": results, "datasheet": files, "training": training}, indent=2
+            )
+        )
         return 0 if ok else 1
-    table = Table("adapter", "rows per table", "quarantined", "valid", "seconds")
+    table = Table(
+        "adapter", "tables", "persons", "samples", "PHI replaced", "quarantined", "valid", "s"
+    )
     for r in results:
-        rows = ", ".join(f"{t}={c}" for t, c in r["tables"].items())
         table.add_row(
             r["adapter"],
-            rows,
+            str(len(r["tables"])),
+            str(r["tables"].get("person", 0)),
+            str(r["tables"].get("samples", 0)),
+            str(r["phi_replaced"]),
             str(r["quarantined"]),
             "yes" if r["valid"] else "NO",
             f"{r['seconds']:.1f}",
         )
     console.print(table)
     first = results[0]["dataset"] if results else str(out)
+    if "html" in sheet_files:
+        console.print(
+            f"\nDatasheet of {results[0]['adapter']} (md, html, Croissant, HF card) in {directory / 'datasheet'}"
+        )
+        console.print(f"  open {Path(sheet_files['html']).resolve().as_uri()} in a browser")
+    if training:
+        console.print(
+            f"\nTrained a compact CNN for {training['steps']} steps on {results[0]['adapter']} "
+            f"(preset chexpert): {training['samples_per_s']:.0f} samples/s, loss "
+            f"{training['loss_first']:.3f} → {training['loss_last']:.3f}"
+        )
     console.print("\n[bold]Try next[/bold]")
     console.print(f"  meddata info {first}")
     console.print(
@@ -111,3 +149,18 @@ def _split(path: str) -> dict[str, Any]:
     result = make_splits(ds.table("samples").collect(), seed=0)
     add_split(ds, "fair", result.assignments, strategy=result.strategy, report=result.report)
     return result.report
+
+
+def _train(path: str) -> dict[str, Any] | None:
+    """A few training steps through the torch loader (skipped when torch is not installed)."""
+    try:
+        from meddata.torch import quick_train
+    except ImportError:
+        return None
+    return quick_train(load(path), steps=5, batch_size=8)
+
+
+def _phi_count(deid: dict[str, Any] | None) -> int:
+    """PHI items replaced: text entities plus DICOM attributes acted on (not file counts)."""
+    counts = (deid or {}).get("counts", {})
+    return sum(v for k, v in counts.items() if k not in ("dicom_files", "dicom_burned_in_risk"))

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from meddata import storage
+from meddata.dataset import Dataset
+from meddata.datasheet import write_dataset_datasheet
 from meddata.engine import AdapterSpec, default_workers, run_units, run_units_ray
 from meddata.errors import SourceError, StrictModeError, UsageError
 from meddata.manifest import FORMAT, FORMAT_VERSION, Manifest, write_manifest
@@ -156,7 +158,7 @@ def convert(
     deid = None
     if adapter.deid is not None:
         deid = {
-            **adapter.deid.profile_summary(),
+            "profile": adapter.deid.profile_summary(),
             "key_fingerprint": adapter.deid.key_fingerprint,
             "counts": sum_deid_counts(entries),
         }
@@ -195,6 +197,7 @@ def convert(
             "path": None,
             "strategy": {"kind": "official", "column": "split"},
         }
+    manifest["datasheet"] = write_dataset_datasheet(Dataset(fs, root, manifest))
     write_manifest(fs, root, manifest)
     staging.remove()
     return ConvertSummary(

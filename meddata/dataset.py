@@ -54,6 +54,13 @@ class Dataset:
         """Task label names; their columns in ``samples`` are ``label_<name>``."""
         return list((self.manifest.get("tasks") or {}).get("labels", []))
 
+    @property
+    def datasheet(self) -> Any:
+        """The dataset's Healthsheet (``meddata.datasheet.Healthsheet``)."""
+        from meddata.datasheet import load_healthsheet
+
+        return load_healthsheet(self)
+
     def shard_urls(self, table: str) -> list[str]:
         """The Parquet shards of ``table``, as paths or URLs."""
         entry = self._entry(table)

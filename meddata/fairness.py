@@ -224,7 +224,6 @@ def _metrics(
 def _ece(truth: np.ndarray, score: np.ndarray, n_bins: int) -> float:
     """Expected calibration error over equal-width probability bins."""
     bins = np.minimum((score * n_bins).astype(np.int64), n_bins - 1)
-    count = np.bincount(bins, minlength=n_bins)
     observed = np.bincount(bins, weights=truth, minlength=n_bins)
     predicted = np.bincount(bins, weights=score, minlength=n_bins)
     return float(np.abs(observed - predicted).sum() / truth.size)

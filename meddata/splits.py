@@ -87,6 +87,8 @@ _FRACTION_TOLERANCE = 1e-6
 # Above this many units the greedy one-by-one placement is too slow; batches are used instead.
 _GREEDY_MAX_UNITS = 10_000
 _MASK64 = (1 << 64) - 1
+# Within a batch, units are sorted by this many rarest features before their size.
+_SIZE_AFTER = 3
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,10 @@ def make_splits(
     kind, names, probs = _resolve_targets(
         fractions, folds, ood=bool(holdout) or time_column is not None
     )
-    units = _build_units(samples, by, labels, attributes, seed)
+    _check_person_ids(samples)
+    report_attrs = _report_attributes(samples, attributes, [*(holdout or {})])
+    persons = _person_table(samples, labels, report_attrs)
+    units = _build_units(samples, persons, by, labels, attributes, seed)
     n_units = units.weight.size
     rng = np.random.default_rng(seed)
 
@@ -200,6 +205,7 @@ def make_splits(
         np.asarray(probs),
         rng,
     )
+    split_idx[rest] = _fill_empty_splits(split_idx[rest], units.hash[rest], len(names))
     all_names = [*names, "test"] if held.any() else names
     per_person = split_idx[units.person_unit]
     assignments = units.persons.select(
@@ -207,14 +213,14 @@ def make_splits(
         "person_id",
         pl.Series("split", np.asarray(all_names, dtype=object)[per_person], dtype=pl.String),
     )
-    report_attrs = _report_attributes(samples, attributes, [*(holdout or {})])
     report = _report_from_rows(
         _rows_with_split(samples, assignments, by),
         all_names,
+        persons=persons.select("person_id", *report_attrs),
         attributes=report_attrs,
         labels=_all_label_columns(samples),
         by=by,
-        exclude=[*(holdout or {})],
+        exclude=[*(holdout or {}), *([by] if by != "person_id" else [])],
     )
     strategy: dict[str, Any] = {
         "kind": kind,
@@ -382,7 +388,7 @@ def _resolve_labels(
         return [_label_name(samples, c) for c in label_columns]
     if stratify is None or "labels" in stratify:
         return _all_label_columns(samples)
-    return []
+    return [c for c in dict.fromkeys(stratify) if c.startswith(LABEL_PREFIX)]
 
 
 def _resolve_attributes(samples: pl.DataFrame, stratify: Sequence[str] | None) -> list[str]:
@@ -390,9 +396,7 @@ def _resolve_attributes(samples: pl.DataFrame, stratify: Sequence[str] | None) -
         return [c for c in SENSITIVE_ATTRIBUTES if c in samples.columns]
     attrs = [c for c in dict.fromkeys(stratify) if c != "labels"]
     _require_columns(samples, attrs, what="Stratification")
-    return [c for c in attrs if not c.startswith(LABEL_PREFIX)] + [
-        c for c in attrs if c.startswith(LABEL_PREFIX)
-    ]
+    return [c for c in attrs if not c.startswith(LABEL_PREFIX)]
 
 
 def _report_attributes(
@@ -488,20 +492,33 @@ def _person_modes(samples: pl.DataFrame, attribute: str) -> pl.DataFrame:
 def _person_table(
     samples: pl.DataFrame, labels: Sequence[str], attributes: Sequence[str]
 ) -> pl.DataFrame:
-    """One row per person (sorted by person_id): label positives and attribute modes."""
+    """One row per person (sorted by person_id): sample count, label positives, attribute modes.
+
+    One pass finds each attribute's smallest and largest value per person; only the persons
+    whose rows disagree need the slower most-frequent-value computation.
+    """
     persons = (
-        samples.group_by("person_id")
+        samples.group_by(pl.col("person_id").cast(pl.Int64))
         .agg(
             pl.len().alias("__rows"),
             *[(pl.col(c).cast(pl.Float64).fill_nan(None) == 1.0).any().alias(c) for c in labels],
+            *[pl.col(a).cast(pl.String).min().alias(a) for a in attributes],
+            *[pl.col(a).cast(pl.String).max().alias(f"__max_{a}") for a in attributes],
         )
-        .with_columns(pl.col("person_id").cast(pl.Int64))
         .sort("person_id")
     )
     for attribute in attributes:
-        modes = _person_modes(samples, attribute).with_columns(pl.col("person_id").cast(pl.Int64))
-        persons = persons.join(modes, on="person_id", how="left").with_columns(
-            pl.col(attribute).fill_null(UNKNOWN)
+        mixed = persons.filter(pl.col(attribute) != pl.col(f"__max_{attribute}"))
+        if mixed.height:
+            subset = samples.join(
+                mixed.select("person_id"), on=pl.col("person_id").cast(pl.Int64), how="semi"
+            )
+            modes = _person_modes(subset, attribute).with_columns(
+                pl.col("person_id").cast(pl.Int64)
+            )
+            persons = persons.update(modes, on="person_id")
+        persons = persons.with_columns(pl.col(attribute).fill_null(UNKNOWN)).drop(
+            f"__max_{attribute}"
         )
     return persons
 
@@ -532,13 +549,13 @@ def _components(samples: pl.DataFrame, persons: pl.DataFrame, by: str) -> np.nda
 
 def _build_units(
     samples: pl.DataFrame,
+    persons: pl.DataFrame,
     by: str,
     labels: Sequence[str],
     attributes: Sequence[str],
     seed: int,
 ) -> _Units:
-    _check_person_ids(samples)
-    persons = _person_table(samples, labels, attributes)
+    """Units (persons, or merged ``by`` groups) with their feature counts and hashes."""
     n_persons = persons.height
     if by == "person_id":
         person_unit = np.arange(n_persons, dtype=np.int64)
@@ -549,27 +566,36 @@ def _build_units(
         )
         persons = persons.join(first, on="person_id", how="left")
     n_units = int(person_unit.max()) + 1
-    columns: list[np.ndarray] = []
+    blocks: list[np.ndarray] = []
     names: list[str] = []
     for label in labels:
         positive = persons.get_column(label).to_numpy().astype(np.float64)
-        columns.append(np.bincount(person_unit, weights=positive, minlength=n_units)[:, None])
+        blocks.append(np.bincount(person_unit, weights=positive, minlength=n_units)[:, None])
         names.append(label)
-    for attribute in attributes:
-        codes_frame = persons.select(pl.col(attribute).rank("dense").cast(pl.Int64) - 1)
-        codes = codes_frame.to_series().to_numpy()
+    for attribute in attributes:  # one-hot of the attribute's values, summed per unit
         values = sorted(persons.get_column(attribute).unique().to_list())
-        n_values = len(values)
-        counts = np.bincount(person_unit * n_values + codes, minlength=n_units * n_values)
-        columns.append(counts.reshape(n_units, n_values))
+        codes = (
+            persons.get_column(attribute)
+            .replace_strict(values, list(range(len(values))), return_dtype=pl.Int64)
+            .to_numpy()
+        )
+        counts = np.bincount(person_unit * len(values) + codes, minlength=n_units * len(values))
+        blocks.append(counts.reshape(n_units, len(values)))
         names.extend(f"{attribute}={v}" for v in values)
     weight = np.bincount(person_unit, minlength=n_units).astype(np.int64)
-    columns.append(weight[:, None])
+    blocks.append(weight[:, None])
     names.append("__persons__")
-    features = np.concatenate(columns, axis=1).astype(np.int64)
+    features = np.empty((n_units, len(names)), dtype=np.int32)
+    start = 0
+    for block in blocks:
+        features[:, start : start + block.shape[1]] = block
+        start += block.shape[1]
     person_ids = persons.get_column("person_id").to_numpy()
-    smallest = np.full(n_units, np.iinfo(np.int64).max)
-    np.minimum.at(smallest, person_unit, person_ids)
+    if by == "person_id":
+        smallest = person_ids
+    else:
+        smallest = np.full(n_units, np.iinfo(np.int64).max)
+        np.minimum.at(smallest, person_unit, person_ids)
     seed_mix = _mix64(np.asarray([seed & _MASK64], dtype=np.uint64))[0]
     unit_hash = _mix64(smallest.view(np.uint64) ^ seed_mix)
     rows = np.bincount(
@@ -597,6 +623,23 @@ def _assign(
     return _assign_iterative(features, rows, unit_hash, probs, rng)
 
 
+def _fill_empty_splits(assigned: np.ndarray, unit_hash: np.ndarray, n_splits: int) -> np.ndarray:
+    """Give every requested split at least one unit when there are enough units.
+
+    Rounding small datasets (6 persons at 0.8/0.1/0.1) can leave a split empty, which makes an
+    evaluation impossible; move the lowest-hash unit of the largest split into each empty one.
+    """
+    out = assigned.copy()
+    for empty in np.flatnonzero(np.bincount(out, minlength=n_splits)[:n_splits] == 0):
+        counts = np.bincount(out, minlength=n_splits)
+        donor = int(np.argmax(counts))
+        if counts[donor] <= 1:
+            break
+        members = np.flatnonzero(out == donor)
+        out[members[np.argmin(unit_hash[members])]] = empty
+    return out
+
+
 def _waterfill(need: np.ndarray, probs: np.ndarray, total: float) -> np.ndarray:
     """Targets t_k = max(need_k - L * p_k, 0) summing to ``total``.
 
@@ -620,9 +663,8 @@ def _waterfill(need: np.ndarray, probs: np.ndarray, total: float) -> np.ndarray:
 
 def _apportion(target: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """Integers summing to ``n`` closest to ``target`` (largest remainder, random ties)."""
-    scaled = (
-        target * (n / target.sum()) if target.sum() > 0 else np.full(target.size, n / target.size)
-    )
+    total = target.sum()
+    scaled = target * (n / total) if total > 0 else np.full(target.size, n / target.size)
     counts = np.floor(scaled).astype(np.int64)
     left = n - int(counts.sum())
     if left > 0:
@@ -641,8 +683,12 @@ def _interleave(counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return split[np.argsort(positions, kind="stable")]
 
 
-SIZE_MODE = "3"
-SIZE_BITS = 5
+def _pack_bits(present: np.ndarray, members: np.ndarray, columns: Sequence[int]) -> np.ndarray:
+    """Pack up to 64 indicator columns into one sort key (first column = highest bit)."""
+    key = np.zeros(members.size, dtype=np.uint64)
+    for bit, column in enumerate(columns):
+        key |= present[members, column].astype(np.uint64) << np.uint64(63 - bit)
+    return key
 
 
 def _assign_iterative(
@@ -669,30 +715,14 @@ def _assign_iterative(
         amount = block[:, j].astype(np.float64)
         target = _waterfill(desired[:, j], probs, float(amount.sum()))
         counts = _apportion(target, members.size, rng)
-        # Order the batch by the next-rarest features (rarest = most significant bit), then by
-        # hash, and deal the splits out evenly: each run of similar units is split in proportion.
-        others = [int(f) for f in live[np.argsort(remaining[live], kind="stable")] if f != j][:62]
-        key = np.zeros(members.size, dtype=np.uint64)
-        if SIZE_MODE == "none":
-            for bit, f in enumerate(others):
-                key |= present[members, f].astype(np.uint64) << np.uint64(61 - bit)
-        else:
-            after = 0 if SIZE_MODE == "top" else int(SIZE_MODE)
-            size = rows[members]
-            rank = np.unique(size, return_inverse=True)[1].astype(np.float64)
-            bucket = np.minimum(
-                (rank / max(rank.max(), 1) * (2**SIZE_BITS - 1)).round(), 2**SIZE_BITS - 1
-            ).astype(np.uint64)
-            bit = 61
-            for i, f in enumerate(others[: 62 - SIZE_BITS]):
-                if i == after:
-                    key |= bucket << np.uint64(bit - SIZE_BITS + 1)
-                    bit -= SIZE_BITS
-                key |= present[members, f].astype(np.uint64) << np.uint64(bit)
-                bit -= 1
-            if after >= len(others[: 62 - SIZE_BITS]):
-                key |= bucket << np.uint64(bit - SIZE_BITS + 1)
-        order = np.lexsort((unit_hash[members], key))
+        # Order the batch by its units' remaining features, rarest first, with the unit size
+        # (samples) after the few rarest, then by hash, and deal the splits out evenly: every
+        # run of similar units is then split in proportion (implicit stratification).
+        others = [int(f) for f in live[np.argsort(remaining[live], kind="stable")] if f != j]
+        high = _pack_bits(present, members, others[:_SIZE_AFTER])
+        low = _pack_bits(present, members, others[_SIZE_AFTER : _SIZE_AFTER + 63])
+        size = np.unique(rows[members], return_inverse=True)[1]
+        order = np.lexsort((unit_hash[members], low, size, high))
         split = np.empty(members.size, dtype=np.int64)
         split[order] = _interleave(counts, rng)
         assigned[members] = split
@@ -834,6 +864,8 @@ def _proportions(frame: pl.DataFrame, column: str, total: int) -> dict[str, floa
 
 
 def _label_rates(rows: pl.DataFrame, labels: Sequence[str]) -> dict[str, dict[str, float]]:
+    if not labels:
+        return {}
     if rows.height == 0:
         return {c: {"positive": 0.0, "uncertain": 0.0, "missing": 0.0} for c in labels}
     exprs: list[pl.Expr] = []
@@ -860,14 +892,15 @@ def _report_from_rows(
     labels: Sequence[str],
     by: str,
     exclude: Sequence[str],
+    persons: pl.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Build the split report from row-level ``samples`` carrying a ``__split`` column."""
+    """Build the split report from row-level ``samples`` carrying a ``__split`` column.
+
+    ``persons`` (person_id + attribute modes) may be passed when already computed.
+    """
     rows = rows.with_columns(pl.col("person_id").cast(pl.Int64))
-    persons = rows.select("person_id").unique()
-    for attribute in attributes:
-        persons = persons.join(
-            _person_modes(rows, attribute), on="person_id", how="left"
-        ).with_columns(pl.col(attribute).fill_null(UNKNOWN))
+    if persons is None:
+        persons = _person_table(rows, [], attributes).select("person_id", *attributes)
     pairs = rows.select("person_id", "__split").unique().drop_nulls("__split")
     tagged = pairs.join(persons, on="person_id", how="left")
     n_persons = persons.height

@@ -48,7 +48,7 @@ def encode(array: np.ndarray, codec: str = "zstd", *, level: int = 3) -> TensorC
     array = np.ascontiguousarray(array)
     if array.dtype.byteorder == ">":
         array = array.astype(array.dtype.newbyteorder("<"))
-    dtype, shape = array.dtype.str.lstrip("<|="), [int(s) for s in array.shape]
+    dtype, shape = array.dtype.name, [int(s) for s in array.shape]
     if codec == "raw":
         data = array.tobytes()
     elif codec == "zstd":

@@ -60,7 +60,7 @@ def validate(target: str, version: str | None = None) -> ValidationReport:
             continue
         if _check_shards(fs, root, table, entry, schema, report):
             intact[table] = schema
-    for extra in ("splits", "quarantine"):
+    for extra in ("splits", "quarantine", "datasheet"):
         _check_side_files(fs, root, manifest, extra, report)
     if intact:
         _check_keys(Dataset(fs, root, manifest), intact, report)
@@ -126,6 +126,9 @@ def _check_side_files(
     items: list[tuple[str, dict[str, Any]]]
     if kind == "splits":
         items = [(f"split {n}", s) for n, s in (manifest.get("splits") or {}).items()]
+    elif kind == "datasheet":
+        hashes = (manifest.get("datasheet") or {}).get("sha256") or {}
+        items = [(f"datasheet file {rel}", {"path": rel, "sha256": h}) for rel, h in hashes.items()]
     else:
         items = [("quarantine report", manifest.get("quarantine") or {})]
     for label, info in items:

@@ -64,7 +64,11 @@ def rows_to_table(table: str, rows: list[dict[str, Any]] | pa.Table) -> pa.Table
 
 def _extension_type(column: str) -> pa.DataType | None:
     """Fixed types for extension columns whose values may all be null in one unit."""
-    return pa.float32() if column.startswith("label_") else None
+    if column.startswith("label_"):
+        return pa.float32()
+    if column.startswith("section_"):
+        return pa.large_string()
+    return None
 
 
 def unit_file(staging: str, seq: int, table: str) -> str:

@@ -53,6 +53,7 @@ def test_sigkill_then_resume(big_source: Path, tmp_path: Path, attempt: int) -> 
         "2.0",
         "--workers",
         "1",
+        "--no-deid",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = out / "dicom-folder" / "2.0" / "_staging" / "journal.jsonl"

@@ -44,7 +44,7 @@ def test_jpeg_is_close() -> None:
 def test_big_endian_input_is_stored_little_endian() -> None:
     array = np.arange(6, dtype=">u2").reshape(2, 3)
     cell = tensor.encode(array, "raw")
-    assert cell["dtype"] == "u2"
+    assert cell["dtype"] == "uint16"
     np.testing.assert_array_equal(tensor.decode(cell), array)
 
 

@@ -54,7 +54,7 @@ _FIRST = (
     "Abena Tenzin Pema Ravindra Lakshmi Shreya Arjun Zainab Yusuf Leilani Kai Ngozi Ife"
 ).split()
 
-_LAST = (
+_LAST_WORDS = (
     "Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez "
     "Gonzalez Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson White Harris "
     "Sanchez Clark Ramirez Lewis Robinson Walker Young Allen King Wright Scott Torres Nguyen Hill "
@@ -75,10 +75,11 @@ _LAST = (
     "Hope Mark Frank Little Love Golden Friend Bishop Dean Christian Rich Sharp Strong Wise "
     "Okonkwo Adeyemi Ramaswamy Venkataraman Kowalczyk Wisniewski Abernathy Fitzgerald "
     "O'Brien O'Connor McAllister Nakamura Takahashi Yamamoto Zhang Wang Liu Huang Achterberg "
-    "Van der Berg De Souza Al-Farsi Haddad Mansour Papadopoulos Ivanov Petrov Novak Horvath "
+    "Van_der_Berg De_Souza Al-Farsi Haddad Mansour Papadopoulos Ivanov Petrov Novak Horvath "
     "Lindqvist Johansson Nieminen Mbeki Mensah Osei Banerjee Chatterjee Iyer Ng Oyelaran "
     "Quigley Featherstone Whitlock Ashworth Penhaligon Thistlewood Blackwood"
 ).split()
+_LAST = tuple(name.replace("_", " ") for name in _LAST_WORDS)
 
 _STREETS = (
     "Oak Maple Cedar Pine Elm Washington Lake Hill Park Main Church Walnut Spring North "
@@ -109,7 +110,9 @@ _INSTITUTIONS = (
     "Kingston Radiology Group|Providence Health Clinic|Cedar Creek Dialysis Center|"
     "Saint Luke's Hospital|Harborview Medical Center|Westside Pediatrics"
 ).split("|")
-_DEVICE_MAKERS = "Medtronic|Boston Scientific|Abbott|Biotronik|St. Jude|Philips|GE|Siemens".split("|")
+_DEVICE_MAKERS = "Medtronic|Boston Scientific|Abbott|Biotronik|St. Jude|Philips|GE|Siemens".split(
+    "|"
+)
 _MONTHS = (
     "January February March April May June July August September October November December"
 ).split()
@@ -216,9 +219,7 @@ class _Person:
 
 
 def _person(rng: random.Random, titles: tuple[str, ...]) -> _Person:
-    return _Person(
-        rng.choice(_FIRST), rng.choice(_FIRST), rng.choice(_LAST), rng.choice(titles)
-    )
+    return _Person(rng.choice(_FIRST), rng.choice(_FIRST), rng.choice(_LAST), rng.choice(titles))
 
 
 def _name_pieces(rng: random.Random, p: _Person, clinician: bool) -> list[tuple[str | None, str]]:
@@ -238,7 +239,10 @@ def _name_pieces(rng: random.Random, p: _Person, clinician: bool) -> list[tuple[
             [(None, "Dr. "), (n, p.last)],
             [(None, "Dr "), (n, f"{p.first} {p.last}")],
             [(None, "Dr. "), (n, f"{p.first[0]}. {p.last}")],
-            [(n, f"{p.first} {p.last}"), (None, rng.choice([", MD", ", M.D.", " MD", ", DO", ", PA-C", ", RN", ", NP"]))],
+            [
+                (n, f"{p.first} {p.last}"),
+                (None, rng.choice([", MD", ", M.D.", " MD", ", DO", ", PA-C", ", RN", ", NP"])),
+            ],
             [(n, f"{p.first} {p.middle[0]}. {p.last}"), (None, ", MD")],
             [(None, "Doctor "), (n, p.last)],
         ]
@@ -273,7 +277,7 @@ def _date_text(rng: random.Random, d: date) -> str:
         f"{y}{m:02d}{day:02d}",
         f"{_DAYS[d.weekday()]}, {mon} {day}, {y}",
         f"{mon} {day}{_ordinal(day)}, {y}",
-        f"the {day}{_ordinal(day)} of {mon}",
+        f"{day}{_ordinal(day)} of {mon}",
         f"{mon.lower()} {day}, {y}",
     ]
     return rng.choice(forms)
@@ -299,7 +303,7 @@ def _date_pieces(rng: random.Random, d: date) -> list[tuple[str | None, str]]:
             ("DATE", f"{d2.month}/{d2.day}/{d2.year}"),
         ]
     if r < 0.13:
-        return [(None, "on the "), ("DATE", f"{d.day}{_ordinal(d.day)}")]
+        return [(None, "the "), ("DATE", f"{d.day}{_ordinal(d.day)}")]
     return [("DATE", _date_text(rng, d))]
 
 
@@ -336,7 +340,10 @@ def _id_pieces(rng: random.Random) -> list[tuple[str | None, str]]:
         [(None, "Medical record number "), ("ID", _digits(rng, 7))],
         [(None, "Acc#: "), ("ID", f"{_letters(rng, 2)}{_digits(rng, 8)}")],
         [(None, "Accession: "), ("ID", _digits(rng, 9))],
-        [(None, "Accession number "), ("ID", f"{_letters(rng, 3)}-{_digits(rng, 4)}-{_digits(rng, 6)}")],
+        [
+            (None, "Accession number "),
+            ("ID", f"{_letters(rng, 3)}-{_digits(rng, 4)}-{_digits(rng, 6)}"),
+        ],
         [(None, "Encounter # "), ("ID", f"E{_digits(rng, 9)}")],
         [(None, "SSN "), ("ID", f"{_digits(rng, 3)}-{_digits(rng, 2)}-{_digits(rng, 4)}")],
         [(None, "Account: "), ("ID", _digits(rng, 10))],
@@ -394,9 +401,16 @@ def _email(rng: random.Random, p: _Person) -> str:
 
 def _url(rng: random.Random) -> str:
     host = rng.choice(
-        ["portal.mercyhealth.org", "www.riversideimaging.com", "mychart.stmarys.org", "pacs.kingstonrad.net"]
+        [
+            "portal.mercyhealth.org",
+            "www.riversideimaging.com",
+            "mychart.stmarys.org",
+            "pacs.kingstonrad.net",
+        ]
     )
-    path = rng.choice(["", "/patient/" + _digits(rng, 6), "/viewer?study=" + _digits(rng, 8), "/login"])
+    path = rng.choice(
+        ["", "/patient/" + _digits(rng, 6), "/viewer?study=" + _digits(rng, 8), "/login"]
+    )
     scheme = rng.choice(["https://", "http://", ""])
     if not scheme and not host.startswith("www."):
         scheme = "https://"
@@ -481,10 +495,23 @@ def _radiology(rng: random.Random, b: _Builder) -> None:
     age = rng.choice([rng.randint(18, 89), rng.randint(90, 104)])
     sep = rng.choice([": ", ":  ", " - ", ":\t"])
     header: list[list[tuple[str | None, str]]] = [
-        [(None, f"PATIENT{sep}" if rng.random() < 0.5 else f"Patient Name{sep}"), *_name_pieces(rng, pt, False)],
+        [
+            (None, f"PATIENT{sep}" if rng.random() < 0.5 else f"Patient Name{sep}"),
+            *_name_pieces(rng, pt, False),
+        ],
         _id_pieces(rng),
-        [(None, f"DOB{sep}"), *_date_pieces(rng, date(study.year - min(age, 100), rng.randint(1, 12), rng.randint(1, 28)))],
-        [(None, f"Exam Date{sep}"), *_date_pieces(rng, study), (None, " "), ("TIME", _time_text(rng))],
+        [
+            (None, f"DOB{sep}"),
+            *_date_pieces(
+                rng, date(study.year - min(age, 100), rng.randint(1, 12), rng.randint(1, 28))
+            ),
+        ],
+        [
+            (None, f"Exam Date{sep}"),
+            *_date_pieces(rng, study),
+            (None, " "),
+            ("TIME", _time_text(rng)),
+        ],
         [(None, f"Referring Physician{sep}"), *_name_pieces(rng, docs[0], True)],
         [(None, f"Location{sep}"), ("INSTITUTION", _institution(rng))],
         _id_pieces(rng),
@@ -494,14 +521,43 @@ def _radiology(rng: random.Random, b: _Builder) -> None:
         b.mixed(line)
         b.add("\n")
     b.add("\n" + rng.choice(["EXAM: ", "EXAMINATION: ", "Study: "]))
-    b.add(rng.choice(["CT CHEST WITH CONTRAST", "MRI BRAIN WITHOUT CONTRAST", "XR CHEST 2 VIEWS", "US ABDOMEN COMPLETE", "CT ABDOMEN/PELVIS"]))
+    b.add(
+        rng.choice(
+            [
+                "CT CHEST WITH CONTRAST",
+                "MRI BRAIN WITHOUT CONTRAST",
+                "XR CHEST 2 VIEWS",
+                "US ABDOMEN COMPLETE",
+                "CT ABDOMEN/PELVIS",
+            ]
+        )
+    )
     b.add("\n\nCLINICAL HISTORY: ")
     b.mixed(_age_pieces(rng, age))
     b.add(rng.choice([" male with ", " female with ", " patient with ", " with "]))
-    b.add(rng.choice(["cough and fever.", "headache.", "abdominal pain.", "follow-up of nodule.", "shortness of breath."]))
+    b.add(
+        rng.choice(
+            [
+                "cough and fever.",
+                "headache.",
+                "abdominal pain.",
+                "follow-up of nodule.",
+                "shortness of breath.",
+            ]
+        )
+    )
     b.add("\n\nCOMPARISON: ")
     if rng.random() < 0.8:
-        b.add(rng.choice(["Prior study from ", "CT chest dated ", "Radiographs of ", "Outside MRI performed "]))
+        b.add(
+            rng.choice(
+                [
+                    "Prior study from ",
+                    "CT chest dated ",
+                    "Radiographs of ",
+                    "Outside MRI performed ",
+                ]
+            )
+        )
         b.mixed(_date_pieces(rng, prior))
         if rng.random() < 0.4:
             b.add(" at ")
@@ -513,12 +569,28 @@ def _radiology(rng: random.Random, b: _Builder) -> None:
     for s in rng.sample(_DISTRACTORS, rng.randint(3, 6)):
         b.add(s + " ")
     if rng.random() < 0.5:
-        b.add(rng.choice(["The nodule measures 6 mm on ", "Unchanged since ", "New compared with "]))
+        b.add(
+            rng.choice(["The nodule measures 6 mm on ", "Unchanged since ", "New compared with "])
+        )
         b.mixed(_date_pieces(rng, prior))
         b.add(rng.choice([" 4.5 cm mass.", ", 3 mm.", "."]))
-    b.add("\n\nIMPRESSION:\n1. " + rng.choice(_DISTRACTORS) + "\n2. " + rng.choice(_DISTRACTORS) + "\n")
+    b.add(
+        "\n\nIMPRESSION:\n1. "
+        + rng.choice(_DISTRACTORS)
+        + "\n2. "
+        + rng.choice(_DISTRACTORS)
+        + "\n"
+    )
     if rng.random() < 0.7:
-        b.add(rng.choice(["\nFindings discussed with ", "\nCritical result communicated to ", "\nThese results were called to "]))
+        b.add(
+            rng.choice(
+                [
+                    "\nFindings discussed with ",
+                    "\nCritical result communicated to ",
+                    "\nThese results were called to ",
+                ]
+            )
+        )
         b.mixed(_name_pieces(rng, docs[1], True))
         b.add(rng.choice([" by telephone at ", " at "]))
         b.phi("TIME", _time_text(rng))
@@ -528,7 +600,19 @@ def _radiology(rng: random.Random, b: _Builder) -> None:
             b.add(", ")
             b.mixed(_phone_pieces(rng, "she"))
         b.add(".\n")
-    b.add("\n" + rng.choice(["Dictated by: ", "Electronically signed by: ", "Read by ", "Attending radiologist: ", "Signed: ", "Reviewed by "]))
+    b.add(
+        "\n"
+        + rng.choice(
+            [
+                "Dictated by: ",
+                "Electronically signed by: ",
+                "Read by ",
+                "Attending radiologist: ",
+                "Signed: ",
+                "Reviewed by ",
+            ]
+        )
+    )
     b.mixed(_name_pieces(rng, docs[2], True))
     if rng.random() < 0.6:
         b.add(" on ")
@@ -562,7 +646,9 @@ def _note(rng: random.Random, b: _Builder) -> None:
     b.add("\n")
     b.mixed(_id_pieces(rng))
     b.add("\n\nHPI: ")
-    b.mixed([(None, pt.title + " "), ("NAME", pt.last)] if rng.random() < 0.6 else [("NAME", pt.first)])
+    b.mixed(
+        [(None, pt.title + " "), ("NAME", pt.last)] if rng.random() < 0.6 else [("NAME", pt.first)]
+    )
     b.add(" is a ")
     b.mixed(_age_pieces(rng, age))
     b.add(" " + rng.choice(["man", "woman", "patient"]) + " with ")
@@ -579,11 +665,7 @@ def _note(rng: random.Random, b: _Builder) -> None:
     b.mixed(_address_pieces(rng))
     b.add(". ")
     b.add(rng.choice(["Daughter ", "Son ", "Wife ", "Husband ", "Emergency contact: ", "HCP is "]))
-    b.mixed(
-        [("NAME", rel.first.lower())]
-        if rng.random() < 0.15
-        else _name_pieces(rng, rel, False)
-    )
+    b.mixed([("NAME", rel.first.lower())] if rng.random() < 0.15 else _name_pieces(rng, rel, False))
     b.add(", ")
     b.mixed(_phone_pieces(rng, "who"))
     b.add(".\n")
@@ -596,7 +678,11 @@ def _note(rng: random.Random, b: _Builder) -> None:
         b.phi("URL", _url(rng))
         b.add(" ")
     if rng.random() < 0.35:
-        b.add(rng.choice(["Telehealth session from IP ", "Remote access logged from ", "device IP address "]))
+        b.add(
+            rng.choice(
+                ["Telehealth session from IP ", "Remote access logged from ", "device IP address "]
+            )
+        )
         b.phi("IP", _ip(rng))
         b.add(". ")
     if rng.random() < 0.5:

@@ -1,0 +1,931 @@
+"""``chexpert-plus``: the CheXpert Plus release (Stanford AIMI, 2024) → ``person``,
+``observation``, ``note``, ``note_nlp``, ``image_occurrence``, ``image`` and ``samples``.
+
+Source layout (SOURCE_LAYOUTS.md)::
+
+    df_chexpert_plus_240401.csv                  27 columns, one row per image
+    PNG/{train,valid}/patientNNNNN/studyN/viewN_{frontal,lateral}.png
+    DICOM/{train,valid}/patientNNNNN/studyN/viewN_{frontal,lateral}.dcm   (extracted archives)
+    chexbert_labels/{findings,impression,report}_fixed.json               JSON Lines
+    radgraph-XL-annotations/section_{findings,impression}.json            one JSON array each
+
+Mapping:
+
+* ``person``: one per ``deid_patient_id``; sex → OMOP gender (8507/8532/8551), race and
+  ethnicity → OMOP concepts where they map (else 0), originals in ``*_source_value``. The release
+  has no dates, so ``year_of_birth`` stays null (never invented).
+* ``observation``: ``insurance_type``, ``interpreter_needed``, ``recent_bmi`` and ``deceased``
+  per report, with their source values (concept 0: no standard mapping is asserted).
+* ``note``: one per report (``deid_patient_id``, ``patient_report_date_order``): full text plus
+  one column per section (all 11 ``section_*`` columns of the CSV). ``note_date`` is null.
+* ``note_nlp``: one row per RadGraph-XL entity with its label, certainty (``term_exists``,
+  ``term_modifiers``), inclusive token span, character offsets into the stored ``note_text`` and
+  relations (a JSON array of ``[relation, target note_nlp_id]``).
+* ``image_occurrence`` + ``image``: one series per image. PNG bytes are kept as-is (codec
+  ``png``; only the header and chunk CRCs are checked, pixels are not decoded). With
+  ``-O images=dicom`` the DICOM files are decoded and stored losslessly (zstd).
+* ``samples``: one per image with the 14 CheXbert labels as ``label_<Name>`` (1, 0, -1, null kept
+  distinct), ``view`` (Frontal/Lateral), ``view_position`` (AP/PA/LL...), the note, the
+  release's ``split`` and the sensitive attributes.
+
+Unconfirmed details, both variants handled:
+
+* the image tree is ``PNG/<path>`` or ``<path>`` directly under the root; the CSV's ``.jpg``
+  suffix is mapped to the ``.png`` file present, and a real ``.jpg`` file is kept as ``jpeg``
+  (the codec is taken from the file's magic bytes);
+* the DICOM tree is ``DICOM/<path_to_dcm>`` or ``<path_to_dcm>``; the chunked archives must be
+  extracted first;
+* a RadGraph element is ``{"0": record}`` or the record itself; v1 labels (``OBS-DP``…) and XL
+  labels (``Observation::definitely present``) are both read;
+* the main table may carry another date suffix (``df_chexpert_plus_*.csv``).
+
+RadGraph alignment: the i-th element of ``section_<s>.json`` belongs to the i-th CSV row (in CSV
+order, duplicates included) whose ``section_<s>`` has at least 2 words. An element whose text does
+not match its row's section (ignoring whitespace) is not used, and the count is reported.
+
+De-identification (a key given to ``convert``): report text and sections go through
+``clean_text``. Character offsets are always computed against the text actually stored, by
+re-aligning the RadGraph tokens on it; a token that de-identification replaced cannot be found and
+the entity's offsets are then null (``lexical_variant`` is then the de-identified token text).
+``local_path`` and ``note_source_value`` are null under de-identification.
+
+Bad input is quarantined with the path or id and the kind of problem (never report text):
+missing or corrupt image files, label rows for images not in the CSV, duplicate CSV rows, ragged
+CSV lines, unexpected CSV columns (ignored) and misaligned RadGraph entries. A missing required
+column is a ``SourceError`` naming it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import struct
+import warnings
+import zlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from meddata import demographics, tensor
+from meddata.adapter import Adapter, OptionSpec, UnitResult, WorkUnit
+from meddata.errors import MeddataError, SourceError
+from meddata.schema import get_schema
+
+CSV_NAME = "df_chexpert_plus_240401.csv"
+COLUMNS = (
+    "path_to_image",
+    "path_to_dcm",
+    "frontal_lateral",
+    "ap_pa",
+    "deid_patient_id",
+    "patient_report_date_order",
+    "report",
+    "section_narrative",
+    "section_clinical_history",
+    "section_history",
+    "section_comparison",
+    "section_technique",
+    "section_procedure_comments",
+    "section_findings",
+    "section_impression",
+    "section_end_of_impression",
+    "section_summary",
+    "section_accession_number",
+    "age",
+    "sex",
+    "race",
+    "ethnicity",
+    "interpreter_needed",
+    "insurance_type",
+    "recent_bmi",
+    "deceased",
+    "split",
+)
+REQUIRED = ("path_to_image", "deid_patient_id", "patient_report_date_order", "report", "split")
+SECTIONS = tuple(c for c in COLUMNS if c.startswith("section_"))
+LABELS = (
+    "Enlarged Cardiomediastinum",
+    "Cardiomegaly",
+    "Lung Opacity",
+    "Lung Lesion",
+    "Edema",
+    "Consolidation",
+    "Pneumonia",
+    "Atelectasis",
+    "Pneumothorax",
+    "Pleural Effusion",
+    "Pleural Other",
+    "Fracture",
+    "Support Devices",
+    "No Finding",
+)
+LABEL_VALUES = (1.0, 0.0, -1.0)
+OBSERVATION_FIELDS = ("insurance_type", "interpreter_needed", "recent_bmi", "deceased")
+RADGRAPH_SECTIONS = ("findings", "impression")
+ROWS_PER_UNIT = 256
+NLP_SYSTEM = "RadGraph-XL (CheXpert Plus release)"
+# OMOP concepts used (standard, documented in the OMOP CDM 5.4 field notes).
+EHR_TYPE_CONCEPT = 32817
+UTF8_CONCEPT = 32678
+ENGLISH_CONCEPT = 4180186
+SNIPPET_CONTEXT = 60
+MAX_ALIGN_GAP = 80
+_V1_TYPES = {"OBS": "Observation", "ANAT": "Anatomy"}
+_V1_CERTAINTY = {"DP": "definitely present", "DA": "definitely absent", "U": "uncertain"}
+_WS = re.compile(r"\s+")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+NOTE_EXTRA = {c: pa.large_string() for c in SECTIONS}
+SAMPLES_EXTRA = {"view_position": pa.string(), **{f"label_{n}": pa.float32() for n in LABELS}}
+
+
+class CorruptImage(MeddataError):
+    """An image file whose bytes are not a complete, valid PNG or JPEG."""
+
+
+class ChexpertPlusAdapter(Adapter):
+    """CheXpert Plus (Stanford AIMI, 2024): chest radiographs, reports, CheXbert labels, RadGraph."""
+
+    name = "chexpert-plus"
+    version = "1"
+    title = "CheXpert Plus"
+    dataset_name = "chexpert-plus"
+    dataset_version = "1.0"
+    source_release = "CheXpert Plus (Stanford AIMI, 2024)"
+    source_url = (
+        "https://stanfordaimi.azurewebsites.net/datasets/5158c524-d3ab-4e02-96e9-6ee9efc110a1"
+    )
+    tables = ("person", "observation", "note", "note_nlp", "image_occurrence", "image", "samples")
+    label_names = LABELS
+    sensitive_attributes = ("sex", "age_group", "race", "ethnicity", "insurance")
+    option_specs = {
+        "images": OptionSpec(
+            "png",
+            ("png", "dicom"),
+            "Read the PNG images (kept as-is) or the DICOM files (decoded, zstd).",
+        ),
+        "labels": OptionSpec(
+            "report",
+            ("report", "findings", "impression"),
+            "Which CheXbert label file fills label_* columns.",
+        ),
+    }
+
+    # -- discover -----------------------------------------------------------------------------
+    def discover(self) -> Iterator[WorkUnit]:
+        """Read the CSV once, join the CheXbert labels and RadGraph entries to its rows, and yield
+        units of about 256 rows that never split a patient."""
+        csv_path = self._csv_path()
+        stamp = self._stamp(csv_path.name)
+        issues: list[tuple[str, str]] = []
+        rows, raw_rows = self._read_csv(csv_path, issues)
+        self._join_labels(rows, issues)
+        self._join_radgraph(raw_rows, issues)
+        image_root, dicom_root = self._image_roots()
+        by_patient: dict[str, list[dict[str, Any]]] = {}
+        for row in rows.values():
+            by_patient.setdefault(row["deid_patient_id"], []).append(row)
+        batch: list[dict[str, Any]] = []
+        first = True
+        for patient_rows in by_patient.values():
+            batch.extend(patient_rows)
+            if len(batch) >= ROWS_PER_UNIT:
+                yield self._unit(batch, issues if first else [], image_root, dicom_root, stamp)
+                batch, first = [], False
+        if batch or first:
+            yield self._unit(batch, issues if first else [], image_root, dicom_root, stamp)
+
+    def _csv_path(self) -> Path:
+        path = self.source / CSV_NAME
+        if path.is_file():
+            return path
+        others = sorted(self.source.glob("df_chexpert_plus_*.csv"))
+        if others:
+            return others[-1]
+        raise SourceError(
+            f"{self.source} has no {CSV_NAME}.",
+            f"Point the command at the root of the {self.source_release} release (the folder "
+            f"holding {CSV_NAME}, PNG/ and chexbert_labels/).",
+        )
+
+    def _read_csv(
+        self, path: Path, issues: list[tuple[str, str]]
+    ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+        """Rows keyed by path_to_image (first kept) and every raw row in CSV order."""
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                raise SourceError(f"{path.name} is empty.", "Download the release again.")
+            header = [h.strip() for h in header]
+            for col in REQUIRED:
+                if col not in header:
+                    raise SourceError(
+                        f"{path.name} has no column {col!r}, which chexpert-plus requires.",
+                        f"Expected the 27 columns of {CSV_NAME}; check that the file is not truncated or edited.",
+                    )
+            for col in COLUMNS:
+                if col not in header:
+                    issues.append(
+                        (
+                            f"{path.name}: column {col}",
+                            "expected column missing; its values are null",
+                        )
+                    )
+            for col in header:
+                if col not in COLUMNS:
+                    issues.append((f"{path.name}: column {col}", "unexpected column ignored"))
+            index = {c: header.index(c) for c in COLUMNS if c in header}
+            rows: dict[str, dict[str, Any]] = {}
+            raw: list[dict[str, Any]] = []
+            for line, values in enumerate(reader, start=2):
+                if not values:
+                    continue
+                if len(values) != len(header):
+                    issues.append(
+                        (
+                            f"{path.name}: line {line}",
+                            f"has {len(values)} fields, expected {len(header)}; row skipped",
+                        )
+                    )
+                    continue
+                row: dict[str, Any] = {
+                    c: (values[i].strip() or None)
+                    if c not in SECTIONS and c != "report"
+                    else (values[i] or None)
+                    for c, i in index.items()
+                }
+                for c in COLUMNS:
+                    row.setdefault(c, None)
+                row["line"] = line
+                raw.append(row)
+                item = row["path_to_image"] or f"{path.name}: line {line}"
+                if not row["path_to_image"] or not row["deid_patient_id"]:
+                    issues.append((item, "row without path_to_image or deid_patient_id; skipped"))
+                    continue
+                if any("\ufffd" in v for v in values):
+                    row.setdefault("issues", []).append(
+                        (item, "text that is not valid UTF-8 (bytes replaced with U+FFFD)")
+                    )
+                if row["path_to_image"] in rows:
+                    rows[row["path_to_image"]].setdefault("issues", []).append(
+                        (item, f"duplicate CSV row (line {line}) for this image; first row kept")
+                    )
+                    continue
+                rows[row["path_to_image"]] = row
+        return rows, raw
+
+    def _join_labels(self, rows: dict[str, dict[str, Any]], issues: list[tuple[str, str]]) -> None:
+        which = self.options["labels"]
+        rel = f"chexbert_labels/{which}_fixed.json"
+        path = self.source / rel
+        if not path.is_file():
+            issues.append((rel, "CheXbert label file missing; every label is null"))
+            return
+        with open(path, encoding="utf-8") as fh:
+            for n, text in enumerate(fh, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    obj = json.loads(text)
+                    key = str(obj["path_to_image"])
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    issues.append(
+                        (f"{rel}: line {n}", "not a JSON object with path_to_image; skipped")
+                    )
+                    continue
+                row = rows.get(key)
+                if row is None:
+                    issues.append(
+                        (
+                            f"{rel}: line {n} ({key})",
+                            "label row for an image not in the CSV; ignored",
+                        )
+                    )
+                    continue
+                if "labels" in row:
+                    row.setdefault("issues", []).append(
+                        (key, f"duplicate row in {rel} (line {n}); first kept")
+                    )
+                    continue
+                values: list[float | None] = []
+                for name in LABELS:
+                    v = obj.get(name)
+                    if v is not None and v not in LABEL_VALUES:
+                        row.setdefault("issues", []).append(
+                            (
+                                key,
+                                f"label {name} has a value outside 1/0/-1/null in {rel}; set to null",
+                            )
+                        )
+                        v = None
+                    values.append(None if v is None else float(v))
+                row["labels"] = values
+
+    def _join_radgraph(self, raw: list[dict[str, Any]], issues: list[tuple[str, str]]) -> None:
+        for section in RADGRAPH_SECTIONS:
+            rel = f"radgraph-XL-annotations/section_{section}.json"
+            path = self.source / rel
+            if not path.is_file():
+                issues.append((rel, "RadGraph-XL file missing; no note_nlp rows for this section"))
+                continue
+            try:
+                records = json.loads(path.read_text(encoding="utf-8"))
+                if not isinstance(records, list):
+                    raise ValueError("not a JSON array")
+            except (ValueError, UnicodeDecodeError) as exc:
+                issues.append(
+                    (rel, f"RadGraph-XL file is not a JSON array ({type(exc).__name__}); not used")
+                )
+                continue
+            column = f"section_{section}"
+            eligible = [r for r in raw if r[column] and len(r[column].split()) >= 2]
+            if len(records) != len(eligible):
+                issues.append(
+                    (
+                        rel,
+                        f"{len(records)} entries for {len(eligible)} CSV rows with a {section} section of 2+ words; aligned in order, mismatches not used",
+                    )
+                )
+            bad = 0
+            for row, element in zip(eligible, records, strict=False):
+                record = element.get("0", element) if isinstance(element, dict) else None
+                if not isinstance(record, dict) or not isinstance(record.get("entities"), dict):
+                    bad += 1
+                    continue
+                text = str(record.get("text", ""))
+                if _WS.sub("", text) != _WS.sub("", row[column]):
+                    bad += 1
+                    continue
+                row.setdefault("radgraph", {})[section] = {
+                    "text": text,
+                    "entities": record["entities"],
+                }
+            if bad:
+                issues.append(
+                    (rel, f"{bad} entries do not match their CSV row's {section} text; not used")
+                )
+
+    def _image_roots(self) -> tuple[Path, Path | None]:
+        png = self.source / "PNG"
+        image_root = png if png.is_dir() else self.source
+        if self.options["images"] != "dicom":
+            return image_root, None
+        dicom = self.source / "DICOM"
+        dicom_root = dicom if dicom.is_dir() else self.source
+        if not any((dicom_root / s).is_dir() for s in ("train", "valid")):
+            raise SourceError(
+                f"-O images=dicom was asked but {self.source} has no extracted DICOM/ tree.",
+                "Extract the release's DICOM archives into DICOM/ (DICOM/train/patient…), or use images=png.",
+            )
+        return image_root, dicom_root
+
+    def _unit(
+        self,
+        rows: list[dict[str, Any]],
+        issues: list[tuple[str, str]],
+        image_root: Path,
+        dicom_root: Path | None,
+        stamp: str,
+    ) -> WorkUnit:
+        digest = hashlib.sha256()
+        for row in rows:
+            if dicom_root is not None:
+                rel = row["path_to_dcm"]
+                found = _find(dicom_root, self.source, [rel] if rel else [])
+            else:
+                rel = row["path_to_image"]
+                found = _find(image_root, self.source, _png_candidates(rel))
+            row["file"] = found[0] if found else None
+            digest.update(f"{row['file']}:{found[1] if found else 'missing'}\n".encode())
+        labels_present = (
+            self.source / f"chexbert_labels/{self.options['labels']}_fixed.json"
+        ).is_file()
+        payload = {"rows": rows, "issues": issues, "labels_present": labels_present}
+        # The payload derives from the CSV, label and RadGraph files: their sizes and mtimes,
+        # the options and the rows' line numbers stand for it (cheaper than hashing it whole).
+        digest.update(stamp.encode())
+        digest.update(",".join(str(r["line"]) for r in rows).encode())
+        digest.update(json.dumps(issues).encode())
+        key = rows[0]["deid_patient_id"] if rows else "empty"
+        return WorkUnit(key, payload, digest.hexdigest())
+
+    def _stamp(self, csv_name: str) -> str:
+        """Sizes and mtimes of the tables every unit derives from, plus the options."""
+        parts = [json.dumps(self.options, sort_keys=True)]
+        for rel in (
+            csv_name,
+            *(f"chexbert_labels/{w}_fixed.json" for w in ("findings", "impression", "report")),
+            *(f"radgraph-XL-annotations/section_{s}.json" for s in RADGRAPH_SECTIONS),
+        ):
+            try:
+                st = os.stat(self.source / rel)
+                parts.append(f"{rel}:{st.st_size}:{st.st_mtime_ns}")
+            except OSError:
+                parts.append(f"{rel}:missing")
+        return "|".join(parts)
+
+    # -- convert ------------------------------------------------------------------------------
+    def convert(self, unit: WorkUnit) -> UnitResult:
+        """Map one batch of CSV rows (whole patients) to rows of every table."""
+        result = UnitResult()
+        for item, reason in unit.payload["issues"]:
+            result.skip(item, reason)
+        rows: list[dict[str, Any]] = unit.payload["rows"]
+        reports: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for row in rows:
+            reports.setdefault(
+                (row["deid_patient_id"], row["patient_report_date_order"] or ""), []
+            ).append(row)
+        tables: dict[str, list[dict[str, Any]]] = {t: [] for t in self.tables}
+        persons: set[str] = set()
+        for (patient, order), report_rows in reports.items():
+            first = report_rows[0]
+            try:
+                if patient not in persons:
+                    persons.add(patient)
+                    tables["person"].append(self._person(first))
+                note_id = self._note(patient, order, report_rows, result, tables)
+                self._observations(patient, order, first, tables)
+            except Exception as exc:
+                result.skip(
+                    f"{patient} report {order}",
+                    f"report could not be converted ({type(exc).__name__})",
+                    exc,
+                )
+                note_id = None
+            for row in report_rows:
+                for item, reason in row.get("issues", ()):
+                    result.skip(item, reason)
+                try:
+                    self._image(row, note_id, unit.payload["labels_present"], result, tables)
+                except CorruptImage as exc:
+                    result.skip(row["path_to_image"], exc.message, exc)
+                except Exception as exc:
+                    result.skip(
+                        row["path_to_image"], f"image could not be read ({type(exc).__name__})", exc
+                    )
+        for name, table_rows in tables.items():
+            if not table_rows:
+                continue
+            extra = NOTE_EXTRA if name == "note" else SAMPLES_EXTRA if name == "samples" else {}
+            result.tables[name] = typed_table(name, table_rows, extra)
+        return result
+
+    def _person(self, row: dict[str, Any]) -> dict[str, Any]:
+        patient = row["deid_patient_id"]
+        deid = self.deid
+        return {
+            "person_id": self.person_id(patient),
+            "gender_concept_id": demographics.gender_concept(row["sex"]),
+            "year_of_birth": None,
+            "race_concept_id": demographics.race_concept(row["race"]),
+            "ethnicity_concept_id": demographics.ethnicity_concept(row["ethnicity"]),
+            "person_source_value": deid.person_pseudonym(patient) if deid else patient,
+            "gender_source_value": row["sex"],
+            "race_source_value": row["race"],
+            "ethnicity_source_value": row["ethnicity"],
+        }
+
+    def _observations(
+        self, patient: str, order: str, row: dict[str, Any], tables: dict[str, list[dict[str, Any]]]
+    ) -> None:
+        person_id = self.person_id(patient)
+        for field_name in OBSERVATION_FIELDS:
+            value = row[field_name]
+            if value is None:
+                continue
+            number = _float(value) if field_name == "recent_bmi" else None
+            tables["observation"].append(
+                {
+                    "observation_id": self.row_id("observation", patient, order, field_name),
+                    "person_id": person_id,
+                    "observation_concept_id": 0,
+                    "observation_date": None,
+                    "observation_type_concept_id": EHR_TYPE_CONCEPT,
+                    "value_as_number": number,
+                    "value_as_string": None if number is not None else value,
+                    "observation_source_value": field_name,
+                    "value_source_value": value,
+                }
+            )
+
+    def _note(
+        self,
+        patient: str,
+        order: str,
+        rows: list[dict[str, Any]],
+        result: UnitResult,
+        tables: dict[str, list[dict[str, Any]]],
+    ) -> int | None:
+        first = rows[0]
+        if first["report"] is None and not any(first[s] for s in SECTIONS):
+            return None
+        note_id = self.row_id("note", patient, order)
+        text = self.clean_text(first["report"], patient, result) or ""
+        sections = {s: self.clean_text(first[s], patient, result) for s in SECTIONS}
+        tables["note"].append(
+            {
+                "note_id": note_id,
+                "person_id": self.person_id(patient),
+                "note_date": None,
+                "note_type_concept_id": EHR_TYPE_CONCEPT,
+                "note_class_concept_id": 0,
+                "note_title": "Radiology report",
+                "note_text": text,
+                "encoding_concept_id": UTF8_CONCEPT,
+                "language_concept_id": ENGLISH_CONCEPT,
+                "note_source_value": None if self.deid else f"{patient}/report{order}",
+                **sections,
+            }
+        )
+        for section in RADGRAPH_SECTIONS:
+            graph = next(
+                (r["radgraph"][section] for r in rows if section in r.get("radgraph", {})), None
+            )
+            if graph is not None:
+                stored = sections[f"section_{section}"]
+                tables["note_nlp"].extend(
+                    self._entities(note_id, patient, order, section, graph, text, stored, result)
+                )
+        return note_id
+
+    def _entities(
+        self,
+        note_id: int,
+        patient: str,
+        order: str,
+        section: str,
+        graph: dict[str, Any],
+        text: str,
+        section_text: str | None,
+        result: UnitResult,
+    ) -> list[dict[str, Any]]:
+        tokens = str(graph["text"]).split()
+        base = text.find(section_text) if section_text else -1
+        if base < 0:
+            heading = text.upper().find(f"{section.upper()}:")
+            base = heading + len(section) + 1 if heading >= 0 else 0
+        spans = align_tokens(tokens, text, base)
+        ids = {
+            key: self.row_id("note_nlp", patient, order, section, key) for key in graph["entities"]
+        }
+        out = []
+        for key, entity in sorted(graph["entities"].items(), key=lambda kv: _int(kv[0])):
+            start, end = _int(entity.get("start_ix")), _int(entity.get("end_ix"))
+            label = str(entity.get("label", ""))
+            kind, certainty = parse_radgraph_label(label)
+            char_start = char_end = None
+            if 0 <= start <= end < len(spans) and all(
+                spans[i] is not None for i in range(start, end + 1)
+            ):
+                char_start, char_end = spans[start][0], spans[end][1]  # type: ignore[index]
+            raw_tokens = str(entity.get("tokens", ""))
+            if self.deid is None:
+                lexical = raw_tokens
+            elif char_start is not None and char_end is not None:
+                lexical = text[char_start:char_end]
+            else:
+                lexical = self.clean_text(raw_tokens, patient, result) or ""
+            relations = [
+                [str(rel[0]), ids[str(rel[1])]]
+                for rel in entity.get("relations", ())
+                if isinstance(rel, list | tuple) and len(rel) == 2 and str(rel[1]) in ids
+            ]
+            snippet = None
+            if char_start is not None and char_end is not None:
+                snippet = text[max(0, char_start - SNIPPET_CONTEXT) : char_end + SNIPPET_CONTEXT][
+                    :250
+                ]
+            out.append(
+                {
+                    "note_nlp_id": ids[key],
+                    "note_id": note_id,
+                    "section_concept_id": 0,
+                    "snippet": snippet,
+                    "offset": None if char_start is None else str(char_start),
+                    "lexical_variant": lexical[:250],
+                    "note_nlp_concept_id": 0,
+                    "nlp_system": NLP_SYSTEM,
+                    "nlp_date": None,
+                    "term_exists": None
+                    if certainty is None
+                    else ("Y" if certainty == "definitely present" else "N"),
+                    "term_modifiers": _modifiers(kind, certainty),
+                    "entity_label": label,
+                    "token_start": start if start >= 0 else None,
+                    "token_end": end if end >= 0 else None,
+                    "char_start": char_start,
+                    "char_end": char_end,
+                    "section": section,
+                    "relations": json.dumps(relations),
+                }
+            )
+        return out
+
+    def _image(
+        self,
+        row: dict[str, Any],
+        note_id: int | None,
+        labels_present: bool,
+        result: UnitResult,
+        tables: dict[str, list[dict[str, Any]]],
+    ) -> None:
+        item = row["path_to_image"]
+        patient = row["deid_patient_id"]
+        if row["file"] is None:
+            where = (
+                f"DICOM/{row['path_to_dcm']}"
+                if self.options["images"] == "dicom"
+                else f"PNG/{_png_candidates(item)[0]}"
+            )
+            result.skip(item, f"image file missing (looked for {where})")
+            return
+        path = self.source / row["file"]
+        person_id = self.person_id(patient)
+        image_id = self.row_id("image", item)
+        occurrence_id = self.row_id("series", item)
+        study_key = item.rsplit("/", 1)[0]
+        study_uid = f"2.25.{self.row_id('study-uid', study_key)}"
+        series_uid = f"2.25.{self.row_id('series-uid', item)}"
+        view_position = (row["ap_pa"] or "").upper() or None
+        image: dict[str, Any]
+        modality = None
+        if self.options["images"] == "dicom":
+            image, study_uid, series_uid, modality = self._dicom_image(
+                path, patient, study_uid, series_uid
+            )
+            view_position = view_position or image.get("view_position")
+        else:
+            data = path.read_bytes()
+            image = encoded_image(data)
+        image.update(
+            image_id=image_id,
+            image_occurrence_id=occurrence_id,
+            person_id=person_id,
+            view_position=view_position,
+            local_path=None if self.deid else row["file"],
+        )
+        tables["image_occurrence"].append(
+            {
+                "image_occurrence_id": occurrence_id,
+                "person_id": person_id,
+                "image_occurrence_date": None,
+                "image_study_uid": study_uid,
+                "image_series_uid": series_uid,
+                "modality_concept_id": 0,
+                "local_path": None if self.deid else row["file"],
+                "modality_source_value": modality,
+                "anatomic_site_source_value": "CHEST",
+            }
+        )
+        tables["image"].append(image)
+        labels = row.get("labels") or [None] * len(LABELS)
+        if "labels" not in row and labels_present:
+            result.skip(item, "no CheXbert label row for this image; its labels are null")
+        age = _float(row["age"])
+        tables["samples"].append(
+            {
+                "sample_id": image_id,
+                "person_id": person_id,
+                "split": row["split"],
+                "image_id": image_id,
+                "note_id": note_id,
+                "view": row["frontal_lateral"],
+                "view_position": view_position,
+                "sex": demographics.sex_label(row["sex"]),
+                "age_group": demographics.age_group(age),
+                "race": row["race"],
+                "ethnicity": row["ethnicity"],
+                "insurance": row["insurance_type"],
+                **{f"label_{n}": v for n, v in zip(LABELS, labels, strict=True)},
+            }
+        )
+
+    def _dicom_image(
+        self, path: Path, patient: str, study_uid: str, series_uid: str
+    ) -> tuple[dict[str, Any], str, str, str | None]:
+        import pydicom
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom warnings can quote header values
+            try:
+                ds = pydicom.dcmread(path)
+                pixels = np.asarray(ds.pixel_array)
+            except Exception as exc:
+                raise CorruptImage(
+                    f"DICOM file could not be read or decoded ({type(exc).__name__})"
+                ) from exc
+            if self.deid is not None:
+                self.deid.dicom(ds, patient)
+        spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+        image = {
+            "pixels": tensor.encode(pixels, "zstd"),
+            "sop_instance_uid": str(ds.get("SOPInstanceUID", "") or "") or None,
+            "rows": int(pixels.shape[0]),
+            "columns": int(pixels.shape[1]),
+            "frames": 1,
+            "samples_per_pixel": int(ds.get("SamplesPerPixel", 1) or 1),
+            "photometric_interpretation": str(ds.get("PhotometricInterpretation", "") or "")
+            or None,
+            "bits_stored": _int_or_none(ds.get("BitsStored")),
+            "pixel_spacing": [float(v) for v in spacing] if spacing else None,
+            "rescale_slope": _float(ds.get("RescaleSlope")),
+            "rescale_intercept": _float(ds.get("RescaleIntercept")),
+            "view_position": str(ds.get("ViewPosition", "") or "") or None,
+            "source_codec": str(ds.file_meta.get("TransferSyntaxUID", "") or "") or None,
+        }
+        study = str(ds.get("StudyInstanceUID", "") or "") or study_uid
+        series = str(ds.get("SeriesInstanceUID", "") or "") or series_uid
+        return image, study, series, str(ds.get("Modality", "") or "") or None
+
+    @classmethod
+    def synthesize(cls, dest: str | Path, n: int = 8, seed: int = 0, *, dicom: bool = True) -> Path:
+        """Write a fake CheXpert Plus release for ``n`` patients (PNG, DICOM unless ``dicom=False``,
+        CheXbert labels, RadGraph-XL) in the exact release layout."""
+        from meddata.adapters._synth_cxr import write_chexpert_plus
+
+        return write_chexpert_plus(Path(dest), n=n, seed=seed, dicom=dicom)
+
+
+# -- helpers shared with mimic_cxr_jpg ----------------------------------------------------------
+def typed_table(
+    table: str, rows: list[dict[str, Any]], extra: Mapping[str, pa.DataType]
+) -> pa.Table:
+    """Build ``table`` from row dicts with the schema's types, and fixed types for the extension
+    columns in ``extra`` (always present, so every unit yields the same Arrow schema)."""
+    schema = get_schema(table)
+    names = dict.fromkeys(k for r in rows for k in r)
+    names.update(dict.fromkeys(extra))
+    arrays = {}
+    for name in names:
+        col = schema.column(name)
+        typ = col.arrow_type if col is not None else extra.get(name)
+        if typ is None and name.startswith("label_"):
+            typ = pa.float32()
+        arrays[name] = pa.array([r.get(name) for r in rows], type=typ)
+    return pa.table(arrays)
+
+
+def encoded_image(data: bytes) -> dict[str, Any]:
+    """Image-table fields for an encoded PNG or JPEG kept as-is (header checked, not decoded)."""
+    if data[:8] == _PNG_SIGNATURE:
+        width, height, depth, color = png_header(data)
+        channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(color, 1)
+        codec, dtype = "png", "uint16" if depth == 16 else "uint8"
+    elif data[:2] == b"\xff\xd8":
+        width, height, depth, channels = jpeg_header(data)
+        codec, dtype = "jpeg", "uint8"
+    else:
+        raise CorruptImage("not a PNG or JPEG file (unknown magic bytes)")
+    shape = [height, width] if channels == 1 else [height, width, channels]
+    return {
+        "pixels": tensor.from_encoded(data, codec, dtype, shape),
+        "rows": height,
+        "columns": width,
+        "frames": 1,
+        "samples_per_pixel": 3 if channels >= 3 else 1,
+        "photometric_interpretation": "MONOCHROME2" if channels <= 2 else "RGB",
+        "bits_stored": depth,
+        "source_codec": codec,
+    }
+
+
+def png_header(data: bytes) -> tuple[int, int, int, int]:
+    """(width, height, bit depth, colour type) of a PNG, after checking every chunk's CRC and
+    that the file ends with IEND (so truncated or damaged files are caught without decoding)."""
+    view = memoryview(data)
+    pos, ihdr = 8, None
+    while True:
+        if pos + 12 > len(data):
+            raise CorruptImage("corrupt PNG: truncated (no IEND chunk)")
+        length, ctype = struct.unpack_from(">I4s", data, pos)
+        end = pos + 12 + length
+        if end > len(data):
+            raise CorruptImage("corrupt PNG: truncated inside a chunk")
+        if (
+            zlib.crc32(view[pos + 4 : pos + 8 + length])
+            != struct.unpack_from(">I", data, end - 4)[0]
+        ):
+            raise CorruptImage("corrupt PNG: a chunk fails its CRC")
+        if ctype == b"IHDR":
+            ihdr = struct.unpack_from(">IIBB", data, pos + 8)
+        elif ctype == b"IEND":
+            break
+        pos = end
+    if ihdr is None or ihdr[0] == 0 or ihdr[1] == 0:
+        raise CorruptImage("corrupt PNG: no valid IHDR chunk")
+    return int(ihdr[0]), int(ihdr[1]), int(ihdr[2]), int(ihdr[3])
+
+
+def jpeg_header(data: bytes) -> tuple[int, int, int, int]:
+    """(width, height, bits, components) of a JPEG from its SOF marker; checks the EOI marker."""
+    if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        raise CorruptImage("corrupt JPEG: truncated (no end-of-image marker)")
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise CorruptImage("corrupt JPEG: bad marker structure")
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        (length,) = struct.unpack_from(">H", data, pos + 2)
+        if marker in _SOF_MARKERS:
+            if pos + 10 > len(data):
+                break
+            bits, height, width, comps = struct.unpack_from(">BHHB", data, pos + 4)
+            if height == 0 or width == 0:
+                raise CorruptImage("corrupt JPEG: zero image size")
+            return int(width), int(height), int(bits), int(comps)
+        if marker in (0xDA, 0xD9):
+            break
+        pos += 2 + length
+    raise CorruptImage("corrupt JPEG: no frame header (SOF)")
+
+
+def align_tokens(tokens: list[str], text: str, start: int = 0) -> list[tuple[int, int] | None]:
+    """Character span of each token in ``text``, searched in order from ``start``.
+
+    A token is placed at its next occurrence when only whitespace, or at most a short stretch of
+    other text (a de-identification surrogate), lies between it and the previous token; else it
+    is None (it was replaced or is missing)."""
+    spans: list[tuple[int, int] | None] = []
+    cursor = start
+    for tok in tokens:
+        pos = text.find(tok, cursor)
+        if pos < 0:
+            spans.append(None)
+            continue
+        gap = text[cursor:pos]
+        if gap.strip() and len(gap) > MAX_ALIGN_GAP:
+            spans.append(None)
+            continue
+        spans.append((pos, pos + len(tok)))
+        cursor = pos + len(tok)
+    return spans
+
+
+def parse_radgraph_label(label: str) -> tuple[str | None, str | None]:
+    """(entity type, certainty) from an XL label (``Observation::measurement::definitely present``)
+    or a v1 label (``OBS-DP``)."""
+    if "::" in label:
+        parts = label.split("::")
+        return parts[0] or None, parts[-1] or None
+    prefix, _, suffix = label.partition("-")
+    return _V1_TYPES.get(prefix), _V1_CERTAINTY.get(suffix)
+
+
+def _modifiers(kind: str | None, certainty: str | None) -> str | None:
+    if certainty is None:
+        return None
+    negated = certainty == "definitely absent"
+    uncertain = certainty == "uncertain"
+    return f"Type={kind or 'unknown'}, Negation={str(negated).lower()}, Uncertain={str(uncertain).lower()}"
+
+
+def _png_candidates(rel: str) -> list[str]:
+    stem = rel[:-4] if rel.lower().endswith((".jpg", ".png")) else rel
+    return [stem + ".png", rel] if rel != stem + ".png" else [rel]
+
+
+def _find(root: Path, source: Path, candidates: list[str]) -> tuple[str, str] | None:
+    """(path relative to ``source``, "size:mtime") of the first candidate present under ``root``."""
+    for rel in candidates:
+        full = root / rel
+        try:
+            st = os.stat(full)
+        except OSError:
+            continue
+        return full.relative_to(source).as_posix(), f"{st.st_size}:{st.st_mtime_ns}"
+    return None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None

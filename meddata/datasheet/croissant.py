@@ -1,0 +1,244 @@
+"""Croissant 1.1 JSON-LD: file objects for every Parquet shard (with sha256), a record set per
+table with typed fields, and the RAI vocabulary filled from the Healthsheet.
+
+Paths are relative to the JSON-LD file: ``base_url`` is where the dataset root lies as seen
+from it ("" when the file sits at the root, "../.." from ``datasheet/``, or an absolute URL).
+A table in one shard is read from its FileObject, so it loads from anywhere. A table in several
+shards is read through a FileSet (``includes: tables/<t>/*.parquet``); ``mlcroissant`` only
+resolves local FileSets below the JSON-LD's folder, so load those from a copy at the root.
+
+Tensor cells, lists and other nested columns are left out of the record sets (a Croissant
+field needs a scalar type); they remain in the Parquet files the FileObjects point at.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+
+from meddata.dataset import Dataset
+from meddata.datasheet.model import Healthsheet
+from meddata.datasheet.render_md import format_answer
+
+CONFORMS_TO = "http://mlcommons.org/croissant/1.1"
+PARQUET = "application/x-parquet"
+
+CONTEXT: dict[str, Any] = {
+    "@language": "en",
+    "@vocab": "https://schema.org/",
+    "sc": "https://schema.org/",
+    "cr": "http://mlcommons.org/croissant/",
+    "rai": "http://mlcommons.org/croissant/RAI/",
+    "dct": "http://purl.org/dc/terms/",
+    "citeAs": "cr:citeAs",
+    "column": "cr:column",
+    "conformsTo": "dct:conformsTo",
+    "containedIn": "cr:containedIn",
+    "data": {"@id": "cr:data", "@type": "@json"},
+    "dataType": {"@id": "cr:dataType", "@type": "@vocab"},
+    "equivalentProperty": "cr:equivalentProperty",
+    "examples": {"@id": "cr:examples", "@type": "@json"},
+    "extract": "cr:extract",
+    "field": "cr:field",
+    "fileObject": "cr:fileObject",
+    "fileProperty": "cr:fileProperty",
+    "fileSet": "cr:fileSet",
+    "format": "cr:format",
+    "includes": "cr:includes",
+    "isLiveDataset": "cr:isLiveDataset",
+    "jsonPath": "cr:jsonPath",
+    "key": "cr:key",
+    "md5": "cr:md5",
+    "parentField": "cr:parentField",
+    "path": "cr:path",
+    "recordSet": "cr:recordSet",
+    "references": "cr:references",
+    "regex": "cr:regex",
+    "repeated": "cr:repeated",
+    "replace": "cr:replace",
+    "samplingRate": "cr:samplingRate",
+    "separator": "cr:separator",
+    "source": "cr:source",
+    "subField": "cr:subField",
+    "transform": "cr:transform",
+}
+
+_RAI: dict[str, Callable[[Healthsheet], Any]] = {
+    "rai:dataCollection": lambda s: _join(s.collection.mechanism, s.collection.collectors),
+    "rai:dataCollectionType": lambda s: s.collection.collection_types,
+    "rai:dataCollectionTimeframe": lambda s: s.collection.timeframe,
+    "rai:dataPreprocessingProtocol": lambda s: _join(
+        s.preprocessing.preprocessing_steps,
+        _labelled("De-identification", s.preprocessing.deidentification_method),
+    ),
+    "rai:dataAnnotationProtocol": lambda s: s.labelling.labelling_method,
+    "rai:annotatorDemographics": lambda s: s.labelling.annotator_demographics,
+    "rai:personalSensitiveInformation": lambda s: _join(
+        _labelled("Sensitive categories", s.composition.sensitive_categories),
+        _labelled("Demographic attributes", s.demographics.subgroups),
+        s.composition.confidential_data,
+    ),
+    "rai:dataBiases": lambda s: _join(
+        s.uses.biases, _labelled("Known confounders", s.challenges.confounders)
+    ),
+    "rai:dataLimitations": lambda s: s.uses.limitations,
+    "rai:dataUseCases": lambda s: s.uses.intended_uses,
+    "rai:dataSocialImpact": lambda s: s.uses.social_impact,
+    "rai:dataReleaseMaintenancePlan": lambda s: s.maintenance.update_policy,
+}
+
+
+def croissant_type(dtype: pa.DataType) -> str | None:
+    """The Croissant data type of an Arrow type (``None`` for nested or binary columns)."""
+    checks: list[tuple[Callable[[pa.DataType], bool], str]] = [
+        (pa.types.is_boolean, "sc:Boolean"),
+        (pa.types.is_int8, "cr:Int8"),
+        (pa.types.is_int16, "cr:Int16"),
+        (pa.types.is_int32, "cr:Int32"),
+        (pa.types.is_int64, "cr:Int64"),
+        (pa.types.is_uint8, "cr:UInt8"),
+        (pa.types.is_uint16, "cr:UInt16"),
+        (pa.types.is_uint32, "cr:UInt32"),
+        (pa.types.is_uint64, "cr:UInt64"),
+        (pa.types.is_float16, "cr:Float16"),
+        (pa.types.is_float32, "cr:Float32"),
+        (pa.types.is_float64, "cr:Float64"),
+        (pa.types.is_string, "sc:Text"),
+        (pa.types.is_large_string, "sc:Text"),
+        (pa.types.is_date, "sc:Date"),
+        (pa.types.is_timestamp, "sc:DateTime"),
+    ]
+    for check, name in checks:
+        if check(dtype):
+            return name
+    return None
+
+
+def rai_properties(sheet: Healthsheet) -> dict[str, Any]:
+    """The RAI properties the sheet answers (unanswered ones are left out)."""
+    out: dict[str, Any] = {}
+    for key, get in _RAI.items():
+        value = get(sheet)
+        if value not in (None, "", []):
+            out[key] = value
+    return out
+
+
+def to_croissant(ds: Dataset, sheet: Healthsheet, base_url: str = "") -> dict[str, Any]:
+    """The Croissant JSON-LD of ``ds``; shard ``contentUrl`` = ``base_url`` + shard path."""
+    general = sheet.general
+    doc: dict[str, Any] = {
+        "@context": CONTEXT,
+        "@type": "sc:Dataset",
+        "conformsTo": CONFORMS_TO,
+        "name": ds.name,
+        "description": general.summary or general.title or ds.manifest.get("title") or ds.name,
+        "version": _semver(ds.version),
+        "url": general.homepage or ds.path,
+    }
+    if ds.manifest.get("created"):
+        doc["datePublished"] = str(ds.manifest["created"])[:10]
+    license_ = sheet.distribution.license_url or sheet.distribution.license
+    if license_:
+        doc["license"] = license_
+    if general.citations:
+        doc["citeAs"] = general.citations[0].text
+    if general.creators:
+        doc["creator"] = [{"@type": "sc:Organization", "name": c} for c in general.creators]
+    if general.keywords:
+        doc["keywords"] = general.keywords
+    doc.update(rai_properties(sheet))
+    distribution: list[dict[str, Any]] = []
+    record_sets: list[dict[str, Any]] = []
+    for table, entry in ds.manifest["tables"].items():
+        shards = entry.get("shards") or []
+        if not shards:
+            continue
+        objects = [_file_object(shard, base_url) for shard in shards]
+        distribution += objects
+        if len(objects) == 1:
+            source_ref = {"fileObject": {"@id": objects[0]["@id"]}}
+        else:
+            file_set = {
+                "@type": "cr:FileSet",
+                "@id": f"{table}-shards",
+                "name": f"{table}-shards",
+                "description": f"The {len(objects)} Parquet shards of table {table}.",
+                "encodingFormat": PARQUET,
+                "includes": _url(base_url, f"tables/{table}/*.parquet"),
+            }
+            distribution.append(file_set)
+            source_ref = {"fileSet": {"@id": file_set["@id"]}}
+        fields = _fields(ds, table, source_ref)
+        if fields:
+            record_sets.append(
+                {
+                    "@type": "cr:RecordSet",
+                    "@id": table,
+                    "name": table,
+                    "description": f"Table {table} ({entry.get('schema', '')}).",
+                    "field": fields,
+                }
+            )
+    doc["distribution"] = distribution
+    doc["recordSet"] = record_sets
+    return doc
+
+
+def _file_object(shard: dict[str, Any], base_url: str) -> dict[str, Any]:
+    path = str(shard["path"])
+    ident = path.removeprefix("tables/")
+    return {
+        "@type": "cr:FileObject",
+        "@id": ident,
+        "name": ident,
+        "contentUrl": _url(base_url, path),
+        "contentSize": f"{int(shard.get('bytes', 0))} B",
+        "encodingFormat": PARQUET,
+        "sha256": str(shard["sha256"]),
+    }
+
+
+def _fields(ds: Dataset, table: str, source_ref: dict[str, Any]) -> list[dict[str, Any]]:
+    fields = []
+    for column in ds.arrow(table).schema:
+        kind = croissant_type(column.type)
+        if kind is None:
+            continue
+        fields.append(
+            {
+                "@type": "cr:Field",
+                "@id": f"{table}/{column.name}",
+                "name": column.name,
+                "dataType": kind,
+                "source": {**source_ref, "extract": {"column": column.name}},
+            }
+        )
+    return fields
+
+
+def _url(base: str, path: str) -> str:
+    if not base:
+        return path
+    return base.rstrip("/") + "/" + path if "://" in base else posixpath.join(base, path)
+
+
+def _semver(version: str) -> str:
+    parts = version.split(".")
+    if all(p.isdigit() for p in parts) and 1 <= len(parts) <= 3:
+        return ".".join(parts + ["0"] * (3 - len(parts)))
+    return version
+
+
+def _join(*parts: str | None) -> str | None:
+    present = [p.strip() for p in parts if p]
+    return "\n\n".join(present) or None
+
+
+def _labelled(label: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    return f"{label}:\n{format_answer(value)}"

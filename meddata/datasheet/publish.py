@@ -1,0 +1,145 @@
+"""Building a dataset's Healthsheet and writing it: into the dataset, or published to a folder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from meddata import storage
+from meddata.dataset import Dataset
+from meddata.datasheet.croissant import to_croissant
+from meddata.datasheet.hf_card import write_hf_card
+from meddata.datasheet.model import Healthsheet
+from meddata.datasheet.render_html import render_html
+from meddata.datasheet.render_md import render_markdown
+from meddata.datasheet.sheet import sheet_for_manifest, unanswered
+from meddata.datasheet.stats import compute_statistics
+from meddata.errors import SchemaError, UsageError
+
+HEALTHSHEET_PATH = "datasheet/healthsheet.json"
+MARKDOWN_PATH = "datasheet/datasheet.md"
+FORMATS = ("json", "md", "html", "croissant", "hf")
+FILE_NAMES = {
+    "json": "healthsheet.json",
+    "md": "datasheet.md",
+    "html": "datasheet.html",
+    "croissant": "croissant.json",
+    "hf": "README.md",
+}
+
+
+def build_healthsheet(ds: Dataset, sheet: Healthsheet | None = None) -> Healthsheet:
+    """``sheet`` (default: the packaged answers for ``ds``) with statistics computed from ``ds``."""
+    answers = sheet if sheet is not None else sheet_for_manifest(ds.manifest)
+    return answers.model_copy(
+        update={"dataset": answers.dataset or ds.name, "statistics": compute_statistics(ds)}
+    )
+
+
+def load_healthsheet(ds: Dataset) -> Healthsheet:
+    """The sheet stored in ``ds`` (``datasheet/healthsheet.json``), or one built now."""
+    path = storage.join(ds.root, HEALTHSHEET_PATH)
+    if not ds.fs.exists(path):
+        return build_healthsheet(ds)
+    with ds.fs.open(path, "rb") as fh:
+        text = fh.read().decode("utf-8")
+    try:
+        return Healthsheet.model_validate_json(text)
+    except ValueError as exc:
+        raise SchemaError(
+            f"{storage.url_of(ds.fs, path)} is not a valid Healthsheet ({exc}).",
+            "Regenerate it with `meddata datasheet PATH --format json -o DIR`.",
+        ) from None
+
+
+def to_json(sheet: Healthsheet) -> str:
+    """The sheet as indented JSON (what ``healthsheet.json`` holds)."""
+    return sheet.model_dump_json(indent=2) + "\n"
+
+
+def write_dataset_datasheet(ds: Dataset) -> dict[str, Any]:
+    """Write ``datasheet/healthsheet.json`` and ``datasheet/datasheet.md`` into ``ds``.
+
+    Returns the manifest entry: paths, their sha256 and the number of unanswered questions.
+    """
+    sheet = build_healthsheet(ds)
+    files = {
+        HEALTHSHEET_PATH: to_json(sheet).encode("utf-8"),
+        MARKDOWN_PATH: render_markdown(sheet).encode("utf-8"),
+    }
+    ds.fs.makedirs(storage.join(ds.root, "datasheet"), exist_ok=True)
+    for rel, data in files.items():
+        storage.atomic_write_bytes(ds.fs, storage.join(ds.root, rel), data)
+    return {
+        "healthsheet": HEALTHSHEET_PATH,
+        "markdown": MARKDOWN_PATH,
+        "sha256": {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()},
+        "unanswered": len(unanswered(sheet)),
+    }
+
+
+def resolve_formats(formats: Iterable[str]) -> list[str]:
+    """Expand ``all`` and check names; order follows :data:`FORMATS`."""
+    wanted: set[str] = set()
+    for name in formats:
+        if name == "all":
+            wanted.update(FORMATS)
+        elif name in FORMATS:
+            wanted.add(name)
+        else:
+            raise UsageError(
+                f"Unknown datasheet format {name!r}.",
+                f"Choose from {', '.join(FORMATS)} or all.",
+            )
+    return [f for f in FORMATS if f in wanted]
+
+
+def publish(
+    ds: Dataset,
+    formats: Iterable[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    sheet: Healthsheet | None = None,
+    base_url: str | None = None,
+) -> dict[str, Path]:
+    """Write the requested formats (``json md html croissant hf`` or ``all``) into ``out_dir``.
+
+    ``sheet`` defaults to :func:`load_healthsheet` (computed statistics included); a sheet
+    without statistics gets them computed. ``base_url`` is where the Croissant file finds the
+    dataset root (default: the relative path from ``out_dir`` for a local dataset, else its URL).
+    Returns format → written file.
+    """
+    chosen = resolve_formats(formats)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sheet = sheet if sheet is not None else load_healthsheet(ds)
+    if sheet.statistics is None:
+        sheet = build_healthsheet(ds, sheet)
+    written: dict[str, Path] = {}
+    for fmt in chosen:
+        path = out / FILE_NAMES[fmt]
+        if fmt == "hf":
+            written[fmt] = write_hf_card(ds, sheet, out)
+            continue
+        if fmt == "json":
+            text = to_json(sheet)
+        elif fmt == "md":
+            text = render_markdown(sheet)
+        elif fmt == "html":
+            text = render_html(sheet)
+        else:
+            base = base_url if base_url is not None else _default_base(ds, out)
+            text = json.dumps(to_croissant(ds, sheet, base), indent=2) + "\n"
+        path.write_text(text, "utf-8")
+        written[fmt] = path
+    return written
+
+
+def _default_base(ds: Dataset, out: Path) -> str:
+    if storage.is_local(ds.fs):
+        return Path(os.path.relpath(ds.root, out.resolve())).as_posix()
+    return ds.path

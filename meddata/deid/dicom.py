@@ -1,0 +1,256 @@
+"""DICOM de-identification: the Basic profile with the Annex E options, applied in place.
+
+Private elements are removed, UIDs remapped by HMAC (``2.25.<int>``), nested sequences walked,
+the file meta updated, and the de-identification attributes set. Pixel data is never touched.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pydicom
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from meddata.deid import surrogates
+from meddata.deid.errors import BurnedInAnnotationError
+from meddata.deid.profile import load_profile
+from meddata.deid.recognizer import find_phi
+
+if TYPE_CHECKING:
+    from meddata.deid.core import Deidentifier
+
+BURNED_IN_MODALITIES = frozenset({"US", "SC", "XA"})
+_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC", "PN", "CS", "AE"})
+_NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "IS", "DS"})
+_DUMMY = {
+    "DA": "19000101",
+    "TM": "000000",
+    "DT": "19000101000000",
+    "AS": "000Y",
+    "PN": "ANONYMIZED",
+    "IS": "0",
+    "DS": "0",
+}
+# Attributes holding UIDs of classes, syntaxes and coding schemes: never remapped.
+_KEEP_UID_WORDS = ("Class", "TransferSyntax", "CodingScheme", "Implementation", "Creator")
+_CODES = {
+    "basic": ("113100", "Basic Application Confidentiality Profile"),
+    "clean_descriptors": ("113105", "Clean Descriptors Option"),
+    "retain_longitudinal_dates": (
+        "113107",
+        "Retain Longitudinal Temporal Information Modified Dates Option",
+    ),
+    "retain_patient_characteristics": ("113108", "Retain Patient Characteristics Option"),
+    "retain_device_identity": ("113109", "Retain Device Identity Option"),
+}
+
+
+@dataclass
+class DicomResult:
+    """What de-identifying one dataset did: counts by action and flags (no values)."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    flags: list[str] = field(default_factory=list)
+    modality: str | None = None
+
+
+@dataclass
+class _Context:
+    deid: Deidentifier
+    person: str
+    shift: int
+    names: tuple[str, ...]
+    result: DicomResult
+
+
+def _standard_uid(value: str) -> bool:
+    from pydicom._uid_dict import UID_dictionary
+
+    return value in UID_dictionary
+
+
+def _remap_uid(ctx: _Context, elem: DataElement, keep_standard: bool = False) -> None:
+    if elem.VR != "UI" or elem.value in (None, ""):
+        return
+    values = list(elem.value) if elem.VM > 1 else [elem.value]
+    mapped = [
+        v if not v or (keep_standard and _standard_uid(str(v))) else ctx.deid.uid(str(v))
+        for v in values
+    ]
+    elem.value = mapped if elem.VM > 1 else mapped[0]
+    ctx.result.counts["dicom_uid_remapped"] += 1
+
+
+def _dummy(elem: DataElement) -> Any:
+    if elem.VR in _DUMMY:
+        return _DUMMY[elem.VR]
+    if elem.VR in _TEXT_VRS or elem.VR in ("UR",):
+        return "ANONYMIZED"
+    if elem.VR in _NUMBER_VRS:
+        return 0
+    return None
+
+
+def _shift_da(value: str, days: int) -> str:
+    text = value.strip()
+    if len(text) < 8 or not text[:8].isdigit():
+        return ""
+    try:
+        d = date(int(text[:4]), int(text[4:6]), int(text[6:8])) - timedelta(days=days)
+    except ValueError:
+        return ""
+    return d.strftime("%Y%m%d") + text[8:]
+
+
+def _clean_text(ctx: _Context, value: str) -> str:
+    spans = find_phi(value, ctx.names)
+    if not spans:
+        return value
+    out, pos = [], 0
+    key = ctx.deid._key
+    for span in spans:
+        out.append(value[pos : span.start])
+        out.append(surrogates.surrogate(key, span.type, value[span.start : span.end], ctx.shift))
+        pos = span.end
+        ctx.result.counts[f"text_{span.type}"] += 1
+    out.append(value[pos:])
+    return "".join(out)
+
+
+def _clean(ctx: _Context, elem: DataElement) -> None:
+    """Action C: shift dates (modified-dates option) or run text through the recogniser."""
+    if elem.value in (None, ""):
+        return
+    values = list(elem.value) if elem.VM > 1 else [elem.value]
+    if elem.VR in ("DA", "DT"):
+        out = [_shift_da(str(v), ctx.shift) for v in values]
+        ctx.result.counts["dicom_date_shifted"] += 1
+    elif elem.VR == "TM":
+        return
+    elif elem.VR in _TEXT_VRS:
+        out = [_clean_text(ctx, str(v)) for v in values]
+        ctx.result.counts["dicom_cleaned"] += 1
+    else:
+        elem.value = None
+        ctx.result.counts["dicom_emptied"] += 1
+        return
+    elem.value = out if elem.VM > 1 else out[0]
+
+
+def _apply(ctx: _Context, ds: Dataset) -> None:
+    profile = load_profile()
+    options = ctx.deid.options
+    counts = ctx.result.counts
+    for elem in list(ds):
+        tag = elem.tag
+        if tag.is_private:
+            del ds[tag]
+            counts["dicom_private_removed"] += 1
+            continue
+        rule = profile.rule_for(int(tag))
+        if rule is None:
+            if elem.VR == "SQ":
+                for item in elem.value or []:
+                    _apply(ctx, item)
+            elif elem.VR == "UI" and not any(w in (elem.keyword or "") for w in _KEEP_UID_WORDS):
+                _remap_uid(ctx, elem, keep_standard=True)
+            continue
+        action = rule.action(options)
+        if action == "X":
+            del ds[tag]
+            counts["dicom_removed"] += 1
+        elif action == "Z":
+            elem.value = Sequence() if elem.VR == "SQ" else None
+            counts["dicom_emptied"] += 1
+        elif elem.VR == "SQ":  # D, U, K, C on a sequence: de-identify its items
+            for item in elem.value or []:
+                _apply(ctx, item)
+        elif action == "U" or (action == "D" and elem.VR == "UI"):
+            _remap_uid(ctx, elem)
+        elif action == "D":
+            elem.value = _dummy(elem)
+            counts["dicom_dummy"] += 1
+        elif action == "C":
+            _clean(ctx, elem)
+        elif action == "K" and tag == 0x00101010 and elem.value:
+            elem.value = _cap_age_string(str(elem.value))
+
+
+def _cap_age_string(value: str) -> str:
+    """A DICOM age string (e.g. "093Y") over 89 years becomes "090Y"."""
+    if len(value) == 4 and value[:3].isdigit() and value[3] == "Y" and int(value[:3]) > 89:
+        return "090Y"
+    return value
+
+
+def _patient_names(ds: Dataset) -> tuple[str, ...]:
+    raw = ds.get("PatientName")
+    if raw is None or str(raw) == "":
+        return ()
+    return tuple(p for p in str(raw).replace("^", " ").split() if len(p) > 1)
+
+
+def _set_method(ds: Dataset, ctx: _Context) -> None:
+    options = ctx.deid.options
+    used = ["basic"] + [flag for flag in _CODES if flag != "basic" and getattr(options, flag)]
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = ("meddata: " + "; ".join(_CODES[u][1] for u in used))[:64]
+    items = []
+    for u in used:
+        item = Dataset()
+        item.CodeValue, item.CodeMeaning = _CODES[u]
+        item.CodingSchemeDesignator = "DCM"
+        items.append(item)
+    ds.DeidentificationMethodCodeSequence = Sequence(items)
+    ds.LongitudinalTemporalInformationModified = (
+        "MODIFIED" if options.retain_longitudinal_dates else "REMOVED"
+    )
+
+
+def deidentify_dataset(
+    deid: Deidentifier, ds: Dataset, source_person_id: str | None = None
+) -> DicomResult:
+    """De-identify ``ds`` in place; see the module docstring."""
+    result = DicomResult()
+    modality = str(ds.get("Modality", "") or "").upper() or None
+    result.modality = modality
+    burned = str(getattr(ds, "BurnedInAnnotation", "") or "").strip().upper() == "YES"
+    if burned and not deid.options.allow_burned_in:
+        raise BurnedInAnnotationError(modality)
+    if burned:
+        result.flags.append("burned_in_annotation_allowed")
+    if modality in BURNED_IN_MODALITIES:
+        result.flags.append("modality_often_burned_in")
+        result.counts["dicom_burned_in_risk"] += 1
+    person = (
+        source_person_id if source_person_id is not None else str(ds.get("PatientID", "") or "")
+    )
+    ctx = _Context(deid, person, deid.date_shift_days(person), _patient_names(ds), result)
+    _apply(ctx, ds)
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        for tag in (0x00020100, 0x00020102):
+            if tag in meta:
+                del meta[tag]
+                result.counts["dicom_private_removed"] += 1
+        if "MediaStorageSOPInstanceUID" in meta:
+            _remap_uid(ctx, meta["MediaStorageSOPInstanceUID"])
+    pseudonym = deid.person_pseudonym(person)
+    ds.PatientID = pseudonym
+    ds.PatientName = pseudonym
+    _set_method(ds, ctx)
+    result.counts["dicom_files"] += 1
+    return result
+
+
+def deidentify_file(deid: Deidentifier, src: str, dst: str) -> DicomResult:
+    """Read ``src``, de-identify it and write ``dst`` (the pixel data bytes unchanged)."""
+    ds = pydicom.dcmread(src)
+    result = deid.dicom(ds)
+    ds.save_as(dst, enforce_file_format=False)
+    return result

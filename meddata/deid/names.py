@@ -1,0 +1,304 @@
+"""Person-name detection from context (titles, signatures, field labels, credentials, relatives),
+a small lexicon of common names, DICOM-style ``LAST^FIRST`` values and typist initials; every name
+found is then looked for again in the rest of the document."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from meddata.deid.lexicon import AMBIGUOUS, CREDENTIALS, GIVEN_NAMES, NOT_NAMES, SURNAMES, TITLES
+from meddata.deid.spans import PhiSpan
+
+_I = re.IGNORECASE
+_TOKEN_RE = re.compile(
+    r"[ \t]*(?:(?P<word>[A-Za-z][A-Za-z'’]*(?:-[A-Za-z][A-Za-z'’]*)*)(?P<dot>\.)?|(?P<sep>[,^]))"
+)
+_PARTICLES = frozenset("van der den de la le du von da di del della bin al el st saint".split())
+_CREDENTIAL_SET = frozenset(c.lower().replace(".", "") for c in CREDENTIALS)
+_CRED_ALT = "|".join(re.escape(c) for c in sorted(CREDENTIALS, key=len, reverse=True))
+
+_TITLE_RE = re.compile(
+    r"(?=[dmpDMP])\b(?:dr|doctor|mr|mrs|ms|miss|prof|professor|mx)\b\.?[ \t]+", _I
+)
+_CUE_RE = re.compile(
+    r"(?=[dserpaictvgcnfhomDSERPAICTVGCNFHOM])\b(?:(?:dictated|signed|e-signed|read|reviewed|interpreted|approved|verified|transcribed|"
+    r"performed|examined|authored|entered|reported|discussed|communicated|called|paged|notified|"
+    r"consulted|referred|seen|relayed|given|conveyed|sent|d/w)[ \t]+(?:by|with|to)[ \t]*:?"
+    r"|(?:patient(?:'s)?[ \t]+name|pt[ \t]+name|name|patient|pt|attending(?:[ \t]+(?:physician|"
+    r"radiologist))?|referring(?:[ \t]+(?:physician|provider|md|doctor|clinician))?|ordering"
+    r"(?:[ \t]+(?:physician|provider|md))?|physician|provider|radiologist|resident|fellow|"
+    r"technologist|author|signed|cc|pcp|primary[ \t]+care(?:[ \t]+(?:physician|provider))?|"
+    r"surgeon|emergency[ \t]+contact|contact|guardian|nok|next[ \t]+of[ \t]+kin|interpreter|"
+    r"transcriptionist|scribe)(?:[ \t]*[:#]|[ \t]+-[ \t])"
+    r"|(?:hcp|poa|proxy)[ \t]+is|to[ \t]+see|seen[ \t]+by)[ \t]*",
+    _I,
+)
+_SIGN_CUE_RE = re.compile(r"(?m)^[ \t]*(?:--+|/s/|(?i:signed))[ \t]*:?[ \t]*")
+_RELATIVE_RE = re.compile(
+    r"(?=[dswhmfpngcaubDSWHMFPNGCAUB])\b(?:daughter|son|wife|husband|mother|father|sister|brother|spouse|partner|niece|nephew|"
+    r"grandson|granddaughter|caregiver|neighbor|fiance|fiancee|aunt|uncle|cousin|"
+    r"girlfriend|boyfriend)(?:'s[ \t]+name[ \t]+is|,)?[ \t]+",
+    _I,
+)
+_CREDENTIAL_RE = re.compile(rf"(?=[A-Z])(?<![A-Za-z])(?:{_CRED_ALT})(?![A-Za-z])")
+_CRED_LEAD_RE = re.compile(r"(?:,[ \t]*|[ \t]+)$")
+_CARET_RE = re.compile(r"\b[A-Za-z][A-Za-z'’-]*(?:\^[A-Za-z][A-Za-z'’ -]*)+")
+_INITIALS_RE = re.compile(r"(?m)^[ \t]*([A-Za-z]{2,3})/([A-Za-z]{2,3})[ \t]*$")
+_INITIAL_SURNAME_RE = re.compile(
+    r"(?=[A-Z])\b[A-Z]\.[ \t]?(?:[A-Z]\.[ \t]?)?[A-Z][a-z][A-Za-z'’-]+\b"
+)
+_SUBJECT_RE = re.compile(r"(?=[ \t])[ \t]+is[ \t]+an?[ \t]+(?=\d|age)", _I)
+_SUBJECT_WORD_RE = re.compile(r"\b([A-Z][A-Za-z'’-]+)$")
+_CAP_WORD_RE = re.compile(r"(?=[A-Z])\b[A-Z][a-z'’]+(?:-[A-Z][a-z]+)?\b|\b[A-Z]{2,}\b")
+_BACK_NAME_RE = re.compile(r"((?:[A-Za-z][\w'’-]*\.?[ \t]+){0,3}[A-Za-z][\w'’-]*)[ \t]*$")
+
+
+def _is_name_word(word: str, allow_lower: bool) -> bool:
+    low = word.lower()
+    if low in NOT_NAMES or low in _CREDENTIAL_SET:
+        return False
+    if word[0].isupper():
+        return True
+    return allow_lower and len(word) > 1
+
+
+def take_name(text: str, pos: int, allow_lower: bool, max_words: int = 4) -> int | None:
+    """End offset of a person name that starts at ``pos`` (after spaces), or None."""
+    end: int | None = None
+    words = 0
+    pending_sep = False
+    skipped_title = False
+    while words < max_words:
+        m = _TOKEN_RE.match(text, pos)
+        if m is None:
+            break
+        if m.group("sep"):
+            if words != 1 or pending_sep:
+                break
+            pending_sep = True
+            pos = m.end()
+            continue
+        word = m.group("word")
+        low = word.lower()
+        if words == 0 and not skipped_title and (low in TITLES or low + "." in TITLES):
+            skipped_title = True
+            pos = m.end()
+            continue
+        if low in _PARTICLES and words > 0:
+            nxt = _TOKEN_RE.match(text, m.end())
+            if nxt and nxt.group("word") and _is_name_word(nxt.group("word"), allow_lower):
+                pos = m.end()
+                continue
+            break
+        is_initial = len(word) == 1 and word.isupper()
+        if not is_initial and not _is_name_word(word, allow_lower and not pending_sep):
+            break
+        if is_initial and m.group("dot") is None and words > 0 and not allow_lower:
+            break
+        words += 1
+        pending_sep = False
+        pos = m.end()
+        end = m.end() if (m.group("dot") and is_initial) else m.end("word")
+        if m.group("dot") and not is_initial:
+            break  # "Smith." ends the sentence and the name
+    if end is None:
+        return None
+    return end
+
+
+def _start_of(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t":
+        pos += 1
+    return pos
+
+
+def _after_cues(text: str) -> Iterator[PhiSpan]:
+    for regex, lower in (
+        (_TITLE_RE, False),
+        (_CUE_RE, True),
+        (_SIGN_CUE_RE, True),
+        (_RELATIVE_RE, True),
+    ):
+        for m in regex.finditer(text):
+            end = take_name(text, m.end(), lower)
+            if end is not None:
+                start = _start_of(text, m.end())
+                low = text[start:end].lower()
+                if low.split(" ")[0].rstrip(".") in ("dr", "mr", "mrs", "ms", "miss", "doctor"):
+                    start = _start_of(text, start + len(low.split(" ")[0]))
+                if start < end:
+                    yield PhiSpan("NAME", start, end)
+
+
+def _before_credentials(text: str) -> Iterator[PhiSpan]:
+    for m in _CREDENTIAL_RE.finditer(text):
+        lead = _CRED_LEAD_RE.search(text, max(0, m.start() - 4), m.start())
+        if lead is None or (m.group(0) in ("DO", "PA", "RT") and "," not in lead.group(0)):
+            continue
+        bm = _BACK_NAME_RE.search(text, max(0, lead.start() - 60), lead.start())
+        if bm is None:
+            continue
+        words = list(re.finditer(r"[A-Za-z][\w'’-]*\.?", bm.group(1)))
+        keep: list[re.Match[str]] = []
+        for w in reversed(words):
+            token = w.group(0).rstrip(".")
+            if token.lower() in NOT_NAMES or not token[0].isupper():
+                break
+            keep.append(w)
+        if keep:
+            yield PhiSpan("NAME", bm.start(1) + keep[-1].start(), bm.start(1) + keep[0].end())
+
+
+def _lexicon(text: str, all_caps: bool) -> Iterator[PhiSpan]:
+    for m in _CAP_WORD_RE.finditer(text):
+        word = m.group(0)
+        if word.isupper() and not all_caps and len(word) < 3:
+            continue
+        low = word.lower()
+        if low in AMBIGUOUS or low in NOT_NAMES:
+            continue
+        given = low in GIVEN_NAMES
+        if given or low.replace("'", "").replace("’", "") in SURNAMES:
+            start = m.start()
+            back = _PREV_WORD_RE.search(text, max(0, start - 30), start)
+            if back and _is_name_word(back.group(1), False) and back.group(1)[0].isupper():
+                if (
+                    back.group(1).lower() not in AMBIGUOUS
+                    and not back.group(1).isupper()
+                    or all_caps
+                ):
+                    start = back.start(1)
+            end = take_name(text, m.start(), False, 3)
+            if end is not None and end > m.end():
+                yield PhiSpan("NAME", start, end)
+            elif not (all_caps and given):
+                yield PhiSpan("NAME", start, m.end())
+
+
+def _structural(text: str) -> Iterator[PhiSpan]:
+    if "^" in text:
+        for m in _CARET_RE.finditer(text):
+            yield PhiSpan("NAME", m.start(), m.end())
+    if "/" in text:
+        for m in _INITIALS_RE.finditer(text):
+            yield PhiSpan("NAME", m.start(1), m.end(1))
+            yield PhiSpan("NAME", m.start(2), m.end(2))
+    for m in _INITIAL_SURNAME_RE.finditer(text):
+        yield PhiSpan("NAME", m.start(), m.end())
+    yield from _signature_lines(text)
+    for m in _SUBJECT_RE.finditer(text):
+        back = _SUBJECT_WORD_RE.search(text, max(0, m.start() - 30), m.start())
+        if back is None:
+            continue
+        word = back.group(1)
+        if word.lower() not in NOT_NAMES and word.lower() not in TITLES:
+            yield PhiSpan("NAME", back.start(1), back.end(1))
+
+
+_WORD_RE = re.compile(r"[A-Za-z][A-Za-z'’-]+")
+_DROP_LOWER = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyz")
+_DROP_UPPER = str.maketrans("", "", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_PREV_WORD_RE = re.compile(r"([A-Za-z][A-Za-z'’-]*)\.?,?[ \t]+$")
+_NEXT_WORD_RE = re.compile(r"(?:,[ \t]*|[ \t]+|\^)([A-Za-z][A-Za-z'’-]*)")
+_SIGNATURE_LINE_RE = re.compile(
+    r"(?m)^[ \t]*([A-Za-z][A-Za-z'’-]+(?:[ \t]+[A-Za-z]\.?)?(?:[ \t]+[A-Za-z][A-Za-z'’-]+){1,2})"
+    r"[ \t]*(?:,[^\n]*)?$"
+)
+
+
+def _signature_lines(text: str) -> Iterator[PhiSpan]:
+    """A short line of name words among the last lines of a note (a signature)."""
+    tail_start = len(text)
+    for _ in range(4):
+        tail_start = text.rfind("\n", 0, max(0, tail_start - 1))
+        if tail_start < 0:
+            tail_start = 0
+            break
+    for m in _SIGNATURE_LINE_RE.finditer(text, tail_start):
+        words = _WORD_RE.findall(m.group(1))
+        if any(w.lower() in NOT_NAMES or w.lower() in TITLES for w in words):
+            continue
+        capitalised = all(w[0].isupper() for w in words)
+        known = any(w.lower() in GIVEN_NAMES or w.lower() in SURNAMES for w in words)
+        if capitalised or known:
+            yield PhiSpan("NAME", m.start(1), m.end(1))
+
+
+def propagate(text: str, found: list[PhiSpan]) -> Iterator[PhiSpan]:
+    """Every other occurrence, in the same text, of a name already found: the whole name, or
+    one of its unambiguous words, extended over neighbouring words of the same names."""
+    known: set[str] = set()
+    anchors: set[str] = set()
+    phrases: set[tuple[str, ...]] = set()
+    for span in found:
+        words = [w.lower() for w in _WORD_RE.findall(text[span.start : span.end])]
+        words = [w for w in words if w not in NOT_NAMES]
+        if len(words) > 1:
+            phrases.add(tuple(words))
+        known.update(words)
+        anchors.update(w for w in words if len(w) > 2 and w not in AMBIGUOUS)
+    if not known:
+        return
+    tokens = [(m.start(), m.end(), m.group(0).lower()) for m in _NAME_TOKEN_RE.finditer(text)]
+    i = 0
+    while i < len(tokens):
+        word = tokens[i][2]
+        hit = word in anchors
+        if not hit and word in known:
+            for phrase in phrases:
+                k = len(phrase)
+                if phrase[0] == word and tuple(t[2] for t in tokens[i : i + k]) == phrase:
+                    if _adjacent(text, tokens[i : i + k]):
+                        hit = True
+                        break
+        if not hit:
+            i += 1
+            continue
+        lo = i
+        while lo > 0 and i - lo < 2 and _joined(text, tokens[lo - 1], tokens[lo]):
+            prev = tokens[lo - 1][2]
+            if prev in known or prev in GIVEN_NAMES or len(prev) == 1:
+                lo -= 1
+            else:
+                break
+        hi = i
+        while hi + 1 < len(tokens) and _joined(text, tokens[hi], tokens[hi + 1]):
+            if tokens[hi + 1][2] in known or len(tokens[hi + 1][2]) == 1:
+                hi += 1
+            else:
+                break
+        yield PhiSpan("NAME", tokens[lo][0], tokens[hi][1])
+        i = hi + 1
+
+
+_NAME_TOKEN_RE = re.compile(r"[A-Za-z][A-Za-z'’-]*")
+_GAP_RE = re.compile(r"\.?(?:,[ \t]*|[ \t]+|\^)$")
+
+
+def _joined(text: str, left: tuple[int, int, str], right: tuple[int, int, str]) -> bool:
+    gap = text[left[1] : right[0]]
+    if gap.startswith(".") and len(left[2]) > 1:
+        return False  # a full stop after a word ends the name
+    return 0 < len(gap) <= 3 and _GAP_RE.match(gap) is not None
+
+
+def _adjacent(text: str, run: list[tuple[int, int, str]]) -> bool:
+    return all(_joined(text, a, b) for a, b in zip(run, run[1:], strict=False))
+
+
+def find_names(text: str, extra_names: tuple[str, ...] = ()) -> list[PhiSpan]:
+    """Person names in ``text``; ``extra_names`` are names known to belong to the record."""
+    lower = len(text) - len(text.translate(_DROP_LOWER))
+    upper = len(text) - len(text.translate(_DROP_UPPER))
+    all_caps = upper > 4 * lower
+    found = list(_after_cues(text))
+    found += _before_credentials(text)
+    found += _lexicon(text, all_caps)
+    found += _structural(text)
+    for name in extra_names:
+        for part in _WORD_RE.findall(name):
+            if len(part) > 1:
+                for m in re.finditer(rf"\b{re.escape(part)}\b", text, _I):
+                    found.append(PhiSpan("NAME", m.start(), m.end()))
+    return [s for s in found if s.end > s.start]

@@ -1,0 +1,315 @@
+"""Regular-expression detectors for PHI other than person names. Compiled once at import."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from meddata.deid.lexicon import US_STATE_NAMES, US_STATES
+from meddata.deid.spans import PhiSpan
+
+_I = re.IGNORECASE
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
+_WEEKDAY = r"(?:(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)(?:day)?\.?,?\s+)"
+_ORD = r"(?:st|nd|rd|th)"
+_DAY = r"(?:0?[1-9]|[12]\d|3[01])"
+_MON_NUM = r"(?:0?[1-9]|1[0-2])"
+_YEAR = r"(?:19\d\d|20\d\d)"
+_YEAR2 = r"(?:\d\d)"
+
+# Each entry: (type, priority, compiled pattern, group holding the value (0 = whole match)).
+_DATE_PATTERNS = [
+    # 2021-03-14, 2021/03/14
+    rf"\b{_YEAR}[-/.](?:0[1-9]|1[0-2])[-/.](?:0[1-9]|[12]\d|3[01])\b",
+    # 03/14/2021, 3-14-21, 14.03.2021
+    rf"\b{_DAY}[/.-]{_DAY}[/.-](?:{_YEAR}|{_YEAR2})\b(?!\d|[/.]\d)",
+    # March 14, 2021 / Mar. 14th 2021 / Monday, March 15, 2021 / March 3-5, 2021
+    rf"\b{_WEEKDAY}?{_MONTH}\.?\s+{_DAY}{_ORD}?(?:\s*[-–]\s*{_DAY}{_ORD}?)?(?:,?\s+{_YEAR})?\b",
+    # 14 March 2021 / 14th of March, 2021 / the 8th of March
+    rf"\b{_DAY}{_ORD}?\s+(?:of\s+)?{_MONTH}\.?(?:,?\s+{_YEAR})?\b",
+    # 14-Mar-2021, 14-MAR-21
+    rf"\b{_DAY}[-\s]{_MONTH}[-\s](?:{_YEAR}|{_YEAR2})\b",
+    # March 2021, Mar-2021
+    rf"\b{_MONTH}\.?[\s,-]+{_YEAR}\b",
+    # 03/2021
+    rf"\b{_MON_NUM}/{_YEAR}\b",
+    # 20210314 (a DICOM-style date)
+    rf"\b{_YEAR}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\b",
+]
+# A leading look-ahead on the first character lets the regex engine skip most positions fast.
+_DATE_NUM_RE = re.compile(
+    r"(?=\d)(?:" + "|".join(f"(?:{_DATE_PATTERNS[i]})" for i in (0, 1, 3, 4, 6, 7)) + ")", _I
+)
+_DATE_WORD_RE = re.compile(
+    r"(?=[JFMASONDTWjfmasondtw])(?:" + "|".join(f"(?:{_DATE_PATTERNS[i]})" for i in (2, 5)) + ")",
+    _I,
+)
+
+# 3/14 without a year: only when nothing around it says it is a score, a ratio or a pressure.
+_SHORT_DATE_RE = re.compile(rf"(?=\d)(?<![\d/.])({_MON_NUM})/({_DAY})(?!\d|[/.]\d|\s*(?:mm|cm|%))")
+_SHORT_DATE_VETO = re.compile(
+    r"\b(?:strength|murmur|pain|score|grade|scale|ratio|power|vision|bp|blood pressure|dose|tabs?|"
+    r"reflex(?:es)?|motor|gcs|apgar|systolic|diastolic|sensation|nihss|mmse|moca|out of|"
+    r"lung-rads|bi-rads|ti-rads|pi-rads|series)\b",
+    _I,
+)
+_SENTENCE_SPLIT = re.compile(r"[.;\n]")
+_LEADING_PART = re.compile(r"^\w+")
+_TRAILING_PART = re.compile(r"\w+$")
+_DAY_ONLY_RE = re.compile(
+    rf"(?=[Tt])\bthe\s+({_DAY}{_ORD})\b(?!\s+(?:of\b|ventricle|rib|digit|finger|toe|metatarsal|"
+    r"metacarpal|intercostal|cranial|nerve|percentile|degree|decade|grade|lumbar|cervical|"
+    r"thoracic|sacral|vertebra|disc|time|dose|cycle|day|week|month|trimester|generation|"
+    r"compartment|branch|segment|toe|layer))",
+    _I,
+)
+
+_TIME_RE = re.compile(
+    r"(?=\d)\b(?:(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d)?(?!\d)(?:\s?[ap]\.?\s?m\.?(?![a-z]))?"
+    r"|(?:1[0-2]|0?[1-9])\s?[ap]\.?m\.?(?![a-z])"
+    r"|(?:[01]\d|2[0-3])[0-5]\d\s?(?:hours|hrs|h)\b)",
+    _I,
+)
+
+_PHONE_RE = re.compile(
+    r"(?=[\d(+])(?<![\w.])(?:\+?1[\s.-]?)?(?:\(\s*[2-9]\d\d\s*\)\s?|[2-9]\d\d[\s.-])\d{3}[\s.-]\d{4}\b"
+    r"(?:\s*(?:ext\.?|extension|x)\s*\d{1,5}\b)?",
+    _I,
+)
+_EXT_RE = re.compile(r"(?=[pPbBeExX])\b(?:pager|beeper|ext\.?|extension|x)\s*#?\s*(\d{4,5})\b", _I)
+
+_EMAIL_RE = re.compile(r"\b[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}\b", _I)
+_URL_RE = re.compile(
+    r"\b(?:https?://|ftp://|www\.)[^\s<>\"')\]]+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|edu|gov|"
+    r"io|us|health)(?:/[^\s<>\"')\]]*)?\b",
+    _I,
+)
+_IP_RE = re.compile(r"(?=\d)(?<![\d.])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\d.]*\d)")
+_IPV6_RE = re.compile(r"(?=[0-9a-fA-F])\b(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}\b")
+_URL_HINT_RE = re.compile(r"://|www\.|\.(?:com|org|net|edu|gov|io|us|health)\b", _I)
+
+_ID_LABEL = (
+    r"(?:mrn|mr\s?#|m\.r\.n\.?|medical\s+record(?:\s+(?:number|no\.?|#))?|record\s+(?:number|no\.?|#)|"
+    r"acc(?:ession)?(?:\s*(?:number|no\.?|#))?|acc\s?#|encounter(?:\s*(?:number|no\.?|id))?|"
+    r"visit\s+(?:number|no\.?|id)|account(?:\s*(?:number|no\.?))?|acct\.?|"
+    r"patient\s+id|pt\s+id|subject\s+id|study\s+id|order(?:\s*(?:number|no\.?|id))?|"
+    r"requisition|ssn|social\s+security(?:\s+number)?|health\s+plan(?:\s+(?:number|no\.?|id))?|"
+    r"member\s+id|policy(?:\s+(?:number|no\.?))?|insurance\s+id|license(?:\s+(?:number|no\.?))?|"
+    r"npi|dea|case(?:\s+(?:number|no\.?))|specimen(?:\s+(?:number|no\.?|id))?|"
+    r"id(?:\s+(?:number|no\.?))?|identifier|chart(?:\s+(?:number|no\.?))?)"
+)
+_ID_RE = re.compile(
+    rf"(?=[maevpsorhilndcMAEVPSORHILNDC])\b{_ID_LABEL}\s*[#:.]*\s*(?:is\s+|no\.?\s*|number\s*)?([A-Z]{{0,4}}[-]?\d[\dA-Z-]{{3,}})\b",
+    _I,
+)
+_SSN_RE = re.compile(r"(?=\d)(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])")
+_LONG_NUMBER_RE = re.compile(r"(?=[A-Z\d])(?<![\w.,/-])(?:[A-Z]{1,4}-?)?\d{7,}(?![\w.,]?\d)")
+_MIXED_ID_RE = re.compile(
+    r"(?=[A-Z0-9])\b(?=[A-Z0-9-]*\d{4})(?=[A-Z0-9-]*[A-Z]{2})[A-Z0-9]+(?:-[A-Z0-9]+)+\b"
+)
+
+_DEVICE_RE = re.compile(
+    r"(?=[sSlLuUdDmM])\b(?:serial(?:\s+(?:number|no\.?|num))?|s/n|sn|device\s+id|udi|lot(?:\s+(?:number|no\.?))?|"
+    r"model\s+(?:number|no\.?))\s*[#:.]?\s*(?:is\s+)?([A-Z0-9][A-Z0-9-]{3,})\b",
+    _I,
+)
+
+_STREET_SUFFIX = (
+    r"(?:street|st|avenue|ave|road|rd|boulevard|blvd|drive|dr|lane|ln|court|ct|way|place|pl|"
+    r"terrace|ter|circle|cir|parkway|pkwy|highway|hwy|square|sq|trail|trl|row|path|pike|alley)"
+)
+_ADDRESS_RE = re.compile(
+    rf"(?=[\dPp])\b\d{{1,6}}[ \t]+(?:(?i:n|s|e|w|ne|nw|se|sw|north|south|east|west|old|new)\.?[ \t]+)?"
+    rf"(?:[A-Z0-9][A-Za-z0-9'’-]*[ \t]+){{1,3}}(?i:{_STREET_SUFFIX})\b\.?"
+    r"(?:,?[ \t]*(?i:apt|apartment|unit|suite|ste|fl|floor|room|rm|#)\.?[ \t]*#?[ \t]*[A-Za-z0-9-]+\b)?"
+    r"|\b(?i:p\.?\s?o\.?\s*box)\s+\d+\b",
+)
+
+_STATE_ALT = "|".join(sorted(US_STATES, key=len, reverse=True))
+_CITY_STATE_RE = re.compile(
+    rf"(?=[A-Z])(?<![\w.'’-])((?:[A-Z][A-Za-z'’.-]+[ \t]){{0,2}}[A-Z][A-Za-z'’.-]+),?[ \t]+"
+    rf"(?:({_STATE_ALT})\b(?=(,?[ \t]+\d{{5}})|[ \t]*(?:$|[;)\n]|,[ \t]))|(?i:{US_STATE_NAMES})(?=,?[ \t]+\d{{5}}))"
+)
+_CREDENTIAL_STATES = frozenset({"MD", "PA", "DE", "OR", "IN", "ME", "OK", "HI", "OH"})
+_CITY_LEAD = frozenset(
+    "lives live living seen moved transferred resides residing in at from to near of the "
+    "and or by with".split()
+)
+_ZIP_RE = re.compile(r"(?<![\d-])(\d{5}(?:-\d{4})?)(?![\d-])")
+_ZIP_CONTEXT_RE = re.compile(
+    rf"(?:\b(?:{_STATE_ALT})|(?i:{US_STATE_NAMES})|(?i:zip(?:[ \t]*code)?|postal[ \t]+code)[ \t]*[:#]?)"
+    r",?[ \t]*$"
+)
+
+_AGE_RE = re.compile(
+    r"(?=[\daA])\b(9\d|1[0-1]\d)(?=\s*-?\s*(?:years?|yrs?|yo\b|y/o|y\.o\.|year-old|-year|yr-old|"
+    r"[mf]\b|(?:male|female|man|woman)\b))"
+    r"|\b(?:age[ds]?|age:)\s*:?\s*(9\d|1[0-1]\d)\b",
+    _I,
+)
+
+_INSTITUTION_HEAD = (
+    r"(?:hospital|medical\s+center|medical\s+centre|health\s+center|health\s+system|"
+    r"health\s+clinic|clinic|imaging\s+center|institute|nursing\s+home|urgent\s+care|"
+    r"associates|rehabilitation\s+center|rehab\s+center|dialysis\s+center|radiology\s+group|"
+    r"medical\s+group|pediatrics|family\s+practice|infirmary|hospice|cancer\s+center|"
+    r"surgery\s+center|surgical\s+center|healthcare|health\s+care|care\s+center|"
+    r"veterans\s+affairs\s+medical\s+center|va\s+medical\s+center|"
+    r"school\s+of\s+medicine|laboratories|pharmacy)"
+)
+_INSTITUTION_RE = re.compile(
+    rf"(?=[hmcinuardspfvlHMCINUARDSPFVL])\b{_INSTITUTION_HEAD}\b(?:\s+of\s+[A-Z][A-Za-z'’]+(?:\s+[A-Z][a-z]+)?)?",
+    _I,
+)
+
+
+_UNIVERSITY_RE = re.compile(
+    r"(?=[UuCc])\b(?:(?:University|College|UNIVERSITY|COLLEGE)[ \t]+(?i:of)[ \t]+(?:[A-Z][A-Za-z'’]+[ \t]?){1,3}"
+    r"|(?:university|college)[ \t]+of[ \t]+(?:[a-z][a-z'’]+[ \t]?){1,3})"
+    r"(?:(?i:medical[ \t]+center|hospital|health(?:[ \t]+system)?|school[ \t]+of[ \t]+medicine))?"
+)
+
+
+def _groups(m: re.Match[str]) -> tuple[int, int]:
+    for i in range(1, (m.lastindex or 0) + 1):
+        if m.group(i) is not None:
+            return m.start(i), m.end(i)
+    return m.start(), m.end()
+
+
+def find_dates(text: str) -> Iterator[PhiSpan]:
+    """Dates in numeric, month-name, partial, day-only and range forms."""
+    for regex in (_DATE_NUM_RE, _DATE_WORD_RE):
+        for m in regex.finditer(text):
+            yield PhiSpan("DATE", m.start(), m.end())
+    for m in _SHORT_DATE_RE.finditer(text):
+        lo, hi = max(0, m.start() - 24), min(len(text), m.end() + 24)
+        before, after = text[lo : m.start()], text[m.end() : hi]
+        if lo > 0 and text[lo - 1].isalnum():
+            before = _LEADING_PART.sub("", before)
+        if hi < len(text) and text[hi].isalnum():
+            after = _TRAILING_PART.sub("", after)
+        before = _SENTENCE_SPLIT.split(before)[-1]
+        after = _SENTENCE_SPLIT.split(after)[0]
+        if not _SHORT_DATE_VETO.search(before) and not _SHORT_DATE_VETO.search(after):
+            yield PhiSpan("DATE", m.start(), m.end())
+    for m in _DAY_ONLY_RE.finditer(text):
+        yield PhiSpan("DATE", m.start(1), m.end(1))
+
+
+def find_times(text: str) -> Iterator[PhiSpan]:
+    """Clock times (24 h, 12 h with am/pm, military "0930 hours")."""
+    for m in _TIME_RE.finditer(text):
+        yield PhiSpan("TIME", m.start(), m.end())
+
+
+def find_contacts(text: str) -> Iterator[PhiSpan]:
+    """Phone and fax numbers, e-mail addresses, URLs and IP addresses."""
+    for m in _PHONE_RE.finditer(text):
+        yield PhiSpan("PHONE", m.start(), m.end())
+    for m in _EXT_RE.finditer(text):
+        yield PhiSpan("PHONE", m.start(1), m.end(1))
+    if "@" in text:
+        for m in _EMAIL_RE.finditer(text):
+            yield PhiSpan("EMAIL", m.start(), m.end())
+    if _URL_HINT_RE.search(text):
+        for m in _URL_RE.finditer(text):
+            end = m.end()
+            while end > m.start() and text[end - 1] in ".,;:!?":
+                end -= 1
+            yield PhiSpan("URL", m.start(), end)
+    for m in _IP_RE.finditer(text):
+        if all(int(octet) < 256 for octet in m.group(0).split(".")):
+            yield PhiSpan("IP", m.start(), m.end())
+    if text.count(":") >= 7:
+        for m in _IPV6_RE.finditer(text):
+            yield PhiSpan("IP", m.start(), m.end())
+
+
+def find_ids(text: str) -> Iterator[PhiSpan]:
+    """Labelled identifiers (MRN, accession, encounter, SSN…), long numbers, device serials."""
+    for m in _DEVICE_RE.finditer(text):
+        start, end = _groups(m)
+        if any(c.isdigit() for c in text[start:end]):
+            yield PhiSpan("DEVICE", start, end)
+    for m in _ID_RE.finditer(text):
+        start, end = _groups(m)
+        yield PhiSpan("ID", start, end)
+    for m in _SSN_RE.finditer(text):
+        yield PhiSpan("ID", m.start(), m.end())
+    for m in _LONG_NUMBER_RE.finditer(text):
+        yield PhiSpan("ID", m.start(), m.end())
+    for m in _MIXED_ID_RE.finditer(text):
+        yield PhiSpan("ID", m.start(), m.end())
+
+
+def find_locations(text: str) -> Iterator[PhiSpan]:
+    """Street addresses, PO boxes, cities before a state, and ZIP codes."""
+    for m in _ADDRESS_RE.finditer(text):
+        yield PhiSpan("ADDRESS", m.start(), m.end())
+    for m in _CITY_STATE_RE.finditer(text):
+        if m.group(2) in _CREDENTIAL_STATES and m.group(3) is None:
+            continue
+        start = m.start(1)
+        for word in m.group(1).split()[:-1]:
+            if word.lower() not in _CITY_LEAD:
+                break
+            start += len(word) + 1
+        yield PhiSpan("CITY", start, m.end(1))
+    for m in _ZIP_RE.finditer(text):
+        if _ZIP_CONTEXT_RE.search(text, max(0, m.start() - 20), m.start()):
+            yield PhiSpan("ZIP", m.start(), m.end())
+
+
+def find_ages(text: str) -> Iterator[PhiSpan]:
+    """Ages over 89 (the number only)."""
+    for m in _AGE_RE.finditer(text):
+        start, end = _groups(m)
+        yield PhiSpan("AGE", start, end)
+
+
+_STOP_BEFORE = frozenset(
+    "the a an this that our your their his her its outside local same another any other "
+    "previous prior referring sending receiving at in to from by with and or for as is was "
+    "were seen presented admitted transferred discharged followed evaluated treated follow up "
+    "on into via per see called ct mri mr us xr pet nm ed er icu".split()
+)
+_DESCRIPTIVE = frozenset(
+    "general community memorial regional main medical county state city university "
+    "children's childrens veterans affairs family".split()
+)
+_WORD_BACK_RE = re.compile(r"([A-Za-z][\w'’.&-]*)([ \t]+)$")
+
+
+def find_institutions(text: str) -> Iterator[PhiSpan]:
+    """Named hospitals, clinics, centres, practices and universities."""
+    for m in _INSTITUTION_RE.finditer(text):
+        lower_head = m.group(0)[0].islower()
+        start = m.start()
+        distinctive = " of " in m.group(0).lower()
+        for _ in range(5):
+            wm = _WORD_BACK_RE.search(text, max(0, start - 40), start)
+            if wm is None:
+                break
+            word = wm.group(1)
+            lw = word.lower()
+            if lw == "of":
+                prev = _WORD_BACK_RE.search(text, max(0, wm.start() - 40), wm.start())
+                if prev is None or not prev.group(1)[0].isupper():
+                    break
+                start = wm.start(1)
+                continue
+            if lw.rstrip(".") in _STOP_BEFORE:
+                break
+            if not lower_head and not word[0].isupper():
+                break
+            start = wm.start(1)
+            if lw not in _DESCRIPTIVE:
+                distinctive = True
+        if distinctive or text[start : m.start()].count(" ") >= 2:
+            yield PhiSpan("INSTITUTION", start, m.end())
+    for m in _UNIVERSITY_RE.finditer(text):
+        yield PhiSpan("INSTITUTION", m.start(), m.start() + len(m.group(0).rstrip()))

@@ -1,0 +1,156 @@
+"""Surrogate values: readable replacements derived from the key, so the same input always gets
+the same surrogate (names word by word, ids by value, dates by the person's shift)."""
+
+from __future__ import annotations
+
+import re
+
+from meddata.deid.dates import shift_date_text
+from meddata.deid.keys import derive, derive_int
+from meddata.deid.lexicon import GIVEN_NAMES
+
+_FAKE_GIVEN = (
+    "Avery Blake Casey Dana Eden Finley Gale Harper Indigo Jules Kendall Lane Morgan Noel "
+    "Oakley Parker Quinn Reese Sawyer Tatum Umber Vale Wren Yael Zion Arden Bellamy Carys "
+    "Darcy Ellery Emery Hollis Isla Jessamy Keaton Linden Marlow Nova Orla Peyton Rowan Sloane "
+    "Tamsin Ursa Verity Winslow Xanthe Yarrow Zephyr"
+).split()
+_FAKE_FAMILY = (
+    "Ashby Barlow Calloway Dempsey Ellwood Fairbairn Gatling Hartwell Ingram Jessop Kingsley "
+    "Lockhart Merriweather Northcott Oakhurst Pemberton Quimby Radcliffe Southgate Thackeray "
+    "Underhill Vantongeren Whitcombe Yardley Zellweger Abernethy Blakemore Corrigan Draycott "
+    "Eastwick Farrow Glenister Holloway Isherwood Jarrow Kilbride Langridge Mallory Nettleton "
+    "Orpington Prewitt Rainsford Sherwin Tolliver Upshaw Varley Wetherby Yelland Zouche"
+).split()
+_FAKE_STREETS = "Alder Beacon Cobble Dune Ember Fern Garnet Heron Ivory Jasper Kestrel Lark".split()
+_FAKE_SUFFIX = "Street Avenue Road Lane Drive Court".split()
+_FAKE_CITIES = (
+    "Northfield Eastbrook Westmere Southvale Millbrook Ashgrove Brightwater Elmstead".split()
+)
+_FAKE_INSTITUTIONS = (
+    "Northfield General Hospital|Eastbrook Medical Center|Westmere Clinic|Southvale Hospital|"
+    "Millbrook Imaging Center|Ashgrove Health Center|Brightwater Memorial Hospital|"
+    "Elmstead Community Clinic"
+).split("|")
+_WORD_RE = re.compile(r"[A-Za-z][A-Za-z'’-]*")
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _case_like(word: str, like: str) -> str:
+    if like.isupper() and len(like) > 1:
+        return word.upper()
+    if like.islower():
+        return word.lower()
+    return word
+
+
+def name(key: bytes, text: str) -> str:
+    """A fake name with the shape of ``text``: each word replaced consistently by its own fake."""
+
+    def repl(m: re.Match[str]) -> str:
+        word = m.group(0)
+        low = word.lower()
+        h = derive_int(key, "name", low)
+        if len(word) == 1:
+            return (
+                _case_like(_LETTERS[h % 26], word) if word.isupper() else _LETTERS[h % 26].lower()
+            )
+        pool = _FAKE_GIVEN if low in GIVEN_NAMES else _FAKE_FAMILY
+        return _case_like(pool[h % len(pool)], word)
+
+    return _WORD_RE.sub(repl, text)
+
+
+def shaped(key: bytes, purpose: str, text: str) -> str:
+    """``text`` with every digit and letter replaced by a key-derived one (same shape)."""
+    stream = b"".join(derive(key, purpose, f"{i}:{text}") for i in range(len(text) // 32 + 1))
+    out = []
+    for ch, r in zip(text, stream, strict=False):
+        if ch.isdigit():
+            out.append(str(r % 10))
+        elif ch.isalpha() and ch.isascii():
+            letter = _LETTERS[r % 26]
+            out.append(letter if ch.isupper() else letter.lower())
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def phone(key: bytes, text: str) -> str:
+    """A fake phone number with the same layout (the first digit of each group is 2–9)."""
+    out = list(shaped(key, "phone", text))
+    first = True
+    for i, ch in enumerate(text):
+        if ch.isdigit():
+            if first and out[i] in "01":
+                out[i] = str(2 + int(out[i]))
+            first = False
+        else:
+            first = True
+    return "".join(out)
+
+
+def email(key: bytes, text: str) -> str:
+    """A fake e-mail address on the reserved example.org domain."""
+    return f"user{derive_int(key, 'email', text.lower()) % 10**8:08d}@example.org"
+
+
+def url(key: bytes, text: str) -> str:
+    """A fake URL on the reserved example.org domain."""
+    return f"https://example.org/r/{derive_int(key, 'url', text) % 16**8:08x}"
+
+
+def ip(key: bytes, text: str) -> str:
+    """An address from the documentation range 192.0.2.0/24."""
+    return f"192.0.2.{1 + derive_int(key, 'ip', text) % 254}"
+
+
+def address(key: bytes, text: str) -> str:
+    """A fake street address."""
+    h = derive_int(key, "address", text.lower())
+    street = f"{1 + h % 9899} {_FAKE_STREETS[(h >> 16) % len(_FAKE_STREETS)]} "
+    return street + _FAKE_SUFFIX[(h >> 24) % len(_FAKE_SUFFIX)]
+
+
+def city(key: bytes, text: str) -> str:
+    """A fake city name (same case style)."""
+    h = derive_int(key, "city", text.lower())
+    return _case_like(_FAKE_CITIES[h % len(_FAKE_CITIES)], text)
+
+
+def institution(key: bytes, text: str) -> str:
+    """A fake institution name (same case style)."""
+    h = derive_int(key, "institution", text.lower())
+    return _case_like(_FAKE_INSTITUTIONS[h % len(_FAKE_INSTITUTIONS)], text)
+
+
+def age(text: str) -> str:
+    """Ages over 89 become 90 (the HIPAA Safe Harbor aggregate)."""
+    return "90"
+
+
+def surrogate(key: bytes, phi_type: str, text: str, shift_days: int) -> str:
+    """The replacement of one PHI value of ``phi_type``."""
+    if phi_type == "NAME":
+        return name(key, text)
+    if phi_type == "DATE":
+        return shift_date_text(text, shift_days)
+    if phi_type == "TIME":
+        return text
+    if phi_type == "PHONE":
+        return phone(key, text)
+    if phi_type == "EMAIL":
+        return email(key, text)
+    if phi_type == "URL":
+        return url(key, text)
+    if phi_type == "IP":
+        return ip(key, text)
+    if phi_type == "ADDRESS":
+        return address(key, text)
+    if phi_type == "CITY":
+        return city(key, text)
+    if phi_type == "INSTITUTION":
+        return institution(key, text)
+    if phi_type == "AGE":
+        return age(text)
+    return shaped(key, phi_type.lower(), text)

@@ -1,0 +1,124 @@
+"""The local preprocessed cache: a preset's fixed-size uint8 items in one memory-mapped file.
+
+Layout of one cache entry (``<dir>/<dataset>-<split>-<preset>/``)::
+
+    key.json     what the entry was built from: dataset fingerprint (shard checksums and the
+                 selected samples) + the preset's cache options, item shape and count
+    items.u8     n × prod(shape) bytes, item i at offset i × prod(shape)
+    filled.u8    one byte per item, set once item i is written
+
+The first epoch fills items as workers decode them (workers write disjoint rows); later epochs
+read them at memory speed. When the dataset or the preset options change the key changes and
+the entry is wiped and rebuilt, so a stale item is never served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from meddata.home import home
+
+
+def default_cache_dir() -> Path:
+    """``$MEDDATA_HOME/cache/torch``."""
+    return home() / "cache" / "torch"
+
+
+class ItemCache:
+    """Fixed-size uint8 items by plan position, memory-mapped (opened lazily in each worker)."""
+
+    def __init__(
+        self, directory: Path, key: dict[str, Any], n: int, shape: tuple[int, ...]
+    ) -> None:
+        self.directory = directory
+        self.n = n
+        self.shape = tuple(int(s) for s in shape)
+        self.itemsize = int(np.prod(self.shape))
+        self.key = {**key, "n": n, "shape": list(self.shape)}
+        self.digest = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()
+        self._items: np.memmap | None = None
+        self._filled: np.memmap | None = None
+        self._prepare()
+
+    @classmethod
+    def create(
+        cls,
+        where: str | os.PathLike[str] | bool,
+        name: str,
+        fingerprint: str,
+        preset_key: dict[str, Any],
+        n: int,
+        shape: tuple[int, ...],
+    ) -> ItemCache:
+        """The cache entry ``name`` under ``where`` (True: the default directory)."""
+        base = default_cache_dir() if where is True else Path(os.fspath(where))  # type: ignore[arg-type]
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        return cls(base / safe, {"dataset": fingerprint, "preset": preset_key}, n, shape)
+
+    def _prepare(self) -> None:
+        key_path = self.directory / "key.json"
+        if key_path.exists():
+            try:
+                old = json.loads(key_path.read_text())
+            except (OSError, json.JSONDecodeError):
+                old = None
+            if old == {"digest": self.digest, **self.key}:
+                return
+            shutil.rmtree(self.directory, ignore_errors=True)  # stale: dataset or options changed
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / "items.u8", "wb") as fh:
+            fh.truncate(self.n * self.itemsize)
+        with open(self.directory / "filled.u8", "wb") as fh:
+            fh.truncate(self.n)
+        tmp = key_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"digest": self.digest, **self.key}, sort_keys=True))
+        os.replace(tmp, key_path)
+
+    def _open(self) -> tuple[np.memmap, np.memmap]:
+        if self._items is None or self._filled is None:
+            self._items = np.memmap(
+                self.directory / "items.u8", np.uint8, "r+", shape=(self.n, *self.shape)
+            )
+            self._filled = np.memmap(self.directory / "filled.u8", np.uint8, "r+", shape=(self.n,))
+        return self._items, self._filled
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_items"] = state["_filled"] = None  # each process maps the files itself
+        return state
+
+    def filled(self, idx: np.ndarray) -> np.ndarray:
+        """Boolean mask: which of the positions ``idx`` are already cached."""
+        return self._open()[1][idx].astype(bool)
+
+    def read(self, idx: np.ndarray) -> np.ndarray:
+        """The cached items at positions ``idx`` (a copy, ``[len(idx), *shape]``)."""
+        items = self._open()[0]
+        order = np.argsort(idx, kind="stable")
+        out = np.empty((len(idx), *self.shape), np.uint8)
+        out[order] = items[idx[order]]  # sorted reads are sequential on disk
+        return out
+
+    def write(self, i: int, item: np.ndarray) -> None:
+        """Store item ``i`` (then mark it filled)."""
+        items, filled = self._open()
+        items[i] = item
+        filled[i] = 1
+
+    @property
+    def complete(self) -> bool:
+        """True once every item is cached."""
+        return bool(self._open()[1].all())
+
+    def flush(self) -> None:
+        """Flush written pages to the files."""
+        if self._items is not None and self._filled is not None:
+            self._items.flush()
+            self._filled.flush()

@@ -1,0 +1,376 @@
+"""The chexpert-plus adapter on synthesized releases in the exact CheXpert Plus layout."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from meddata.adapters._synth_dicom import FIRST, LAST
+from meddata.adapters.chexpert_plus import (
+    COLUMNS,
+    CSV_NAME,
+    LABELS,
+    ChexpertPlusAdapter,
+    align_tokens,
+    parse_radgraph_label,
+)
+
+import meddata
+from meddata import tensor
+from meddata.convert import convert
+from meddata.errors import DatasetNotFoundError, SourceError
+from meddata.validate import validate
+from tests.conftest import run_cli
+
+
+def _csv_rows(src: Path) -> list[dict[str, str]]:
+    with open(src / CSV_NAME, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _write_csv(src: Path, rows: list[dict[str, Any]], header: list[str]) -> None:
+    with open(src / CSV_NAME, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=header, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _quarantine(path: str) -> list[dict[str, str]]:
+    report = Path(path) / "quarantine" / "report.jsonl"
+    if not report.exists():
+        return []
+    return [json.loads(line) for line in report.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return ChexpertPlusAdapter.synthesize(tmp_path_factory.mktemp("cxp") / "chexpert-plus", n=6)
+
+
+@pytest.fixture(scope="module")
+def dataset(source: Path, tmp_path_factory: pytest.TempPathFactory) -> meddata.Dataset:
+    out = tmp_path_factory.mktemp("out")
+    summary = convert("chexpert-plus", source, out, workers=1, show_progress=False)
+    assert summary.quarantined == 0
+    return meddata.load(summary.path)
+
+
+def test_synthesized_layout_is_the_release_layout(source: Path) -> None:
+    with open(source / CSV_NAME, newline="", encoding="utf-8") as fh:
+        assert tuple(next(csv.reader(fh))) == COLUMNS
+    rows = _csv_rows(source)
+    assert len({r["deid_patient_id"] for r in rows}) == 6
+    assert {r["frontal_lateral"] for r in rows} == {"Frontal", "Lateral"}
+    first = rows[0]["path_to_image"]
+    assert first.endswith(".jpg") and (source / "PNG" / first.replace(".jpg", ".png")).is_file()
+    assert (source / "DICOM" / rows[0]["path_to_dcm"]).is_file()
+    for which in ("findings", "impression", "report"):
+        lines = (source / "chexbert_labels" / f"{which}_fixed.json").read_text().splitlines()
+        assert len(lines) == len(rows) and set(json.loads(lines[0])) == {"path_to_image", *LABELS}
+    values = {
+        json.loads(line)[n]
+        for line in (source / "chexbert_labels/report_fixed.json").read_text().splitlines()
+        for n in LABELS
+    }
+    assert values == {1.0, 0.0, -1.0, None}
+    graph = json.loads((source / "radgraph-XL-annotations/section_findings.json").read_text())
+    eligible = [r for r in rows if len(r["section_findings"].split()) >= 2]
+    assert len(graph) == len(eligible) and set(graph[0]) == {"0"}
+    assert any(r["section_comparison"] == "" for r in rows)  # some sections missing
+
+
+def test_tables_and_validate(dataset: meddata.Dataset, source: Path) -> None:
+    rows = _csv_rows(source)
+    counts = {t: dataset.table(t).select(pl.len()).collect().item() for t in dataset.tables}
+    assert counts["samples"] == counts["image"] == counts["image_occurrence"] == len(rows)
+    assert counts["person"] == 6
+    assert counts["note"] == len(
+        {(r["deid_patient_id"], r["patient_report_date_order"]) for r in rows}
+    )
+    assert counts["note_nlp"] > 0 and counts["observation"] > 0
+    assert dataset.labels == list(LABELS)
+    assert validate(dataset.path).ok
+
+
+def test_labels_keep_uncertain_and_null_distinct(dataset: meddata.Dataset, source: Path) -> None:
+    labels = {
+        (obj := json.loads(line))["path_to_image"]: obj
+        for line in (source / "chexbert_labels/report_fixed.json").read_text().splitlines()
+    }
+    image = dataset.table("image").select("image_id", "local_path").collect()
+    samples = dataset.table("samples").collect().join(image, on="image_id")
+    seen = set()
+    for row in samples.iter_rows(named=True):
+        key = row["local_path"].removeprefix("PNG/").replace(".png", ".jpg")
+        for name in LABELS:
+            assert row[f"label_{name}"] == labels[key][name]
+            seen.add(row[f"label_{name}"])
+    assert seen == {1.0, 0.0, -1.0, None}
+
+
+def test_png_bytes_kept_as_is(dataset: meddata.Dataset, source: Path) -> None:
+    image = dataset.table("image").collect()
+    shapes = set()
+    for row in image.iter_rows(named=True):
+        data = (source / row["local_path"]).read_bytes()
+        assert row["pixels"]["data"] == data and row["pixels"]["codec"] == "png"
+        array = tensor.decode(row["pixels"])
+        assert list(array.shape) == row["pixels"]["shape"] == [row["rows"], row["columns"]]
+        assert array.dtype == np.uint8 and array.std() > 10  # not blank
+        shapes.add(array.shape)
+    assert len(shapes) > 1
+
+
+def test_notes_sections_and_radgraph_offsets(dataset: meddata.Dataset, source: Path) -> None:
+    notes = dataset.table("note").collect()
+    rows = {(r["deid_patient_id"], r["patient_report_date_order"]): r for r in _csv_rows(source)}
+    by_text = {r["report"]: r for r in rows.values()}
+    for note in notes.iter_rows(named=True):
+        row = by_text[note["note_text"]]
+        for col in (
+            "section_findings",
+            "section_impression",
+            "section_accession_number",
+            "section_summary",
+        ):
+            assert note[col] == (row[col] or None)
+    assert notes["note_text"].str.contains("FINDINGS:").any()
+    assert notes["section_findings"].null_count() > 0  # some reports lack findings
+    nlp = (
+        dataset.table("note_nlp").collect().join(notes.select("note_id", "note_text"), on="note_id")
+    )
+    ids = set(nlp["note_nlp_id"])
+    assert nlp["char_start"].null_count() == 0
+    for r in nlp.iter_rows(named=True):
+        piece = r["note_text"][r["char_start"] : r["char_end"]]
+        assert piece.replace(" ", "") == r["lexical_variant"].replace(" ", "")
+        assert r["offset"] == str(r["char_start"]) and piece in r["snippet"]
+        assert r["nlp_system"].startswith("RadGraph-XL")
+        kind, certainty = parse_radgraph_label(r["entity_label"])
+        assert r["term_exists"] == ("Y" if certainty == "definitely present" else "N")
+        assert r["token_end"] >= r["token_start"] >= 0
+        for _rel, target in json.loads(r["relations"]):
+            assert target in ids
+    assert set(nlp["term_exists"]) == {"Y", "N"}
+    assert nlp["relations"].str.contains("located_at").any()
+
+
+def test_person_concepts_and_observations(dataset: meddata.Dataset, source: Path) -> None:
+    rows = {r["deid_patient_id"]: r for r in _csv_rows(source)}
+    person = dataset.table("person").collect()
+    expected = {"Male": 8507, "Female": 8532, "Unknown": 8551}
+    for p in person.iter_rows(named=True):
+        row = rows[p["person_source_value"]]
+        assert p["gender_concept_id"] == expected[row["sex"]]
+        assert (
+            p["race_source_value"] == row["race"]
+            and p["ethnicity_source_value"] == row["ethnicity"]
+        )
+        assert p["year_of_birth"] is None  # no dates in the release: never invented
+        if row["race"] in ("Unknown", "Patient Refused", "Other"):
+            assert p["race_concept_id"] == 0
+        if row["ethnicity"] == "Non-Hispanic/Non-Latino":
+            assert p["ethnicity_concept_id"] == 38003564
+    obs = dataset.table("observation").collect()
+    assert set(obs["observation_source_value"]) >= {
+        "insurance_type",
+        "interpreter_needed",
+        "deceased",
+        "recent_bmi",
+    }
+    bmi = obs.filter(pl.col("observation_source_value") == "recent_bmi")
+    assert bmi["value_as_number"].null_count() == 0
+    assert (bmi["value_as_number"].cast(pl.Utf8) != "").all()
+
+
+def test_samples_split_view_and_attributes(dataset: meddata.Dataset) -> None:
+    samples = dataset.table("samples").collect()
+    assert set(samples["split"]) <= {"train", "valid"} and "train" in set(samples["split"])
+    assert "official" in dataset.splits
+    assert set(samples["view"]) == {"Frontal", "Lateral"}
+    assert set(samples.filter(pl.col("view") == "Frontal")["view_position"]) <= {"AP", "PA"}
+    assert samples["note_id"].null_count() == 0
+    for col in ("sex", "age_group", "race", "ethnicity", "insurance"):
+        assert samples[col].null_count() == 0
+    assert dataset.manifest["tasks"]["sensitive_attributes"] == [
+        "sex",
+        "age_group",
+        "race",
+        "ethnicity",
+        "insurance",
+    ]
+    occ = dataset.table("image_occurrence").collect()
+    assert occ["image_occurrence_date"].null_count() == len(occ)
+    assert occ["image_study_uid"].str.starts_with("2.25.").all()
+
+
+def test_dicom_option(source: Path, tmp_path: Path) -> None:
+    summary = convert(
+        "chexpert-plus",
+        source,
+        tmp_path,
+        options={"images": "dicom"},
+        workers=1,
+        show_progress=False,
+    )
+    ds = meddata.load(summary.path)
+    assert ds.manifest["adapter"]["options"]["images"] == "dicom"
+    image = ds.table("image").collect()
+    row = image.row(0, named=True)
+    assert row["pixels"]["codec"] == "zstd" and np.dtype(row["pixels"]["dtype"]) == np.uint16
+    png = source / "PNG" / row["local_path"].removeprefix("DICOM/").replace(".dcm", ".png")
+    from PIL import Image
+
+    with Image.open(png) as im:
+        expected = np.asarray(im).astype(np.uint16) * 16
+    assert np.array_equal(tensor.decode(row["pixels"]), expected)
+    assert set(ds.table("image_occurrence").collect()["modality_source_value"]) == {"CR"}
+    assert validate(summary.path).ok
+
+
+def test_cli_convert_and_load_by_name(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("MEDDATA_HOME", str(home))
+    with pytest.raises(DatasetNotFoundError) as err:
+        meddata.load("chexpert-plus")
+    text = str(err.value)
+    assert "CheXpert Plus (Stanford AIMI, 2024)" in text
+    assert f"meddata convert chexpert-plus /path/to/release -o {home}" in text
+    done = run_cli(
+        "convert", "chexpert-plus", str(source), "-o", str(home), "--json", "--workers", "1"
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["tables"]["samples"] == len(_csv_rows(source))
+    monkeypatch.chdir(tmp_path)
+    ds = meddata.load("chexpert-plus")
+    assert ds.table("samples").select(pl.len()).collect().item() == summary["tables"]["samples"]
+
+
+def test_missing_required_column_is_a_source_error(source: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(source, src, ignore=shutil.ignore_patterns("DICOM"))
+    header = [c for c in COLUMNS if c != "deid_patient_id"]
+    _write_csv(src, _csv_rows(source), header)
+    with pytest.raises(SourceError, match="deid_patient_id"):
+        convert("chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False)
+    (src / CSV_NAME).unlink()
+    with pytest.raises(SourceError, match=CSV_NAME):
+        convert("chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False)
+
+
+def test_dicom_option_without_dicom_tree(source: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(source, src, ignore=shutil.ignore_patterns("DICOM"))
+    with pytest.raises(SourceError, match="DICOM"):
+        convert(
+            "chexpert-plus",
+            src,
+            tmp_path / "out",
+            options={"images": "dicom"},
+            workers=1,
+            show_progress=False,
+        )
+
+
+def test_bad_input_is_quarantined_not_dropped(source: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(source, src, ignore=shutil.ignore_patterns("DICOM"))
+    rows = _csv_rows(source)
+    # a missing image, a truncated PNG, a PNG with a flipped byte
+    missing, truncated, flipped = (r["path_to_image"] for r in rows[:3])
+    (src / "PNG" / missing.replace(".jpg", ".png")).unlink()
+    png = src / "PNG" / truncated.replace(".jpg", ".png")
+    png.write_bytes(png.read_bytes()[:500])
+    png = src / "PNG" / flipped.replace(".jpg", ".png")
+    data = bytearray(png.read_bytes())
+    data[200] ^= 0xFF
+    png.write_bytes(bytes(data))
+    # non-ASCII report text, a duplicate row, an unexpected extra column
+    key = (rows[4]["deid_patient_id"], rows[4]["patient_report_date_order"])
+    for r in rows:
+        if (r["deid_patient_id"], r["patient_report_date_order"]) == key:
+            r["report"] += "\n\nSUMMARY: Épanchement pleural – ≥ 2 cm, µ"
+    rows.append(dict(rows[5]))
+    for r in rows:
+        r["site_note"] = "x"
+    _write_csv(src, rows, [*COLUMNS, "site_note"])
+    # a label row for an image not in the CSV
+    with open(src / "chexbert_labels/report_fixed.json", "a", encoding="utf-8") as fh:
+        fh.write(
+            json.dumps(
+                {
+                    "path_to_image": "train/patient99999/study1/view1_frontal.jpg",
+                    **dict.fromkeys(LABELS),
+                }
+            )
+            + "\n"
+        )
+    summary = convert("chexpert-plus", src, tmp_path / "out", workers=2, show_progress=False)
+    report = _quarantine(summary.path)
+    reasons = {q["item"]: q["reason"] for q in report}
+    assert "missing" in reasons[missing]
+    assert "corrupt PNG" in reasons[truncated] and "corrupt PNG" in reasons[flipped]
+    assert "duplicate CSV row" in reasons[rows[5]["path_to_image"]]
+    assert any("unexpected column" in q["reason"] and "site_note" in q["item"] for q in report)
+    assert any("patient99999" in q["item"] and "not in the CSV" in q["reason"] for q in report)
+    ds = meddata.load(summary.path)
+    n_unique = len(rows) - 1
+    assert summary.tables["samples"] == n_unique - 3
+    assert summary.tables["note"] == len(
+        {(r["deid_patient_id"], r["patient_report_date_order"]) for r in rows}
+    )
+    texts = ds.table("note").collect()["note_text"].to_list()
+    assert any("Épanchement pleural – ≥ 2 cm, µ" in t for t in texts)
+    assert validate(summary.path).ok
+    # no PHI in the quarantine report: no names, no report text
+    blob = json.dumps(report)
+    for word in (*FIRST, *LAST, "Épanchement", "FINDINGS"):
+        assert word not in blob
+
+
+def test_radgraph_misalignment_is_reported(source: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(source, src, ignore=shutil.ignore_patterns("DICOM"))
+    path = src / "radgraph-XL-annotations/section_findings.json"
+    graph = json.loads(path.read_text())
+    path.write_text(json.dumps(graph[1:]))  # one entry lost: everything after shifts
+    summary = convert("chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False)
+    reasons = [q["reason"] for q in _quarantine(summary.path)]
+    assert any("do not match" in r for r in reasons) and any(
+        "aligned in order" in r for r in reasons
+    )
+    ds = meddata.load(summary.path)
+    nlp = (
+        ds.table("note_nlp")
+        .collect()
+        .join(ds.table("note").collect().select("note_id", "note_text"), on="note_id")
+    )
+    for r in nlp.iter_rows(named=True):  # whatever was kept still lines up
+        assert r["note_text"][r["char_start"] : r["char_end"]].replace(" ", "") == r[
+            "lexical_variant"
+        ].replace(" ", "")
+
+
+def test_align_tokens_survives_replaced_text() -> None:
+    text = (
+        "IMPRESSION: Small left pleural effusion. Discussed with [NAME] on [DATE]. No pneumothorax."
+    )
+    tokens = "Small left pleural effusion . Discussed with Dr. Hope on 04/12/2019 . No pneumothorax .".split()
+    spans = align_tokens(tokens, text, text.index("Small"))
+    assert text[slice(*spans[3])] == "effusion"  # type: ignore[misc]
+    assert spans[tokens.index("Hope")] is None
+    assert text[slice(*spans[-2])] == "pneumothorax"  # type: ignore[misc]
+    assert parse_radgraph_label("OBS-DA") == ("Observation", "definitely absent")
+    assert parse_radgraph_label("Observation::measurement::uncertain") == (
+        "Observation",
+        "uncertain",
+    )

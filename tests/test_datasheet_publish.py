@@ -1,0 +1,249 @@
+"""Publishing: Croissant (validated and loaded by mlcroissant), Hugging Face card (loaded by
+``datasets``), the datasheet written into a dataset, and the ``datasheet`` command."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+from click.testing import CliRunner
+from meddata.cli.datasheet import datasheet
+
+import meddata
+from meddata.dataset import Dataset
+from meddata.datasheet import (
+    FORMATS,
+    Healthsheet,
+    build_healthsheet,
+    load_healthsheet,
+    packaged_sheet,
+    parse_healthsheet,
+    publish,
+    questions,
+    rai_properties,
+    to_croissant,
+    unanswered,
+    write_dataset_datasheet,
+)
+from tests.test_datasheet_fixtures import build_dataset, mini, table_frame  # noqa: F401
+
+RAI_NAMES = {
+    "rai:annotatorDemographics",
+    "rai:dataCollection",
+    "rai:dataCollectionType",
+    "rai:dataCollectionTimeframe",
+    "rai:dataPreprocessingProtocol",
+    "rai:dataAnnotationProtocol",
+    "rai:personalSensitiveInformation",
+    "rai:dataBiases",
+    "rai:dataLimitations",
+    "rai:dataUseCases",
+    "rai:dataSocialImpact",
+    "rai:dataReleaseMaintenancePlan",
+}
+
+
+@pytest.fixture(scope="module")
+def published(mini: Dataset, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:  # noqa: F811
+    sheet = packaged_sheet("mimic-cxr-jpg")
+    assert sheet is not None
+    out = tmp_path_factory.mktemp("published")
+    return publish(mini, ["all"], out, sheet=build_healthsheet(mini, sheet))
+
+
+def test_publish_writes_every_format(published: dict[str, Path]) -> None:
+    assert set(published) == set(FORMATS)
+    assert all(p.is_file() for p in published.values())
+
+
+def test_croissant_content(mini: Dataset, published: dict[str, Path]) -> None:  # noqa: F811
+    doc = json.loads(published["croissant"].read_text())
+    assert doc["conformsTo"] == "http://mlcommons.org/croissant/1.1"
+    rai = {k for k in doc if k.startswith("rai:")}  # spelled as the RAI specification does
+    assert rai <= RAI_NAMES
+    assert {"rai:dataCollectionTimeframe", "rai:dataUseCases", "rai:dataLimitations"} <= rai
+    assert doc["rai:dataCollectionTimeframe"] == "2011 – 2016"
+    assert "rai:dataSocialImpact" not in rai  # unanswered in the sheet: left out, not invented
+    files = {o["@id"]: o for o in doc["distribution"] if o["@type"] == "cr:FileObject"}
+    folder = published["croissant"].parent
+    for entry in mini.manifest["tables"].values():
+        for shard in entry["shards"]:
+            obj = files[shard["path"].removeprefix("tables/")]
+            data = (folder / obj["contentUrl"]).read_bytes()
+            assert obj["sha256"] == hashlib.sha256(data).hexdigest() == shard["sha256"]
+            assert obj["encodingFormat"] == "application/x-parquet"
+    types = {f["@id"]: f["dataType"] for rs in doc["recordSet"] for f in rs["field"]}
+    assert types["samples/sample_id"] == "cr:Int64"
+    assert types["samples/label_edema"] == "cr:Float32"
+    assert types["samples/sex"] == "sc:Text"
+    assert types["image/rows"] == "cr:Int32"
+    assert types["image_occurrence/image_occurrence_date"] == "sc:Date"
+    assert "image/pixels" not in types  # tensor cells stay in the files only
+
+
+def _mlcroissant(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    script = "from mlcroissant.scripts.cli import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+
+
+def test_croissant_validates_and_loads_records(
+    mini: Dataset,  # noqa: F811
+    published: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    mlc = pytest.importorskip("mlcroissant")
+    path = published["croissant"]
+    result = _mlcroissant("validate", "--jsonld", path.name, cwd=path.parent)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "error(s)" not in result.stderr
+    # single-shard tables load from the published folder
+    records = list(mlc.Dataset(jsonld=str(path)).records("person"))
+    assert sorted(r["person/person_id"] for r in records) == sorted(
+        table_frame(mini, "person")["person_id"].to_list()
+    )
+    # the multi-shard samples table loads through its FileSet from the dataset root
+    assert len(mini.manifest["tables"]["samples"]["shards"]) == 2
+    at_root = Path(mini.root) / "croissant-test.jsonld"
+    try:
+        at_root.write_text(json.dumps(to_croissant(mini, load_healthsheet(mini), "")))
+        rows = list(mlc.Dataset(jsonld=str(at_root)).records("samples"))
+    finally:
+        at_root.unlink()
+    expected = table_frame(mini, "samples").sort("sample_id")
+    got = sorted(rows, key=lambda r: r["samples/sample_id"])
+    assert [r["samples/sample_id"] for r in got] == expected["sample_id"].to_list()
+    assert [r["samples/sex"] for r in got] == [
+        None if s is None else s.encode() for s in expected["sex"].to_list()
+    ]
+
+
+def test_hf_card_loads_with_datasets(
+    mini: Dataset,  # noqa: F811
+    published: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    datasets = pytest.importorskip("datasets")
+    folder = published["hf"].parent
+    loaded = datasets.load_dataset(str(folder), cache_dir=str(tmp_path / "cache"))
+    samples = table_frame(mini, "samples")
+    expected = dict(samples.group_by("split").len().iter_rows())
+    assert {name: len(part) for name, part in loaded.items()} == expected
+    train = loaded["train"]
+    assert str(train.features["label_edema"].dtype) == "float32"
+    got = pl.from_arrow(train.data.table)
+    assert isinstance(got, pl.DataFrame)
+    got = got.sort("sample_id")
+    want = samples.filter(pl.col("split") == "train").sort("sample_id")
+    assert got["sample_id"].to_list() == want["sample_id"].to_list()
+    assert got["label_edema"].to_list() == want["label_edema"].to_list()
+    card = published["hf"].read_text()
+    assert card.startswith("---\n") and "configs:" in card and "dataset_info:" in card
+    assert "license: other" in card and "## Uses" in card
+
+
+def test_every_rai_property_is_filled_from_a_complete_sheet() -> None:
+    sheet = _complete_sheet()
+    assert set(rai_properties(sheet)) == RAI_NAMES
+
+
+def test_write_dataset_datasheet_and_load_back(tmp_path: Path) -> None:
+    ds = build_dataset(tmp_path, name="chexpert-plus")  # picks up the packaged answers
+    entry = write_dataset_datasheet(ds)
+    assert entry["healthsheet"] == "datasheet/healthsheet.json"
+    assert entry["markdown"] == "datasheet/datasheet.md"
+    for rel, digest in entry["sha256"].items():
+        assert hashlib.sha256((Path(ds.root) / rel).read_bytes()).hexdigest() == digest
+    sheet = load_healthsheet(meddata.load(ds.root))
+    assert sheet.general.title == "CheXpert Plus"
+    assert sheet.statistics is not None and sheet.statistics.samples == 36
+    assert entry["unanswered"] == len(unanswered(sheet))
+
+
+def test_dicom_folder_dataset_gets_the_template(dicom_dataset: Path, tmp_path: Path) -> None:
+    ds = meddata.load(str(dicom_dataset))
+    sheet = load_healthsheet(ds)  # nothing stored yet: built from the template
+    assert sheet.dataset == "dicom-folder" and sheet.general.title == "DICOM folder"
+    assert sheet.statistics is not None
+    assert sheet.statistics.patients == table_frame(ds, "person")["person_id"].n_unique()
+    assert sheet.statistics.labels == [] and sheet.statistics.splits == {}
+    written = publish(ds, ["html", "croissant"], tmp_path)
+    assert "<svg" in written["html"].read_text()
+
+
+def test_cli_check_strict_exit_codes(mini: Dataset) -> None:  # noqa: F811
+    runner = CliRunner()
+    result = runner.invoke(datasheet, [mini.root, "--check"], standalone_mode=False)
+    assert result.exception is None and result.return_value == 0
+    assert "unanswered question(s)" in result.output and "general.title" in result.output
+    strict = runner.invoke(datasheet, [mini.root, "--check", "--strict"], standalone_mode=False)
+    assert strict.return_value == 1
+
+
+def _complete_sheet() -> Healthsheet:
+    data: dict[str, dict[str, object]] = {}
+    literals = {
+        "attribute_source": "recorded",
+        "label_type": "gold",
+        "consent": "obtained",
+        "access_type": "open",
+    }
+    for q in questions():
+        section, field = q.path.split(".")
+        annotation = str(type(getattr(Healthsheet(), section)).model_fields[field].annotation)
+        value: object = "answer"
+        if "list[str]" in annotation:
+            value = ["item"]
+        elif "list" in annotation:
+            value = []
+        elif "bool" in annotation:
+            value = False
+        elif "int" in annotation:
+            value = 1
+        elif "Literal" in annotation:
+            value = literals[field]
+        elif "Agreement" in annotation:
+            value = {"metric": "kappa", "value": 0.8}
+        data.setdefault(section, {})[field] = value
+    return parse_healthsheet(data, "complete")
+
+
+def test_cli_complete_sheet_passes_strict(mini: Dataset, tmp_path: Path) -> None:  # noqa: F811
+    sheet = _complete_sheet()
+    path = tmp_path / "complete.yaml"
+    path.write_text(yaml.safe_dump(json.loads(sheet.model_dump_json(exclude={"statistics"}))))
+    runner = CliRunner()
+    args = [mini.root, "--sheet", str(path), "--check", "--strict"]
+    result = runner.invoke(datasheet, args, standalone_mode=False)
+    assert result.exception is None, result.output
+    assert result.return_value == 0 and "0 unanswered" in result.output
+
+
+def test_cli_publishes_and_prints(mini: Dataset, tmp_path: Path) -> None:  # noqa: F811
+    runner = CliRunner()
+    out = tmp_path / "site"
+    args = [mini.root, "--format", "html", "--format", "md", "-o", str(out)]
+    result = runner.invoke(datasheet, args, standalone_mode=False)
+    assert result.exception is None, result.output
+    assert (out / "datasheet.html").exists() and (out / "datasheet.md").exists()
+    assert "file://" in result.output
+    printed = runner.invoke(datasheet, [mini.root], standalone_mode=False)
+    assert printed.output.startswith("# Healthsheet: ")
+    needs_dir = runner.invoke(datasheet, [mini.root, "--format", "hf"], standalone_mode=False)
+    assert needs_dir.exception is not None and "-o DIR" in str(needs_dir.exception)

@@ -1,0 +1,168 @@
+"""De-identification inside `meddata convert`: no identifier survives into any table, the same
+person gets the same pseudonym and date shift everywhere, and the key never enters the output."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import polars as pl
+import pydicom
+import pytest
+
+import meddata
+from meddata.deid import Deidentifier, DeidOptions
+from meddata.tensor import TENSOR_TYPE
+from meddata.validate import validate
+from tests.conftest import run_cli
+
+KEY = bytes(range(32))
+
+
+def _strings(ds: meddata.Dataset) -> list[str]:
+    """Every non-payload string value in every table of ``ds``."""
+    out: list[str] = []
+    for table in ds.tables:
+        arrow = ds.arrow(table).to_table()
+        for field in arrow.schema:
+            if field.type == TENSOR_TYPE:
+                continue
+            out += [str(v) for v in arrow.column(field.name).to_pylist() if v is not None]
+    return out
+
+
+@pytest.fixture(scope="module")
+def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("key") / "site.key"
+    path.write_bytes(KEY)
+    path.chmod(0o600)
+    return path
+
+
+def test_dicom_folder_output_holds_no_identifiers(
+    dicom_source: Path, key_file: Path, tmp_path: Path
+) -> None:
+    out = run_cli(
+        "convert",
+        "dicom-folder",
+        str(dicom_source),
+        "-o",
+        str(tmp_path),
+        "--deid-key-file",
+        str(key_file),
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    ds = meddata.load(summary["path"])
+    values = "\n".join(_strings(ds))
+    deid = Deidentifier(KEY, DeidOptions(retain_longitudinal_dates=True))
+    persons = set(ds.table("person").collect()["person_id"])
+    for path in sorted(dicom_source.rglob("*.dcm")):
+        src = pydicom.dcmread(path, stop_before_pixels=True)
+        for secret in (
+            src.PatientID,
+            *str(src.PatientName).split("^"),
+            src.AccessionNumber,
+            src.InstitutionName,
+            src.PatientBirthDate,
+            src.StudyInstanceUID,
+            src.SOPInstanceUID,
+        ):
+            assert secret and secret not in values, "an identifier survived de-identification"
+        assert path.parent.name not in values and "Smith" not in values
+        assert deid.person_id(src.PatientID) in persons
+    # dates are shifted by the person's offset, never kept
+    occ = ds.table("image_occurrence").join(ds.table("person"), on="person_id").collect()
+    src = pydicom.dcmread(sorted(dicom_source.rglob("*.dcm"))[0], stop_before_pixels=True)
+    original = dt.datetime.strptime(src.StudyDate, "%Y%m%d").date()
+    shifted = deid.shift_date(original, src.PatientID)
+    assert shifted != original and shifted in set(occ["image_occurrence_date"])
+    manifest = ds.manifest
+    assert manifest["deid"]["key_fingerprint"] == deid.key_fingerprint
+    assert manifest["deid"]["counts"]["dicom_files"] == summary["tables"]["image"]
+    assert KEY.hex() not in json.dumps(manifest)
+    assert validate(ds.path).ok
+    assert not any(p.name.endswith(".deid-key") for p in Path(summary["path"]).rglob("*"))
+
+
+def test_same_key_same_tables_other_key_unlinkable(
+    dicom_source: Path, key_file: Path, tmp_path: Path
+) -> None:
+    def person_ids(out: Path, *key: str) -> set[int]:
+        res = run_cli("convert", "dicom-folder", str(dicom_source), "-o", str(out), *key, "--json")
+        assert res.returncode == 0, res.stderr
+        return set(
+            meddata.load(json.loads(res.stdout)["path"]).table("person").collect()["person_id"]
+        )
+
+    a = person_ids(tmp_path / "a", "--deid-key-file", str(key_file))
+    b = person_ids(tmp_path / "b", "--deid-key-file", str(key_file))
+    other = tmp_path / "other.key"
+    other.write_bytes(bytes(reversed(range(32))))
+    c = person_ids(tmp_path / "c", "--deid-key-file", str(other))
+    assert a == b and not a & c
+
+
+def test_generated_key_lies_beside_the_output_with_a_warning(
+    dicom_source: Path, tmp_path: Path
+) -> None:
+    out = run_cli("convert", "dicom-folder", str(dicom_source), "-o", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "warning: created a new de-identification key" in out.stderr
+    key = tmp_path / "dicom-folder.deid-key"
+    assert key.exists() and oct(key.stat().st_mode)[-3:] == "600"
+    again = run_cli(
+        "convert", "dicom-folder", str(dicom_source), "-o", str(tmp_path), "--version", "2"
+    )
+    assert "warning" not in again.stderr  # the same key is reused
+
+
+def test_no_deid_keeps_source_values(dicom_source: Path, tmp_path: Path) -> None:
+    out = run_cli(
+        "convert", "dicom-folder", str(dicom_source), "-o", str(tmp_path), "--no-deid", "--json"
+    )
+    ds = meddata.load(json.loads(out.stdout)["path"])
+    assert ds.manifest["deid"] is None
+    assert any(v.startswith("MRN") for v in ds.table("person").collect()["person_source_value"])
+
+
+def test_chexpert_plus_reports_are_deidentified_and_entities_still_align(
+    key_file: Path, tmp_path: Path
+) -> None:
+    from meddata.adapters.chexpert_plus import ChexpertPlusAdapter
+
+    src = ChexpertPlusAdapter.synthesize(tmp_path / "src", n=12, seed=5)
+    rows = list(csv.DictReader((src / "df_chexpert_plus_240401.csv").open(encoding="utf-8")))
+    names = set()
+    for r in rows:
+        names |= set(re.findall(r"(?:Dr\.|to) ([A-Z][a-z]+ [A-Z][a-z]+)", r["report"] or ""))
+    assert names, "the synthesized reports should carry PHI-like names"
+    out = run_cli(
+        "convert",
+        "chexpert-plus",
+        str(src),
+        "-o",
+        str(tmp_path / "out"),
+        "--deid-key-file",
+        str(key_file),
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    ds = meddata.load(json.loads(out.stdout)["path"])
+    text = "\n".join(ds.table("note").collect()["note_text"])
+    for name in names:
+        assert name not in text
+    assert ds.manifest["deid"]["counts"].get("NAME", 0) >= len(names)
+    entities = (
+        ds.table("note_nlp")
+        .join(ds.table("note").select("note_id", "note_text"), on="note_id")
+        .collect()
+    )
+    aligned = entities.filter(pl.col("char_start").is_not_null())
+    assert aligned.height > 0
+    for row in aligned.iter_rows(named=True):
+        assert row["note_text"][row["char_start"] : row["char_end"]] == row["lexical_variant"]

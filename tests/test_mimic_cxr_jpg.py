@@ -1,0 +1,178 @@
+"""The mimic-cxr-jpg adapter on synthesized releases in the exact MIMIC-CXR-JPG layout."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from meddata.adapters.chexpert_plus import LABELS
+from meddata.adapters.mimic_cxr_jpg import MimicCxrJpgAdapter, split_sections
+
+import meddata
+from meddata import tensor
+from meddata.convert import convert
+from meddata.errors import DatasetNotFoundError, SourceError
+from meddata.validate import validate
+
+META = "mimic-cxr-2.0.0-metadata.csv.gz"
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    with gzip.open(path, "rt", newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _write(path: Path, rows: list[dict[str, Any]], header: list[str]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=header, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    path.write_bytes(gzip.compress(buf.getvalue().encode()))
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return MimicCxrJpgAdapter.synthesize(tmp_path_factory.mktemp("mimic") / "mimic-cxr-jpg", n=6)
+
+
+@pytest.fixture(scope="module")
+def dataset(source: Path, tmp_path_factory: pytest.TempPathFactory) -> meddata.Dataset:
+    summary = convert(
+        "mimic-cxr-jpg", source, tmp_path_factory.mktemp("out"), workers=1, show_progress=False
+    )
+    assert summary.quarantined == 0
+    return meddata.load(summary.path)
+
+
+def test_layout(source: Path) -> None:
+    meta = _read(source / META)
+    row = meta[0]
+    assert len(row["dicom_id"].split("-")) == 5 and all(
+        len(p) == 8 for p in row["dicom_id"].split("-")
+    )
+    subject = row["subject_id"]
+    assert (
+        source
+        / "files"
+        / f"p{subject[:2]}"
+        / f"p{subject}"
+        / f"s{row['study_id']}"
+        / f"{row['dicom_id']}.jpg"
+    ).is_file()
+    assert (
+        source / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{row['study_id']}.txt"
+    ).is_file()
+    labels = _read(source / "mimic-cxr-2.0.0-chexpert.csv.gz")
+    assert list(labels[0])[2:] == sorted(LABELS)
+    assert {r["split"] for r in _read(source / "mimic-cxr-2.0.0-split.csv.gz")} == {
+        "train",
+        "validate",
+        "test",
+    }
+
+
+def test_tables_jpeg_bytes_split_labels(dataset: meddata.Dataset, source: Path) -> None:
+    meta = {r["dicom_id"]: r for r in _read(source / META)}
+    split = {r["dicom_id"]: r["split"] for r in _read(source / "mimic-cxr-2.0.0-split.csv.gz")}
+    labels = {r["study_id"]: r for r in _read(source / "mimic-cxr-2.0.0-chexpert.csv.gz")}
+    image = dataset.table("image").collect()
+    assert len(image) == len(meta)
+    samples = (
+        dataset.table("samples")
+        .collect()
+        .join(image.select("image_id", "local_path", "pixels"), on="image_id")
+    )
+    seen = set()
+    for row in samples.iter_rows(named=True):
+        dicom_id = row["local_path"].rsplit("/", 1)[1].removesuffix(".jpg")
+        m = meta[dicom_id]
+        assert row["pixels"]["data"] == (source / row["local_path"]).read_bytes()
+        assert row["pixels"]["codec"] == "jpeg"
+        assert list(tensor.decode(row["pixels"]).shape) == [int(m["Rows"]), int(m["Columns"])]
+        assert row["split"] == split[dicom_id]
+        assert row["view_position"] == m["ViewPosition"]
+        for name in LABELS:
+            raw = labels[m["study_id"]][name]
+            assert row[f"label_{name}"] == (float(raw) if raw else None)
+            seen.add(row[f"label_{name}"])
+    assert seen == {1.0, 0.0, -1.0, None}
+    assert set(samples["split"]) == {"train", "validate", "test"}
+    assert "official" in dataset.splits
+    occ = dataset.table("image_occurrence").collect()
+    assert occ["image_occurrence_date"].null_count() == 0
+    assert validate(dataset.path).ok
+
+
+def test_reports_to_notes(dataset: meddata.Dataset, source: Path) -> None:
+    notes = dataset.table("note").collect()
+    studies = {r["study_id"] for r in _read(source / META)}
+    assert len(notes) == len(studies)
+    assert notes["section_impression"].null_count() == 0
+    assert notes["section_findings"].null_count() > 0
+    assert dataset.table("samples").collect()["note_id"].null_count() == 0
+    sections = split_sections(
+        " FINDINGS: \n \n Lungs clear.\n \n IMPRESSION: \n \n No acute process.\n"
+    )
+    assert (
+        sections["section_findings"] == "Lungs clear."
+        and sections["section_impression"] == "No acute process."
+    )
+
+
+def test_without_reports(tmp_path: Path) -> None:
+    src = MimicCxrJpgAdapter.synthesize(tmp_path / "src", n=3, seed=2, reports=False)
+    summary = convert("mimic-cxr-jpg", src, tmp_path / "out", workers=1, show_progress=False)
+    assert "note" not in summary.tables and summary.quarantined == 0
+    ds = meddata.load(summary.path)
+    assert ds.table("samples").collect()["note_id"].null_count() == summary.tables["samples"]
+    assert validate(summary.path).ok
+
+
+def test_not_found_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDDATA_HOME", str(tmp_path))
+    with pytest.raises(DatasetNotFoundError) as err:
+        meddata.load("mimic-cxr-jpg")
+    assert "MIMIC-CXR-JPG v2.0.0 (PhysioNet)" in str(err.value)
+    assert f"meddata convert mimic-cxr-jpg /path/to/release -o {tmp_path}" in str(err.value)
+
+
+def test_bad_input(source: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(source, src)
+    meta = _read(src / META)
+    header = list(meta[0])
+    rel = [
+        f"files/p{r['subject_id'][:2]}/p{r['subject_id']}/s{r['study_id']}/{r['dicom_id']}.jpg"
+        for r in meta
+    ]
+    (src / rel[0]).unlink()
+    (src / rel[1]).write_bytes((src / rel[1]).read_bytes()[:300])  # truncated JPEG
+    _write(src / META, [*meta, meta[2]], header)  # duplicate row
+    labels = _read(src / "mimic-cxr-2.0.0-chexpert.csv.gz")
+    _write(
+        src / "mimic-cxr-2.0.0-chexpert.csv.gz",
+        [*labels, {**labels[0], "study_id": "59999999"}],
+        list(labels[0]),
+    )
+    summary = convert("mimic-cxr-jpg", src, tmp_path / "out", workers=1, show_progress=False)
+    report = [
+        json.loads(x)
+        for x in (Path(summary.path) / "quarantine/report.jsonl").read_text().splitlines()
+    ]
+    reasons = {q["item"]: q["reason"] for q in report}
+    assert reasons[rel[0]] == "image file missing"
+    assert "corrupt JPEG" in reasons[rel[1]]
+    assert "duplicate metadata row" in reasons[meta[2]["dicom_id"]]
+    assert any("59999999" in q["item"] and "without images" in q["reason"] for q in report)
+    assert summary.tables["samples"] == len(meta) - 2
+    assert validate(summary.path).ok
+    assert "Dr." not in json.dumps(report)
+    _write(src / META, meta, [h for h in header if h != "ViewPosition"])
+    with pytest.raises(SourceError, match="ViewPosition"):
+        convert("mimic-cxr-jpg", src, tmp_path / "out2", workers=1, show_progress=False)
