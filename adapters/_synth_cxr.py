@@ -25,52 +25,9 @@ from typing import Any
 
 import numpy as np
 from meddata.adapters._synth_dicom import FIRST, LAST, chest_like
+from meddata.adapters.chexpert_plus import COLUMNS as CHEXPERT_COLUMNS
+from meddata.adapters.chexpert_plus import LABELS
 
-CHEXPERT_COLUMNS = (
-    "path_to_image",
-    "path_to_dcm",
-    "frontal_lateral",
-    "ap_pa",
-    "deid_patient_id",
-    "patient_report_date_order",
-    "report",
-    "section_narrative",
-    "section_clinical_history",
-    "section_history",
-    "section_comparison",
-    "section_technique",
-    "section_procedure_comments",
-    "section_findings",
-    "section_impression",
-    "section_end_of_impression",
-    "section_summary",
-    "section_accession_number",
-    "age",
-    "sex",
-    "race",
-    "ethnicity",
-    "interpreter_needed",
-    "insurance_type",
-    "recent_bmi",
-    "deceased",
-    "split",
-)
-LABELS = (
-    "Enlarged Cardiomediastinum",
-    "Cardiomegaly",
-    "Lung Opacity",
-    "Lung Lesion",
-    "Edema",
-    "Consolidation",
-    "Pneumonia",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Fracture",
-    "Support Devices",
-    "No Finding",
-)
 # Report headings in the order they appear, and the CSV column each one fills.
 CHEXPERT_HEADINGS = (
     ("NARRATIVE:", "section_narrative"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -36,12 +35,14 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def run_measured(args: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
-    """Run ``python args...``; return (wall seconds, peak RSS of the whole process tree, stdout)."""
+def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """Run ``cmd``; return (wall seconds, peak summed RSS of its whole process tree in bytes,
+    stdout). Fails with the command's stderr tail when it exits non-zero."""
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, *args],
+        cmd,
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **(env or {})},
     )
@@ -54,11 +55,12 @@ def run_measured(args: list[str], env: dict[str, str] | None = None) -> tuple[fl
             peak = max(peak, _tree_rss(proc.pid))
             time.sleep(0.02)
 
-    t = threading.Thread(target=sample, daemon=True)
-    t.start()
-    out, _ = proc.communicate()
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - start
     done.set()
-    t.join()
+    thread.join()
     if proc.returncode:
-        raise SystemExit(f"{args} failed with exit code {proc.returncode}")
-    return time.perf_counter() - start, peak, out
+        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}):\n{err[-3000:]}")
+    return wall, peak, out

@@ -29,11 +29,12 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import run_measured  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work" / "chexpert"
@@ -63,54 +64,6 @@ if __name__ == "__main__":
         shapes = pool.map(load, df["path_to_image"].tolist(), chunksize=64)
     print(len(shapes))
 """
-
-
-def _tree_rss(pid: int) -> int:
-    """Sum of RSS (bytes) of ``pid`` and its descendants, read from /proc (Linux)."""
-    parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            fields = stat[stat.rindex(")") + 2 :].split()
-            parents[int(entry.name)] = int(fields[1])
-            rss[int(entry.name)] = int(fields[21]) * PAGE
-        except (OSError, ValueError, IndexError):
-            continue
-    tree, frontier = {pid}, [pid]
-    while frontier:
-        parent = frontier.pop()
-        for child, ppid in parents.items():
-            if ppid == parent and child not in tree:
-                tree.add(child)
-                frontier.append(child)
-    return sum(rss.get(p, 0) for p in tree)
-
-
-def run_measured(cmd: list[str]) -> tuple[float, float, str]:
-    """Run ``cmd``; return (wall seconds, peak MiB of the process tree's summed RSS, stdout)."""
-    peak = 0
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, _tree_rss(proc.pid))
-            time.sleep(0.02)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    out, err = proc.communicate()
-    wall = time.perf_counter() - started
-    done.set()
-    thread.join()
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}):\n{err[-3000:]}")
-    return wall, peak / 2**20, out
 
 
 def main() -> None:
@@ -159,14 +112,17 @@ def main() -> None:
             "--workers",
             str(args.workers),
             "--json",
+            "--no-deid",  # the peer does not de-identify: compare like with like
         ]
         wall, peak, stdout = run_measured(cmd)
+        peak /= 2**20
         summary = json.loads(stdout)
         assert summary["tables"]["image"] == n_images, summary
         results["meddata"].append((wall, peak))
         wall, peak, stdout = run_measured(
             [args.bench_python, str(baseline_py), str(src), str(args.workers)]
         )
+        peak /= 2**20
         assert int(stdout.strip()) == n_images
         results["baseline"].append((wall, peak))
     best = {k: min(v) for k, v in results.items()}

@@ -41,10 +41,11 @@ if __name__ == "__main__":
 """
 
 
-def make_source(dest: Path, files: int, seed: int = 0) -> Path:
-    """CT-like 512×512 int16 slices, 40 per series, one series per patient (real CT sizes)."""
+def make_source(dest: Path, files: int, seed: int = 0, syntax: str = "raw") -> Path:
+    """CT-like 512×512 int16 slices, 40 per series, one series per patient (real CT sizes),
+    uncompressed (``raw``) or RLE Lossless (``rle``, decoded by both sides)."""
     from meddata.adapters._synth_dicom import _base, _set_pixels, ct_like
-    from pydicom.uid import generate_uid
+    from pydicom.uid import RLELossless, generate_uid
 
     rng = np.random.default_rng(seed)
     template = ct_like(rng, 4, 512)
@@ -67,6 +68,8 @@ def make_source(dest: Path, files: int, seed: int = 0) -> Path:
         ds.PixelSpacing = [0.7, 0.7]
         ds.InstanceNumber = z + 1
         _set_pixels(ds, (template[z % 4] + rng.integers(-5, 5, size=(512, 512))).astype(np.int16))
+        if syntax == "rle":
+            ds.compress(RLELossless)
         ds.save_as(dest / f"p{p:05d}" / f"slice_{z:04d}.dcm", enforce_file_format=True)
     return dest
 
@@ -78,6 +81,9 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=2, help="runs per side; the best is kept")
+    parser.add_argument(
+        "--syntax", choices=["raw", "rle"], default="raw", help="source transfer syntax"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-dicom-"))
     results = []
@@ -86,58 +92,59 @@ def main() -> None:
         bare_script.write_text(BARE)
         for scale in (1, 10):
             n = args.files * scale
-            src = make_source(work / f"src{scale}", n)
+            src = make_source(work / f"src{scale}", n, syntax=args.syntax)
             size = sum(f.stat().st_size for f in src.rglob("*.dcm"))
             bare = min(
                 (
-                    run_measured([str(bare_script), str(src), str(args.workers)])
+                    run_measured([sys.executable, str(bare_script), str(src), str(args.workers)])
                     for _ in range(args.repeat)
                 ),
                 key=lambda r: r[0],
             )
-            ours = []
-            for r in range(args.repeat):
-                out = work / f"out{scale}-{r}"
-                ours.append(
-                    run_measured(
-                        [
-                            "-m",
-                            "meddata.cli",
-                            "convert",
-                            "dicom-folder",
-                            str(src),
-                            "-o",
-                            str(out),
-                            "--workers",
-                            str(args.workers),
-                            "--json",
-                        ]
-                    )
-                )
-                shutil.rmtree(out)
-            best = min(ours, key=lambda r: r[0])
+            key = work / "bench.key"
+            key.write_bytes(os.urandom(32))
+            sides = {"meddata": ["--no-deid"], "meddata_deid": ["--deid-key-file", str(key)]}
+            best = {}
+            for side, extra in sides.items():
+                runs = []
+                for r in range(args.repeat):
+                    out = work / f"out{scale}-{side}-{r}"
+                    cmd = [sys.executable, "-m", "meddata.cli", "convert", "dicom-folder", str(src)]
+                    cmd += ["-o", str(out), "--workers", str(args.workers), "--json", *extra]
+                    runs.append(run_measured(cmd))
+                    shutil.rmtree(out)
+                best[side] = min(runs, key=lambda r: r[0])
             row = {
                 "files": n,
                 "input_mb": round(size / 1e6, 1),
                 "bare_files_per_s": round(n / bare[0], 1),
-                "meddata_files_per_s": round(n / best[0], 1),
-                "ratio": round(bare[0] / best[0], 3),
+                "meddata_files_per_s": round(n / best["meddata"][0], 1),
+                "ratio": round(bare[0] / best["meddata"][0], 3),
+                "deid_files_per_s": round(n / best["meddata_deid"][0], 1),
+                "deid_ratio": round(bare[0] / best["meddata_deid"][0], 3),
                 "bare_peak_rss_mb": round(bare[1] / 1e6),
-                "meddata_peak_rss_mb": round(best[1] / 1e6),
+                "meddata_peak_rss_mb": round(best["meddata"][1] / 1e6),
+                "deid_peak_rss_mb": round(best["meddata_deid"][1] / 1e6),
             }
             results.append(row)
             print(json.dumps(row), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     growth = results[1]["meddata_peak_rss_mb"] / max(1, results[0]["meddata_peak_rss_mb"])
-    print(f"\n{dt.date.today()} · {os.cpu_count()} CPUs · workers={args.workers}")
     print(
-        "| files | input MB | bare loop files/s | meddata files/s | ratio (goal ≥ 0.8) | bare peak RSS MB | meddata peak RSS MB |"
+        f"\n{dt.date.today()} · {os.cpu_count()} CPUs · workers={args.workers} · source {args.syntax}"
     )
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| files | input MB | bare loop files/s | meddata files/s | ratio (goal ≥ 0.8) "
+        "| meddata + de-id files/s | ratio | peak RSS MB: bare / meddata / + de-id |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
-            f"| {r['files']} | {r['input_mb']} | {r['bare_files_per_s']} | {r['meddata_files_per_s']} | {r['ratio']} | {r['bare_peak_rss_mb']} | {r['meddata_peak_rss_mb']} |"
+            f"| {r['files']} | {r['input_mb']} | {r['bare_files_per_s']} "
+            f"| {r['meddata_files_per_s']} | {r['ratio']} | {r['deid_files_per_s']} "
+            f"| {r['deid_ratio']} | {r['bare_peak_rss_mb']} / {r['meddata_peak_rss_mb']} "
+            f"/ {r['deid_peak_rss_mb']} |"
         )
     print(f"meddata peak RSS growth for ×10 input: ×{growth:.2f} (goal: flat)")
 

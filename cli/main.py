@@ -2,23 +2,46 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 
 import click
-from meddata.cli import convert as convert_cmd
-from meddata.cli import datasheet as datasheet_cmd
-from meddata.cli import deid as deid_cmd
-from meddata.cli import inspect as inspect_cmd
-from meddata.cli import quickstart as quickstart_cmd
-from meddata.cli import split as split_cmd
 
 from meddata.errors import MeddataError
+
+# Command name → "module:attribute". Commands import on first use, so `meddata info` does not
+# pay for torch, the datasheet renderer or the de-identification lexicons.
+COMMANDS = {
+    "convert": "meddata.cli.convert:convert",
+    "sample": "meddata.cli.convert:sample",
+    "validate": "meddata.cli.inspect:validate",
+    "info": "meddata.cli.inspect:info",
+    "list": "meddata.cli.inspect:list_adapters_cmd",
+    "split": "meddata.cli.split:split",
+    "datasheet": "meddata.cli.datasheet:datasheet",
+    "deid": "meddata.cli.deid:deid",
+    "quickstart": "meddata.cli.quickstart:quickstart",
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
 
 _DEBUG = {"on": False}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 @click.version_option(package_name="meddata")
 def cli(debug: bool) -> None:
@@ -28,20 +51,6 @@ def cli(debug: bool) -> None:
     them, and load them back with `meddata.load(...)`.
     """
     _DEBUG["on"] = debug
-
-
-for command in (
-    convert_cmd.convert,
-    convert_cmd.sample,
-    inspect_cmd.validate,
-    inspect_cmd.info,
-    inspect_cmd.list_adapters_cmd,
-    quickstart_cmd.quickstart,
-    split_cmd.split,
-    datasheet_cmd.datasheet,
-    deid_cmd.deid,
-):
-    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,6 @@ from typing import Any
 
 from meddata import storage
 from meddata.dataset import Dataset
-from meddata.datasheet import write_dataset_datasheet
 from meddata.engine import AdapterSpec, default_workers, run_units, run_units_ray
 from meddata.errors import SourceError, StrictModeError, UsageError
 from meddata.manifest import FORMAT, FORMAT_VERSION, Manifest, write_manifest
@@ -197,6 +196,8 @@ def convert(
             "path": None,
             "strategy": {"kind": "official", "column": "split"},
         }
+    from meddata.datasheet import write_dataset_datasheet  # heavy: import only when publishing
+
     manifest["datasheet"] = write_dataset_datasheet(Dataset(fs, root, manifest))
     write_manifest(fs, root, manifest)
     staging.remove()

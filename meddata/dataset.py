@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 import polars as pl
-import pyarrow.dataset as pads
-from pyarrow.fs import FSSpecHandler, PyFileSystem
 
 from meddata import storage
 from meddata.errors import UsageError
 from meddata.home import locate
 from meddata.manifest import Manifest, read_manifest
 from meddata.schema import resolve_ref
+
+if TYPE_CHECKING:  # pyarrow.dataset costs ~0.4 s to import: only load it when a reader needs it
+    import pyarrow.dataset as pads
 
 
 class Dataset:
@@ -72,8 +73,7 @@ class Dataset:
         """``table`` as a ``pyarrow.dataset.Dataset`` (works on any fsspec filesystem)."""
         entry = self._entry(table)
         paths = [storage.join(self.root, s["path"]) for s in entry["shards"]]
-        filesystem = None if storage.is_local(self.fs) else PyFileSystem(FSSpecHandler(self.fs))
-        return pads.dataset(paths, format="parquet", filesystem=filesystem)
+        return _arrow_dataset(self.fs, paths)
 
     def table(self, table: str) -> pl.LazyFrame:
         """``table`` as a polars LazyFrame."""
@@ -107,9 +107,7 @@ class Dataset:
         path = storage.join(self.root, rel)
         if storage.is_local(self.fs):
             return pl.scan_parquet(path)
-        return pl.scan_pyarrow_dataset(
-            pads.dataset(path, format="parquet", filesystem=PyFileSystem(FSSpecHandler(self.fs)))
-        )
+        return pl.scan_pyarrow_dataset(_arrow_dataset(self.fs, [path]))
 
     def _entry(self, table: str) -> dict[str, Any]:
         try:
@@ -140,6 +138,15 @@ class Dataset:
         from meddata.torch import StreamingDataset
 
         return StreamingDataset(self, split, preset=preset, **options)
+
+
+def _arrow_dataset(fs: fsspec.AbstractFileSystem, paths: list[str]) -> pads.Dataset:
+    """Parquet files on any fsspec filesystem as one ``pyarrow.dataset.Dataset``."""
+    import pyarrow.dataset as pads
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    filesystem = None if storage.is_local(fs) else PyFileSystem(FSSpecHandler(fs))
+    return pads.dataset(paths, format="parquet", filesystem=filesystem)
 
 
 def load(target: str, version: str | None = None) -> Dataset:

@@ -22,6 +22,20 @@ ETHNICITY_CONCEPTS = {
     "not hispanic or latino": 38003564,
     "non-hispanic/non-latino": 38003564,
 }
+#: Sample columns that describe who a person is (the demographic sensitive attributes).
+DEMOGRAPHIC_ATTRIBUTES: tuple[str, ...] = (
+    "sex",
+    "gender",
+    "age_group",
+    "race",
+    "ethnicity",
+    "race_ethnicity",
+    "insurance",
+    "skin_type",
+    "fitzpatrick",
+)
+#: Every column treated as a sensitive attribute: demographics plus where and how data was taken.
+SENSITIVE_ATTRIBUTES: tuple[str, ...] = (*DEMOGRAPHIC_ATTRIBUTES, "site", "device", "manufacturer")
 AGE_GROUPS = ((0, 17, "0-17"), (18, 39, "18-39"), (40, 59, "40-59"), (60, 79, "60-79"))
 _DICOM_AGE = re.compile(r"^(\d{1,3})([DWMY])$")
 

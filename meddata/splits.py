@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from meddata import demographics
 from meddata.errors import UsageError
 
 __all__ = [
@@ -54,20 +55,7 @@ LABEL_PREFIX = "label_"
 UNKNOWN = "Unknown"
 DEFAULT_FRACTIONS: dict[str, float] = {"train": 0.8, "val": 0.1, "test": 0.1}
 #: Columns treated as sensitive attributes when present (stratified by default and reported).
-SENSITIVE_ATTRIBUTES: tuple[str, ...] = (
-    "sex",
-    "gender",
-    "age_group",
-    "race",
-    "ethnicity",
-    "race_ethnicity",
-    "skin_type",
-    "fitzpatrick",
-    "insurance",
-    "site",
-    "device",
-    "manufacturer",
-)
+SENSITIVE_ATTRIBUTES = demographics.SENSITIVE_ATTRIBUTES
 MEDS_NAMES: dict[str, str] = {
     "train": "train",
     "training": "train",

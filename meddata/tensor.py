@@ -33,7 +33,7 @@ CODECS = (*ARRAY_CODECS, *IMAGE_CODECS, "mp4")
 class TensorCell(TypedDict):
     """One tensor cell as a Python dict (the row form of ``TENSOR_TYPE``)."""
 
-    data: bytes
+    data: bytes | memoryview
     codec: str
     dtype: str
     shape: list[int]
@@ -49,7 +49,9 @@ def encode(array: np.ndarray, codec: str = "zstd", *, level: int = 3) -> TensorC
     if array.dtype.byteorder == ">":
         array = array.astype(array.dtype.newbyteorder("<"))
     dtype, shape = array.dtype.name, [int(s) for s in array.shape]
+    data: bytes | memoryview
     if codec == "raw":
+        # A copy on purpose: Arrow can keep a zero-copy memoryview's array alive for good.
         data = array.tobytes()
     elif codec == "zstd":
         data = zstandard.ZstdCompressor(level=level).compress(array.tobytes())
@@ -63,7 +65,7 @@ def encode(array: np.ndarray, codec: str = "zstd", *, level: int = 3) -> TensorC
     return {"data": data, "codec": codec, "dtype": dtype, "shape": shape}
 
 
-def from_encoded(data: bytes, codec: str, dtype: str, shape: list[int]) -> TensorCell:
+def from_encoded(data: bytes | memoryview, codec: str, dtype: str, shape: list[int]) -> TensorCell:
     """Wrap bytes already encoded by the source (a PNG or JPEG file) without re-encoding them."""
     if codec not in CODECS:
         raise MeddataError(f"Unknown codec {codec!r}.", f"Use one of {', '.join(CODECS)}.")

@@ -310,14 +310,18 @@ class _ShardWriter:
     def _open(self) -> None:
         path = self.path_pattern.format(len(self.shards))
         self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        self._sink = storage.HashingWriter(self.fs.open(path, "wb"))
+        # Locally, Arrow writes the file natively (a Python file object in between costs about
+        # as much as the write) and the checksum is read back from the page cache on close.
+        self._sink = (
+            None if storage.is_local(self.fs) else storage.HashingWriter(self.fs.open(path, "wb"))
+        )
         # Tensor cells are already encoded (png, zstd...) or raw arrays: compressing them again
         # or trying dictionaries on them costs time in this single writer for nothing.
         plain = [f.name for f in self.schema if f.type == TENSOR_TYPE]
         compression: dict[str, str] = {f.name: "zstd" for f in self.schema}
         compression.update({name: "none" for name in plain})
         self._writer = pq.ParquetWriter(
-            self._sink,
+            self._sink if self._sink is not None else path,
             self.schema,
             compression=compression,
             compression_level={f.name: 3 for f in self.schema if f.name not in plain},
@@ -327,10 +331,15 @@ class _ShardWriter:
         self.shards.append({"path": path, "rows": 0, "bytes": 0, "sha256": ""})
 
     def _close_shard(self) -> None:
-        assert self._writer is not None and self._sink is not None
+        assert self._writer is not None
         self._writer.close()
-        self._sink.close()
-        self.shards[-1].update(rows=self._rows, bytes=self._sink.size, sha256=self._sink.sha256)
+        shard = self.shards[-1]
+        if self._sink is not None:
+            self._sink.close()
+            size, digest = self._sink.size, self._sink.sha256
+        else:
+            size, digest = self.fs.size(shard["path"]), storage.sha256_file(self.fs, shard["path"])
+        shard.update(rows=self._rows, bytes=size, sha256=digest)
         self._writer, self._sink, self._rows, self._written = None, None, 0, 0
 
     def close(self) -> list[dict[str, Any]]:

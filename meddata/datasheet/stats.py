@@ -12,7 +12,7 @@ from typing import Any
 
 import polars as pl
 
-from meddata import storage
+from meddata import demographics, storage
 from meddata.dataset import Dataset
 from meddata.datasheet.stats_model import (
     MISSING,
@@ -25,17 +25,7 @@ from meddata.datasheet.stats_model import (
 )
 
 #: Sample columns shown as demographics (site and device have their own counts).
-DEMOGRAPHIC_COLUMNS: tuple[str, ...] = (
-    "sex",
-    "gender",
-    "age_group",
-    "race",
-    "ethnicity",
-    "race_ethnicity",
-    "insurance",
-    "skin_type",
-    "fitzpatrick",
-)
+DEMOGRAPHIC_COLUMNS = demographics.DEMOGRAPHIC_ATTRIBUTES
 #: Payload tables counted per patient, with the word used for them.
 PER_PATIENT_TABLES: dict[str, str] = {
     "image": "images",

@@ -362,6 +362,8 @@ class MeddataLoader(DataLoader[Batch]):
         self.device = resolve_device(device)
         cuda = self.device is not None and self.device.type == "cuda"
         dataset._tag = True
+        # Workers ship compact uint8 batches; the float conversion (4× the bytes, and ×3 when a
+        # grey image feeds an RGB model) happens once, here or on the GPU, not before the copy.
         dataset._finish_here = not cuda
         dataset.num_workers_hint = num_workers
         self.prefetch = prefetch
@@ -439,6 +441,8 @@ class MeddataLoader(DataLoader[Batch]):
             batches = super().__iter__()
         if self.device is not None:
             batches = to_device(batches, self.device, stream.preset.finish, self.prefetch)
+        elif not stream._finish_here:
+            batches = (stream.preset.finish(b) for b in batches)
         return self._track(batches)
 
     def _in_process(self) -> Iterator[Batch]:

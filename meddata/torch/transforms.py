@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.utils.data import get_worker_info
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -59,6 +60,20 @@ def crop_flip(batch: torch.Tensor, size: int, aug: Augment) -> torch.Tensor:
     return out
 
 
+def empty(
+    shape: tuple[int, ...], dtype: torch.dtype, device: torch.device | None = None
+) -> torch.Tensor:
+    """An uninitialised tensor; in a DataLoader worker it is allocated in shared memory, so
+    handing the batch to the main process does not copy it once more."""
+    if (device is None or device.type == "cpu") and get_worker_info() is not None:
+        numel = 1
+        for n in shape:
+            numel *= n
+        storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(numel, device="cpu")
+        return torch.empty(0, dtype=dtype).new(storage).view(shape)
+    return torch.empty(shape, dtype=dtype, device=device)
+
+
 def normalize(
     batch: torch.Tensor,
     mean: tuple[float, ...],
@@ -74,7 +89,7 @@ def normalize(
     """
     b, c, h, w = batch.shape
     out_c = channels or c
-    out = torch.empty((b, out_c, h, w), dtype=torch.float32, device=batch.device)
+    out = empty((b, out_c, h, w), torch.float32, batch.device)
     for k in range(out_c):
         src = batch[:, k if c > 1 else 0]
         m, s = mean[k % len(mean)], std[k % len(std)]
