@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 import time
 from dataclasses import dataclass, field
@@ -103,6 +104,9 @@ def convert(
     }
     staging = Staging.open(fs, root, run, resume=resume, overwrite=overwrite)
     todo = [(seq, u) for seq, u in enumerate(units) if not staging.done(seq, u.fingerprint)]
+    redact = _PathRedactor(
+        fs, storage.join(out_path, name, f"{version}.quarantine-paths.jsonl"), deid_key
+    )
     resumed = len(units) - len(todo)
 
     with progress(len(units), f"converting {cls.name}", show_progress) as bar:
@@ -112,10 +116,12 @@ def convert(
             staging.record(entry)
             bar.advance()
             if strict and entry.quarantine:
-                first = entry.quarantine[0]
+                first = redact([entry.quarantine[0]])[0]
+                where = f" (its path is in {redact.mapping_url})" if redact.active else ""
                 raise StrictModeError(
                     f"{first['item']}: {first['reason']}.",
-                    "Fix or remove that input, or run without --strict to quarantine it and go on.",
+                    f"Fix or remove that input{where}, or run without --strict to quarantine "
+                    "it and go on.",
                 )
 
         if engine not in ("local", "ray"):
@@ -142,7 +148,7 @@ def convert(
         )
         for t in tables_seen
     }
-    quarantine = collect_quarantine(entries)
+    quarantine = redact(collect_quarantine(entries))
     quarantine += [
         {
             "unit": "",
@@ -215,6 +221,43 @@ def convert(
         seconds=round(time.perf_counter() - started, 3),
         deid=deid,
     )
+
+
+class _PathRedactor:
+    """Under de-identification, source paths leave the dataset only as keyed hashes (folder and
+    file names often hold patient names); the hash → path mapping is written for the operator
+    beside the dataset version, never inside it."""
+
+    def __init__(self, fs: Any, mapping_path: str, key: bytes | None) -> None:
+        self.fs, self.mapping_path, self.key = fs, mapping_path, key
+        self.mapping_url = storage.url_of(fs, mapping_path)
+
+    @property
+    def active(self) -> bool:
+        return self.key is not None
+
+    def _hash(self, text: str) -> str:
+        assert self.key is not None
+        return "path:" + hmac.new(self.key, text.encode(), hashlib.sha256).hexdigest()[:20]
+
+    def __call__(self, records: list[dict[str, str]]) -> list[dict[str, str]]:
+        if not self.active:
+            return records
+        if not records:
+            if self.fs.exists(self.mapping_path):  # a stale mapping from an earlier run
+                self.fs.rm(self.mapping_path)
+            return records
+        out, mapping = [], {}
+        for r in records:
+            redacted = dict(r)
+            for column in ("unit", "item"):
+                if r.get(column) and not r[column].startswith("table "):
+                    redacted[column] = self._hash(r[column])
+                    mapping[redacted[column]] = r[column]
+            out.append(redacted)
+        body = "".join(json.dumps({"id": k, "path": v}) + "\n" for k, v in sorted(mapping.items()))
+        self.fs.pipe_file(self.mapping_path, body.encode("utf-8"))
+        return out
 
 
 def _fingerprint(units: list[Any]) -> str:

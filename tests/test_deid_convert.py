@@ -166,3 +166,46 @@ def test_chexpert_plus_reports_are_deidentified_and_entities_still_align(
     assert aligned.height > 0
     for row in aligned.iter_rows(named=True):
         assert row["note_text"][row["char_start"] : row["char_end"]] == row["lexical_variant"]
+
+
+def test_quarantine_report_holds_no_source_paths_under_deid(
+    dicom_source: Path, key_file: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(dicom_source, src)
+    patient_dir = sorted(p for p in src.iterdir() if p.is_dir())[0]  # e.g. DOE_JOHN_MRN0100000
+    (patient_dir / "scan notes.txt").write_text("not DICOM")
+    out = run_cli(
+        "convert",
+        "dicom-folder",
+        str(src),
+        "-o",
+        str(tmp_path / "out"),
+        "--deid-key-file",
+        str(key_file),
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    report = Path(summary["path"], "quarantine", "report.jsonl").read_text()
+    assert patient_dir.name not in report and "path:" in report
+    mapping = Path(summary["path"]).parent / "1.0.quarantine-paths.jsonl"
+    entries = [json.loads(line) for line in mapping.read_text().splitlines()]
+    assert any(e["path"].startswith(patient_dir.name) and e["id"] in report for e in entries)
+    strict = run_cli(
+        "convert",
+        "dicom-folder",
+        str(src),
+        "-o",
+        str(tmp_path / "strict"),
+        "--deid-key-file",
+        str(key_file),
+        "--strict",
+    )
+    assert (
+        strict.returncode == 1
+        and patient_dir.name not in strict.stderr
+        and "quarantine-paths" in strict.stderr
+    )
