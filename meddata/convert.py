@@ -197,11 +197,9 @@ def convert(
             "sha256": q_sha,
         },
     }
-    if "samples" in written and written["samples"].rows and _has_official_split(fs, root, written):
-        manifest["splits"]["official"] = {
-            "path": None,
-            "strategy": {"kind": "official", "column": "split"},
-        }
+    official = _official_split(Dataset(fs, root, manifest)) if "samples" in written else None
+    if official is not None:
+        manifest["splits"]["official"] = official
     from meddata.datasheet import write_dataset_datasheet  # heavy: import only when publishing
 
     manifest["datasheet"] = write_dataset_datasheet(Dataset(fs, root, manifest))
@@ -276,15 +274,18 @@ def _write_quarantine(fs: Any, root: str, records: list[dict[str, str]]) -> str 
     return hashlib.sha256(body).hexdigest()
 
 
-def _has_official_split(fs: Any, root: str, written: dict[str, Any]) -> bool:
-    import pyarrow.parquet as pq
+def _official_split(ds: Dataset) -> dict[str, Any] | None:
+    """The release's own split (``samples.split``) as a named split set with its report, or
+    None when the release has none. Persons who cross the release's splits are counted."""
+    import polars as pl
 
-    for shard in written["samples"].shards:
-        with fs.open(storage.join(root, shard["path"]), "rb") as fh:
-            col = pq.read_table(fh, columns=["split"]).column("split")
-            if col.null_count < len(col):
-                return True
-    return False
+    from meddata.splits import official_split
+
+    samples = ds.table("samples").collect()
+    if samples.height == 0 or samples.get_column("split").null_count() == samples.height:
+        return None
+    result = official_split(samples.filter(pl.col("split").is_not_null()), "split")
+    return {"path": None, "strategy": result.strategy, "report": result.report}
 
 
 def parse_options(pairs: list[str]) -> dict[str, str]:

@@ -88,3 +88,21 @@ def test_split_set_names_and_overwrite(dataset: Path) -> None:
 def test_split_usage_errors(dataset: Path) -> None:
     out = run_cli("split", str(dataset), "--name", "x", "--fractions", "train=0.8", "--folds", "3")
     assert out.returncode == 2 and "cannot be used together" in out.stderr
+
+
+def test_official_split_is_kept_with_its_report(tmp_path: Path) -> None:
+    from meddata.adapters.chexpert_plus import ChexpertPlusAdapter
+    from meddata.convert import convert
+
+    src = ChexpertPlusAdapter.synthesize(tmp_path / "src", n=8, seed=2)
+    ds = meddata.load(
+        convert("chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False).path
+    )
+    official = ds.splits["official"]
+    assert official["path"] is None and official["strategy"]["kind"] == "official"
+    report = official["report"]
+    samples = ds.samples().collect()
+    assert report["n_samples"] == samples.filter(pl.col("split").is_not_null()).height
+    assert set(report["splits"]) == set(samples["split"].drop_nulls())
+    assert "persons_in_multiple_splits" in report["leakage"]
+    assert ds.samples("valid").collect()["split"].unique().to_list() in ([], ["valid"])
