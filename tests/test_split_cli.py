@@ -92,6 +92,7 @@ def test_split_usage_errors(dataset: Path) -> None:
 
 def test_official_split_is_kept_with_its_report(tmp_path: Path) -> None:
     from meddata.adapters.chexpert_plus import ChexpertPlusAdapter
+
     from meddata.convert import convert
 
     src = ChexpertPlusAdapter.synthesize(tmp_path / "src", n=8, seed=2)
