@@ -528,8 +528,11 @@ class ChexpertPlusAdapter(Adapter):
         if first["report"] is None and not any(first[s] for s in SECTIONS):
             return None
         note_id = self.row_id("note", patient, order)
+        names = self.names_in(
+            first["report"]
+        )  # a name the full report reveals is PHI in every section
         text = self.clean_text(first["report"], patient, result) or ""
-        sections = {s: self.clean_text(first[s], patient, result) for s in SECTIONS}
+        sections = {s: self.clean_text(first[s], patient, result, names) for s in SECTIONS}
         tables["note"].append(
             {
                 "note_id": note_id,

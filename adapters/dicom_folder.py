@@ -12,6 +12,7 @@ with the reason. A file without PatientID belongs to the person ``UNKNOWN``.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import warnings
@@ -106,8 +107,12 @@ class DicomFolderAdapter(Adapter):
         birth = demographics.parse_dicom_date(ds.get("PatientBirthDate"))
         study_date_raw = demographics.parse_dicom_date(ds.get("StudyDate") or ds.get("SeriesDate"))
         age = demographics.dicom_age_years(str(ds.get("PatientAge", "") or ""))
-        if age is None and birth and study_date_raw:
-            age = (study_date_raw - birth).days / 365.25
+        if age is None and birth:
+            # No study date: the age is at least the age today, which is what Safe Harbor caps.
+            reference = study_date_raw or demographics.parse_dicom_date(
+                ds.get("AcquisitionDate") or ds.get("ContentDate")
+            )
+            age = ((reference or dt.date.today()) - birth).days / 365.25
         sex_value = str(ds.get("PatientSex", "") or "").strip() or None
         orig_series = str(ds.get("SeriesInstanceUID", "") or rel)
         orig_sop = str(ds.get("SOPInstanceUID", "") or rel)

@@ -77,6 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         code = 130
+    except Exception as exc:  # a bug or an environment failure: one line, no paths or values
+        if _DEBUG["on"] or "--debug" in args:
+            traceback.print_exc()
+        click.echo(f"error: meddata failed unexpectedly ({type(exc).__name__}).", err=True)
+        click.echo(
+            "  → Rerun with --debug for the traceback, and report it if it is a bug.", err=True
+        )
+        code = 1
     if argv is None:
         sys.exit(code)
     return code

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import click
-from meddata.cli.split import render_report
 from rich.console import Console
 from rich.table import Table
 
+from meddata.cli.split import render_report
 from meddata.convert import convert as run_convert
 from meddata.dataset import load
 from meddata.datasheet import publish
+from meddata.errors import UsageError
 from meddata.publish import add_split
 from meddata.registry import list_adapters
 from meddata.splits import make_splits
@@ -46,10 +47,17 @@ from meddata.validate import validate as run_validate
 def quickstart(directory: Path, n: int, workers: int, as_json: bool) -> int:
     """For every adapter: synthesize a sample source, convert it, validate it; then summarise."""
     console = Console(stderr=as_json)
+    marker = directory / ".meddata-quickstart"
+    if directory.exists() and any(directory.iterdir()) and not marker.exists():
+        raise UsageError(
+            f"{directory} exists and was not made by `meddata quickstart`; refusing to replace it.",
+            "Pass --dir with a new or empty folder.",
+        )
     if directory.exists():
         shutil.rmtree(directory)
     sources, out = directory / "sources", directory / "datasets"
     directory.mkdir(parents=True)
+    marker.write_text("made by meddata quickstart; the whole folder is replaced on the next run\n")
     key = secrets.token_bytes(
         32
     )  # a throwaway key: the sample data is de-identified like real data

@@ -122,7 +122,7 @@ def split(
             )
         )
         return 0
-    click.echo(f"{ds.path}/splits/{name}.parquet")
+    click.echo(f"{ds.path}/{ds.splits[name]['path']}")
     click.echo(render_report(result.report))
     return 0
 

@@ -176,12 +176,27 @@ class Adapter(ABC):
             return value
         return deid.shift_date(value, source_person_id)
 
-    def clean_text(self, text: str | None, source_person_id: str, result: UnitResult) -> str | None:
-        """De-identify free text when a key is set, counting PHI by type into ``result``."""
+    def clean_text(
+        self,
+        text: str | None,
+        source_person_id: str,
+        result: UnitResult,
+        extra_names: list[str] | None = None,
+    ) -> str | None:
+        """De-identify free text when a key is set (counts go to the de-identifier and are
+        collected per unit). ``extra_names`` are names already found elsewhere for this person,
+        e.g. in the full report when its sections are cleaned one by one."""
         deid = self.deid
         if text is None or deid is None:
             return text
-        return deid.text(text, source_person_id).text
+        return deid.text(text, source_person_id, extra_names or ()).text
+
+    def names_in(self, text: str | None) -> list[str]:
+        """The person names the de-identifier finds in ``text`` (empty when it is off)."""
+        deid = self.deid
+        if not text or deid is None:
+            return []
+        return [text[s.start : s.end] for s in deid.find_phi(text) if s.type == "NAME"]
 
     def collect_deid_counts(self, result: UnitResult) -> UnitResult:
         """Move the de-identifier's counts for this unit into ``result``."""

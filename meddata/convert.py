@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from meddata import storage
 from meddata.dataset import Dataset
 from meddata.engine import AdapterSpec, default_workers, run_units, run_units_ray
 from meddata.errors import SourceError, StrictModeError, UsageError
-from meddata.manifest import FORMAT, FORMAT_VERSION, Manifest, write_manifest
+from meddata.manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, Manifest, write_manifest
 from meddata.progress import progress
 from meddata.registry import get_adapter
 from meddata.schema import get_schema
@@ -86,6 +87,7 @@ def convert(
     adapter = spec.build()
     name = name or cls.dataset_name
     version = version or cls.dataset_version
+    _check_name_and_version(name, version)
     units = list(adapter.discover())
     if not units:
         raise SourceError(
@@ -100,21 +102,24 @@ def convert(
         "adapter_version": cls.version,
         "options": adapter.finalize_options(),
         "source_fingerprint": fingerprint,
-        "deid": deid_key is not None,
+        # A resumed run must use the same key and options, or pseudonyms would be mixed.
+        "deid": None
+        if adapter.deid is None
+        else {"key": adapter.deid.key_fingerprint, "options": dict(deid_options or {})},
     }
     staging = Staging.open(fs, root, run, resume=resume, overwrite=overwrite)
+    if not storage.shared_between_processes(fs):
+        workers = 1  # e.g. memory://: worker processes would each see their own empty store
     todo = [(seq, u) for seq, u in enumerate(units) if not staging.done(seq, u.fingerprint)]
     redact = _PathRedactor(
-        fs, storage.join(out_path, name, f"{version}.quarantine-paths.jsonl"), deid_key
+        fs, storage.join(out_path, f"{name}-{version}.quarantine-paths.jsonl"), deid_key
     )
     resumed = len(units) - len(todo)
 
     with progress(len(units), f"converting {cls.name}", show_progress) as bar:
         bar.advance(resumed)
 
-        def on_done(entry: JournalEntry) -> None:
-            staging.record(entry)
-            bar.advance()
+        def check_strict(entry: JournalEntry) -> None:
             if strict and entry.quarantine:
                 first = redact([entry.quarantine[0]])[0]
                 where = f" (its path is in {redact.mapping_url})" if redact.active else ""
@@ -124,6 +129,13 @@ def convert(
                     "it and go on.",
                 )
 
+        def on_done(entry: JournalEntry) -> None:
+            check_strict(entry)  # before journaling: a resumed --strict run meets it again
+            staging.record(entry)
+            bar.advance()
+
+        for entry in staging.entries():
+            check_strict(entry)  # units staged by an earlier run without --strict
         if engine not in ("local", "ray"):
             raise UsageError(f"Unknown engine {engine!r}.", "Use --engine local or --engine ray.")
         runner = run_units_ray if engine == "ray" else run_units
@@ -132,9 +144,19 @@ def convert(
     entries = staging.entries()
     tables_seen = [t for t in cls.tables if any(t in e.rows for e in entries)]
     tables_seen += sorted({t for e in entries for t in e.rows} - set(tables_seen))
-    fs.rm(storage.join(root, "tables"), recursive=True) if fs.exists(
-        storage.join(root, "tables")
-    ) else None
+    if not tables_seen:
+        reasons = sorted({q["reason"] for q in collect_quarantine(entries)})[:3]
+        raise SourceError(
+            f"Every input of {source} was quarantined; nothing was published "
+            f"({'; '.join(reasons) or 'no rows'}).",
+            "Check that SOURCE is the right release, or rerun with --strict to stop at the first bad input.",
+        )
+    # Replacing (--overwrite) or finishing: unpublish first, so no reader ever sees a manifest
+    # that points at tables being rewritten.
+    for leftover in (MANIFEST_NAME, "tables", "splits", "datasheet", "quarantine"):
+        path = storage.join(root, leftover)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
     written = {
         t: staging.publish_shards(t)
         if get_schema(t).kind == "payload"
@@ -221,6 +243,9 @@ def convert(
     )
 
 
+_PATHLIKE = re.compile(r"[^\s()'\"]+/[^\s()'\"]+")
+
+
 class _PathRedactor:
     """Under de-identification, source paths leave the dataset only as keyed hashes (folder and
     file names often hold patient names); the hash → path mapping is written for the operator
@@ -238,6 +263,11 @@ class _PathRedactor:
         assert self.key is not None
         return "path:" + hmac.new(self.key, text.encode(), hashlib.sha256).hexdigest()[:20]
 
+    def _keep(self, path: str, mapping: dict[str, str]) -> str:
+        hashed = self._hash(path)
+        mapping[hashed] = path
+        return hashed
+
     def __call__(self, records: list[dict[str, str]]) -> list[dict[str, str]]:
         if not self.active:
             return records
@@ -252,6 +282,9 @@ class _PathRedactor:
                 if r.get(column) and not r[column].startswith("table "):
                     redacted[column] = self._hash(r[column])
                     mapping[redacted[column]] = r[column]
+            redacted["reason"] = _PATHLIKE.sub(
+                lambda m: self._keep(m.group(), mapping), r["reason"]
+            )
             out.append(redacted)
         body = "".join(json.dumps({"id": k, "path": v}) + "\n" for k, v in sorted(mapping.items()))
         self.fs.pipe_file(self.mapping_path, body.encode("utf-8"))
@@ -272,6 +305,24 @@ def _write_quarantine(fs: Any, root: str, records: list[dict[str, str]]) -> str 
     fs.makedirs(storage.join(root, "quarantine"), exist_ok=True)
     fs.pipe_file(storage.join(root, QUARANTINE_PATH), body)
     return hashlib.sha256(body).hexdigest()
+
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+def _check_name_and_version(name: str, version: str) -> None:
+    """Refuse names the format does not allow before any work is done."""
+    if not _NAME.match(name) or ".." in name:
+        raise UsageError(
+            f"{name!r} cannot name a dataset.",
+            "Use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit.",
+        )
+    if not _VERSION.match(version) or ".." in version:
+        raise UsageError(
+            f"{version!r} cannot be a dataset version.",
+            "Use letters, digits, '.', '_', '+' and '-', e.g. 1.0 or 2026-11.",
+        )
 
 
 def _official_split(ds: Dataset) -> dict[str, Any] | None:

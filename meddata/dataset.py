@@ -8,13 +8,22 @@ import fsspec
 import polars as pl
 
 from meddata import storage
-from meddata.errors import UsageError
+from meddata.errors import SchemaError, UsageError
 from meddata.home import locate
 from meddata.manifest import Manifest, read_manifest
 from meddata.schema import resolve_ref
 
 if TYPE_CHECKING:  # pyarrow.dataset costs ~0.4 s to import: only load it when a reader needs it
     import pyarrow.dataset as pads
+
+
+def check_relative(path: str) -> None:
+    """Refuse a manifest path that points outside the dataset (absolute, or with '..')."""
+    if path.startswith(("/", "\\")) or "://" in path or ".." in path.split("/"):
+        raise SchemaError(
+            f"The manifest names a file outside the dataset ({path!r}).",
+            "The manifest is corrupt or was tampered with: restore it or re-run the conversion.",
+        )
 
 
 class Dataset:
@@ -26,6 +35,8 @@ class Dataset:
         self.manifest = manifest
         for entry in manifest["tables"].values():
             resolve_ref(entry["schema"])  # refuses unknown major schema versions up front
+            for shard in entry["shards"]:
+                check_relative(shard["path"])
 
     @property
     def name(self) -> str:

@@ -9,6 +9,7 @@ import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,19 +47,24 @@ def _init_worker(spec: AdapterSpec) -> None:
 def run_unit(
     adapter: Adapter, fs: fsspec.AbstractFileSystem, staging: str, seq: int, unit: WorkUnit
 ) -> JournalEntry:
-    """Convert and stage one unit. A unit that fails as a whole is quarantined, not fatal."""
+    """Convert and stage one unit. Bad input in the unit is quarantined, not fatal; a failure
+    to write the staged rows (disk full, permissions, network) stops the run instead, since
+    that is not the input's fault and the run can be resumed once it is fixed."""
+    rows: dict[str, int] = {}
+    shards: dict[str, dict[str, Any]] = {}
     try:
         result = adapter.convert(unit)
         adapter.collect_deid_counts(result)
         tables = {name: rows_to_table(name, rows) for name, rows in result.tables.items()}
-        rows, shards = stage_unit(fs, staging, seq, tables)
     except MeddataError as exc:
         result = UnitResult(quarantine=[QuarantineEntry(unit.key, exc.message, type(exc).__name__)])
-        rows, shards = {}, {}
+        tables = {}
     except Exception as exc:  # any parser error on bad input: quarantine the unit with its type
         reason = f"could not be converted ({type(exc).__name__})"
         result = UnitResult(quarantine=[QuarantineEntry(unit.key, reason, type(exc).__name__)])
-        rows, shards = {}, {}
+        tables = {}
+    if tables:
+        rows, shards = stage_unit(fs, staging, seq, tables)
     return JournalEntry(
         seq=seq,
         key=unit.key,
@@ -94,24 +100,61 @@ def run_units(
             on_done(run_unit(adapter, fs, staging, seq, unit))
         return
     ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_init_worker, initargs=(spec,)
-    ) as pool:
-        pending: set[Future[JournalEntry]] = set()
-        todo: Iterator[tuple[int, WorkUnit]] = iter(units)
-        try:
-            for seq, unit in todo:
-                pending.add(pool.submit(_worker_run, fs, staging, seq, unit))
-                if len(pending) >= workers * 4:  # bounded in-flight work keeps memory flat
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        on_done(fut.result())
-            for fut in _as_done(pending):
-                on_done(fut.result())
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
+    done: set[int] = set()
+
+    def finish(entry: JournalEntry) -> None:
+        on_done(entry)
+        done.add(entry.seq)
+
+    try:
+        with ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(spec,)
+        ) as pool:
+            pending: set[Future[JournalEntry]] = set()
+            todo: Iterator[tuple[int, WorkUnit]] = iter(units)
+            try:
+                for seq, unit in todo:
+                    pending.add(pool.submit(_worker_run, fs, staging, seq, unit))
+                    if len(pending) >= workers * 4:  # bounded in-flight work keeps memory flat
+                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for fut in finished:
+                            finish(fut.result())
+                for fut in _as_done(pending):
+                    finish(fut.result())
+            except BaseException:
+                for fut in pending:
+                    fut.cancel()
+                raise
+    except BrokenProcessPool:
+        # A worker died (a crashing decoder, the OOM killer): find the unit that kills it by
+        # running each unfinished unit alone, and quarantine that one.
+        for seq, unit in units:
+            if seq not in done:
+                finish(_run_isolated(spec, fs, staging, seq, unit, ctx))
+
+
+def _run_isolated(
+    spec: AdapterSpec,
+    fs: fsspec.AbstractFileSystem,
+    staging: str,
+    seq: int,
+    unit: WorkUnit,
+    ctx: Any,
+) -> JournalEntry:
+    try:
+        with ProcessPoolExecutor(
+            1, mp_context=ctx, initializer=_init_worker, initargs=(spec,)
+        ) as pool:
+            return pool.submit(_worker_run, fs, staging, seq, unit).result()
+    except BrokenProcessPool:
+        reason = "the worker process died while converting it (a crash or out of memory)"
+        return JournalEntry(
+            seq=seq,
+            key=unit.key,
+            fingerprint=unit.fingerprint,
+            rows={},
+            quarantine=[QuarantineEntry(unit.key, reason, "WorkerDied").to_dict(unit.key)],
+        )
 
 
 class _RayUnitRunner:

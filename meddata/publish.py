@@ -49,15 +49,21 @@ def add_split(
     buffer = io.BytesIO()
     frame.sort("person_id").write_parquet(buffer, compression="zstd", statistics=False)
     data = buffer.getvalue()
-    rel = f"splits/{name}.parquet"
+    digest = hashlib.sha256(data).hexdigest()
+    # A new file name per content: the published file is never rewritten, so a reader (or a
+    # crash) between this write and the manifest's sees either the old set or the new one.
+    rel = f"splits/{name}-{digest[:12]}.parquet"
     ds.fs.makedirs(storage.join(ds.root, "splits"), exist_ok=True)
     storage.atomic_write_bytes(ds.fs, storage.join(ds.root, rel), data)
     manifest = copy.deepcopy(ds.manifest)
+    previous = (manifest.get("splits") or {}).get(name, {}).get("path")
     manifest.setdefault("splits", {})[name] = {
         "path": rel,
         "strategy": strategy,
-        "sha256": hashlib.sha256(data).hexdigest(),
+        "sha256": digest,
         "report": report,
     }
     write_manifest(ds.fs, ds.root, manifest)
+    if previous and previous != rel and ds.fs.exists(storage.join(ds.root, previous)):
+        ds.fs.rm(storage.join(ds.root, previous))
     return Dataset(ds.fs, ds.root, manifest)

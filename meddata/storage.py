@@ -31,6 +31,13 @@ def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return isinstance(fs, LocalFileSystem)
 
 
+def shared_between_processes(fs: fsspec.AbstractFileSystem) -> bool:
+    """False for stores that live inside one process (``memory://``), where worker processes
+    would each write into their own empty copy."""
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return "memory" not in protocols
+
+
 def join(base: str, *parts: str) -> str:
     """Join path parts with ``/`` (fsspec paths use ``/`` everywhere)."""
     return posixpath.join(base, *parts)

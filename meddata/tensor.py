@@ -80,7 +80,9 @@ def decode(cell: TensorCell | dict[str, Any]) -> np.ndarray:
         if codec == "raw":
             array = np.frombuffer(data, dtype=dtype)
         elif codec == "zstd":
-            array = np.frombuffer(zstandard.ZstdDecompressor().decompress(data), dtype=dtype)
+            expected = int(np.prod(shape)) * dtype.itemsize  # bounds memory on hostile cells
+            raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=expected)
+            array = np.frombuffer(raw, dtype=dtype)
         elif codec in IMAGE_CODECS:
             array = _decode_image(data, codec)
         elif codec == "mp4":

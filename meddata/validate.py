@@ -11,7 +11,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from meddata import storage
-from meddata.dataset import Dataset
+from meddata.dataset import Dataset, check_relative
 from meddata.errors import MeddataError
 from meddata.home import locate
 from meddata.manifest import read_manifest, schema_problems
@@ -63,7 +63,11 @@ def validate(target: str, version: str | None = None) -> ValidationReport:
     for extra in ("splits", "quarantine", "datasheet"):
         _check_side_files(fs, root, manifest, extra, report)
     if intact:
-        _check_keys(Dataset(fs, root, manifest), intact, report)
+        try:
+            ds = Dataset(fs, root, manifest)
+        except MeddataError:
+            return report  # already reported above (e.g. a path outside the dataset)
+        _check_keys(ds, intact, report)
     return report
 
 
@@ -79,6 +83,9 @@ def _check_shards(
     total = 0
     for shard in entry.get("shards", []):
         rel = shard["path"]
+        if not _inside(rel, f"table {table}", report):
+            ok = False
+            continue
         path = storage.join(root, rel)
         report.checked["shards"] = report.checked.get("shards", 0) + 1
         if not fs.exists(path):
@@ -100,7 +107,9 @@ def _check_shards(
         with fs.open(path, "rb") as fh:
             meta = pq.ParquetFile(fh)
             rows = meta.metadata.num_rows
-            report.problems += [f"shard {rel}: {p}" for p in schema.check(meta.schema_arrow)]
+            schema_problems_found = [f"shard {rel}: {p}" for p in schema.check(meta.schema_arrow)]
+            report.problems += schema_problems_found
+            ok = ok and not schema_problems_found
         if rows != shard["rows"]:
             report.problems.append(
                 f"table {table}: shard {rel} holds {rows} rows, manifest says {shard['rows']}"
@@ -135,6 +144,8 @@ def _check_side_files(
         rel = info.get("path")
         if not rel:
             continue
+        if not _inside(rel, label, report):
+            continue
         path = storage.join(root, rel)
         if not fs.exists(path):
             report.problems.append(f"{label}: file {rel} is missing")
@@ -142,35 +153,55 @@ def _check_side_files(
             report.problems.append(f"{label}: file {rel} fails its SHA-256 checksum")
 
 
+def _inside(rel: str, label: str, report: ValidationReport) -> bool:
+    try:
+        check_relative(rel)
+    except MeddataError as exc:
+        report.problems.append(f"{label}: {exc.message}")
+        return False
+    return True
+
+
 def _check_keys(ds: Dataset, intact: dict[str, TableSchema], report: ValidationReport) -> None:
     for table, schema in intact.items():
-        frame = ds.table(table)
-        pk = schema.primary_key
-        if pk:
-            dupes = (
-                frame.group_by(pk).len().filter(pl.col("len") > 1).select(pl.len()).collect().item()
+        try:
+            _check_table_keys(ds, table, schema, intact, report)
+        except Exception as exc:  # a shard polars cannot read as declared: report, don't crash
+            report.problems.append(
+                f"table {table}: keys could not be checked ({type(exc).__name__})"
             )
-            nulls = frame.select(pl.col(pk).null_count()).collect().item()
-            if dupes:
-                report.problems.append(
-                    f"table {table}: {dupes} duplicate value(s) of primary key {pk}"
-                )
-            if nulls:
-                report.problems.append(f"table {table}: {nulls} null primary key(s) in {pk}")
-        for col, (ref_table, ref_col) in schema.foreign_keys().items():
-            if ref_table not in intact or col not in frame.collect_schema().names():
-                continue
-            dangling = (
-                frame.select(pl.col(col))
-                .drop_nulls()
-                .unique()
-                .join(ds.table(ref_table).select(pl.col(ref_col).alias(col)), on=col, how="anti")
-                .select(pl.len())
-                .collect()
-                .item()
+
+
+def _check_table_keys(
+    ds: Dataset,
+    table: str,
+    schema: TableSchema,
+    intact: dict[str, TableSchema],
+    report: ValidationReport,
+) -> None:
+    frame = ds.table(table)
+    pk = schema.primary_key
+    if pk:
+        dupes = frame.group_by(pk).len().filter(pl.col("len") > 1).select(pl.len()).collect().item()
+        nulls = frame.select(pl.col(pk).null_count()).collect().item()
+        if dupes:
+            report.problems.append(f"table {table}: {dupes} duplicate value(s) of primary key {pk}")
+        if nulls:
+            report.problems.append(f"table {table}: {nulls} null primary key(s) in {pk}")
+    for col, (ref_table, ref_col) in schema.foreign_keys().items():
+        if ref_table not in intact or col not in frame.collect_schema().names():
+            continue
+        dangling = (
+            frame.select(pl.col(col))
+            .drop_nulls()
+            .unique()
+            .join(ds.table(ref_table).select(pl.col(ref_col).alias(col)), on=col, how="anti")
+            .select(pl.len())
+            .collect()
+            .item()
+        )
+        report.checked["foreign_keys"] = report.checked.get("foreign_keys", 0) + 1
+        if dangling:
+            report.problems.append(
+                f"table {table}: {dangling} value(s) of {col} have no row in {ref_table}.{ref_col} (dangling reference)"
             )
-            report.checked["foreign_keys"] = report.checked.get("foreign_keys", 0) + 1
-            if dangling:
-                report.problems.append(
-                    f"table {table}: {dangling} value(s) of {col} have no row in {ref_table}.{ref_col} (dangling reference)"
-                )

@@ -23,6 +23,7 @@ from typing import Any
 
 import fsspec
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
@@ -159,15 +160,22 @@ class Staging:
                 "Versions are immutable: pass --version to write a new one, or --overwrite to replace it.",
             )
         staging = cls(fs, root)
-        if overwrite and fs.exists(root):
-            fs.rm(root, recursive=True)
+        if overwrite and fs.exists(staging.path):
+            # The published version (if any) stays readable until the new one replaces it.
+            fs.rm(staging.path, recursive=True)
         elif fs.exists(staging.path):
             if not resume:
                 raise IncompleteDatasetError(
                     f"An interrupted conversion is staged at {where}.",
                     "Re-run the same command with --resume to finish it, or --overwrite to start again.",
                 )
-            previous = json.loads(fs.cat_file(storage.join(staging.path, "run.json")))
+            try:
+                previous = json.loads(fs.cat_file(storage.join(staging.path, "run.json")))
+            except (FileNotFoundError, json.JSONDecodeError):
+                raise IncompleteDatasetError(
+                    f"The conversion staged at {where} was cut before it recorded what it converts.",
+                    "Start it again with --overwrite.",
+                ) from None
             if previous != run:
                 raise IncompleteDatasetError(
                     f"The conversion staged at {where} used another adapter, options or source.",
@@ -243,6 +251,7 @@ class Staging:
             rel = f"tables/{table}/part-{len(shards):05d}.parquet"
             self.fs.mv(unit_shard(self.path, entry.seq, table), storage.join(self.root, rel))
             shards.append({**entry.shards[table], "path": rel})
+        _refuse_duplicate_ids(self.fs, self.root, table, shards)
         return TableWritten(
             schema=get_schema(table),
             rows=sum(s["rows"] for s in shards),
@@ -275,6 +284,7 @@ class _ShardWriter:
         self.shards: list[dict[str, Any]] = []
         self._buffer: list[pa.RecordBatch] = []
         self._buffered = 0
+        self._buffered_rows = 0
         self._writer: pq.ParquetWriter | None = None
         self._sink: storage.HashingWriter | None = None
         self._rows = 0
@@ -289,8 +299,8 @@ class _ShardWriter:
             return
         self._buffer.append(batch)
         self._buffered += batch.nbytes
-        rows = sum(b.num_rows for b in self._buffer)
-        if self._buffered >= self.row_group_bytes or rows >= ROW_GROUP_MAX_ROWS:
+        self._buffered_rows += batch.num_rows
+        if self._buffered >= self.row_group_bytes or self._buffered_rows >= ROW_GROUP_MAX_ROWS:
             self._flush_group()
 
     def _flush_group(self) -> None:
@@ -303,7 +313,7 @@ class _ShardWriter:
         self._writer.write_table(group, row_group_size=group.num_rows)
         self._rows += group.num_rows
         self._written += self._buffered
-        self._buffer, self._buffered = [], 0
+        self._buffer, self._buffered, self._buffered_rows = [], 0, 0
         if self._written >= self.target_bytes:
             self._close_shard()
 
@@ -350,6 +360,27 @@ class _ShardWriter:
             self._open()
             self._close_shard()
         return self.shards
+
+
+def _refuse_duplicate_ids(
+    fs: fsspec.AbstractFileSystem, root: str, table: str, shards: list[dict[str, Any]]
+) -> None:
+    """Payload shards are written by the workers, one per unit: check that no id repeats
+    across them (reading only the id column) rather than publish a dataset that fails
+    validation."""
+    key = get_schema(table).primary_key
+    if not key or len(shards) < 2:
+        return
+    ids = []
+    for shard in shards:
+        with fs.open(storage.join(root, shard["path"]), "rb") as fh:
+            ids.append(pq.read_table(fh, columns=[key]).column(key))
+    column = pa.chunked_array([c for chunked in ids for c in chunked.chunks], pa.int64())
+    if len(pc.unique(column)) != len(column):
+        raise SchemaError(
+            f"The adapter emitted the same {key} for different rows of {table} in two work units.",
+            "This is an adapter bug (ids must be unique per source object); please report it.",
+        )
 
 
 def _first_seen(keys: list[Any], seen: set[Any]) -> list[bool]:

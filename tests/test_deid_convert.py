@@ -191,7 +191,7 @@ def test_quarantine_report_holds_no_source_paths_under_deid(
     summary = json.loads(out.stdout)
     report = Path(summary["path"], "quarantine", "report.jsonl").read_text()
     assert patient_dir.name not in report and "path:" in report
-    mapping = Path(summary["path"]).parent / "1.0.quarantine-paths.jsonl"
+    mapping = Path(summary["path"]).parent.parent / "dicom-folder-1.0.quarantine-paths.jsonl"
     entries = [json.loads(line) for line in mapping.read_text().splitlines()]
     assert any(e["path"].startswith(patient_dir.name) and e["id"] in report for e in entries)
     strict = run_cli(

@@ -171,9 +171,10 @@ def test_cache_invalidated_when_preset_or_dataset_changes(tmp_path: Path) -> Non
     key1 = json.loads((entry.directory / "key.json").read_text())
 
     bigger = ds.torch(None, preset="chexpert", size=48, batch_size=4, cache=cache_dir)
-    assert bigger.stream.cache is not None and bigger.stream.cache.directory == entry.directory
-    assert not bigger.stream.cache.complete  # same entry, other options: wiped
+    assert bigger.stream.cache is not None and bigger.stream.cache.directory != entry.directory
+    assert not bigger.stream.cache.complete  # other options: another entry, built afresh
     list(bigger)
+    assert entry.complete  # ... and the first configuration's entry is left intact
 
     changed = meddata.load(write_cxr_dataset(out, n=8, size=SIZE, seed=2, with_notes=False))
     again = changed.torch(None, preset="chexpert", size=48, batch_size=4, cache=cache_dir)

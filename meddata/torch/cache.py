@@ -1,6 +1,7 @@
 """The local preprocessed cache: a preset's fixed-size uint8 items in one memory-mapped file.
 
-Layout of one cache entry (``<dir>/<dataset>-<split>-<preset>/``)::
+Layout of one cache entry (``<dir>/<dataset>-<version>-<split>-<splits>-<preset>-<digest16>/``,
+where ``digest16`` starts the SHA-256 of the key, so two configurations never share a directory)::
 
     key.json     what the entry was built from: dataset fingerprint (shard checksums and the
                  selected samples) + the preset's cache options, item shape and count
@@ -8,8 +9,11 @@ Layout of one cache entry (``<dir>/<dataset>-<split>-<preset>/``)::
     filled.u8    one byte per item, set once item i is written
 
 The first epoch fills items as workers decode them (workers write disjoint rows); later epochs
-read them at memory speed. When the dataset or the preset options change the key changes and
-the entry is wiped and rebuilt, so a stale item is never served.
+read them at memory speed. When the dataset, the selected samples or the preset options change
+the key, and so the directory, changes: a stale item is never served, and configurations used
+side by side do not wipe each other. An entry is built in a temporary directory and renamed into
+place, and ``key.json`` is checked against the digest each time the files are (re)opened (in
+each worker, each pass); an entry that is missing or does not match is rebuilt.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from meddata.errors import MeddataError
 from meddata.home import home
 
 
@@ -43,6 +49,7 @@ class ItemCache:
         self.itemsize = int(np.prod(self.shape))
         self.key = {**key, "n": n, "shape": list(self.shape)}
         self.digest = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()
+        self.directory = directory.with_name(f"{directory.name}-{self.digest[:16]}")
         self._items: np.memmap | None = None
         self._filled: np.memmap | None = None
         self._prepare()
@@ -62,27 +69,51 @@ class ItemCache:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
         return cls(base / safe, {"dataset": fingerprint, "preset": preset_key}, n, shape)
 
+    def _valid(self) -> bool:
+        """True when the entry's ``key.json`` is this key (and its files are there)."""
+        try:
+            old = json.loads((self.directory / "key.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            return False
+        return old == {"digest": self.digest, **self.key} and all(
+            (self.directory / f).is_file() for f in ("items.u8", "filled.u8")
+        )
+
     def _prepare(self) -> None:
-        key_path = self.directory / "key.json"
-        if key_path.exists():
-            try:
-                old = json.loads(key_path.read_text())
-            except (OSError, json.JSONDecodeError):
-                old = None
-            if old == {"digest": self.digest, **self.key}:
-                return
-            shutil.rmtree(self.directory, ignore_errors=True)  # stale: dataset or options changed
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.directory / "items.u8", "wb") as fh:
-            fh.truncate(self.n * self.itemsize)
-        with open(self.directory / "filled.u8", "wb") as fh:
-            fh.truncate(self.n)
-        tmp = key_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"digest": self.digest, **self.key}, sort_keys=True))
-        os.replace(tmp, key_path)
+        if self._valid():
+            return
+        if self.directory.exists():  # damaged or foreign: rebuild it
+            shutil.rmtree(self.directory, ignore_errors=True)
+        self.directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{self.directory.name}.", dir=self.directory.parent))
+        try:
+            with open(tmp / "items.u8", "wb") as fh:
+                fh.truncate(self.n * self.itemsize)
+            with open(tmp / "filled.u8", "wb") as fh:
+                fh.truncate(self.n)
+            (tmp / "key.json").write_text(
+                json.dumps({"digest": self.digest, **self.key}, sort_keys=True)
+            )
+            os.rename(tmp, self.directory)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not self._valid():  # not another process winning the race: a real failure
+                raise
+
+    def reopen(self) -> None:
+        """Drop the mapped files so the next access re-checks the key and maps them again."""
+        self.flush()
+        self._items = self._filled = None
 
     def _open(self) -> tuple[np.memmap, np.memmap]:
         if self._items is None or self._filled is None:
+            if not self._valid():
+                self._prepare()  # removed or replaced since: rebuild rather than serve it
+                if not self._valid():
+                    raise MeddataError(
+                        f"The cache entry {self.directory} does not match this loader.",
+                        "Delete the cache directory, or pass cache=None.",
+                    )
             self._items = np.memmap(
                 self.directory / "items.u8", np.uint8, "r+", shape=(self.n, *self.shape)
             )

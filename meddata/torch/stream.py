@@ -1,11 +1,16 @@
 """The streaming dataset over a split's Parquet shards, and the DataLoader that drives it.
 
 Each epoch has one order of the split's samples (row groups shuffled, rows inside them
-shuffled, for ``seed`` and the epoch number). The order is cut into ``world_size × workers``
-contiguous slices that differ by at most one sample; slice ``rank × workers + worker`` is read by
-that worker, through a bounded shuffle buffer, in batches. So no sample is duplicated or dropped
-whatever the shard, row-group, rank and worker counts, and a worker only reads the row groups
-its slice spans. Positions consumed per slice are the resume state.
+shuffled, for ``seed`` and the epoch number). The order is cut into ``world_size`` contiguous
+rank parts that differ by at most one sample, each passed through a bounded shuffle buffer. A
+rank's part is cut into batches, and its DataLoader workers get contiguous runs of *whole*
+batches, so a rank yields ``ceil(n_rank / batch_size)`` batches whatever its worker count and
+only its last batch can be partial. With ``even_batches`` (the default) a rank one sample short
+repeats one sample in its last batch with ``label_mask`` 0 and ``padding`` True, so every DDP rank
+takes the same number of steps (``even_batches=False``: no padding, counts may differ by one).
+No sample is duplicated (apart from that flagged padding) or dropped whatever the shard,
+row-group, rank and worker counts, and a worker only reads the row groups its batches span.
+Positions consumed per worker slice are the resume state.
 """
 
 from __future__ import annotations
@@ -39,7 +44,10 @@ class StreamingDataset(IterableDataset[Batch]):
 
     Use it in your own ``DataLoader(ds, batch_size=None, num_workers=...)`` when
     ``batch_size`` is set here (recommended: collation is vectorised), or with a plain
-    ``DataLoader(ds, batch_size=...)`` when it is None (one dict per sample).
+    ``DataLoader(ds, batch_size=...)`` when it is None (one dict per sample). ``len()`` is the
+    rank's batch (or sample) count and does not depend on the DataLoader's worker count;
+    ``num_workers`` is accepted for symmetry with ``ds.torch()`` and only recorded.
+    ``even_batches`` (default True) pads a short DDP rank as described in the module docs.
     """
 
     def __init__(
@@ -58,6 +66,8 @@ class StreamingDataset(IterableDataset[Batch]):
         cache: bool | str | os.PathLike[str] | None = None,
         on_error: str = "raise",
         gpu_decode: bool = False,
+        even_batches: bool = True,
+        num_workers: int = 0,
         **preset_options: Any,
     ) -> None:
         if on_error not in ON_ERROR:
@@ -83,14 +93,15 @@ class StreamingDataset(IterableDataset[Batch]):
             )
         self.epoch = 0
         self.skipped = 0  # samples skipped with on_error="skip" in this process
-        self.num_workers_hint = 0
+        self.even_batches = bool(even_batches)
+        self.num_workers_hint = int(num_workers)  # informational: len() does not depend on it
         self._resume: dict[str, Any] | None = None
         self._tag = False
         self._finish_here = True
         self.cache: ItemCache | None = None
         shape = self.preset.item_shape()
         if cache and shape is not None:
-            name = f"{ds.name}-{ds.version}-{split or 'all'}-{self.preset.name}"
+            name = f"{ds.name}-{ds.version}-{split or 'all'}-{splits}-{self.preset.name}"
             self.cache = ItemCache.create(
                 cache, name, self.plan.fingerprint, self.preset.cache_key(), len(self.plan), shape
             )
@@ -105,58 +116,109 @@ class StreamingDataset(IterableDataset[Batch]):
         if self._resume is not None and self._resume.get("epoch") != self.epoch:
             self._resume = None
 
+    @property
+    def pads(self) -> bool:
+        """True when short ranks are padded to the longest rank (``even_batches`` under DDP)."""
+        return self.even_batches and self.world_size > 1
+
     def __len__(self) -> int:
-        """Items this rank yields in an epoch (batches when ``batch_size`` is set)."""
-        workers = max(1, self.num_workers_hint)
-        slices = self.world_size * workers
-        bounds = split_bounds(len(self.plan), slices)
-        mine = [b - a for a, b in bounds[self.rank * workers : (self.rank + 1) * workers]]
+        """Items this rank yields in an epoch (batches when ``batch_size`` is set).
+
+        The same whatever the DataLoader's worker count: a rank's batches are handed to its
+        workers whole, so only its last batch can be partial.
+        """
+        n = len(self.plan)
+        if self.pads:
+            mine = -(-n // self.world_size)
+        else:
+            a, b = split_bounds(n, self.world_size)[self.rank]
+            mine = b - a
         if self.batch_size is None:
-            return sum(mine)
-        return sum(-(-m // self.batch_size) for m in mine)
+            return mine
+        return -(-mine // self.batch_size)
 
-    def slice_order(self, slices: int, k: int, epoch: int | None = None) -> np.ndarray:
-        """Plan positions of slice ``k`` of ``slices`` in this epoch, in the order read."""
-        epoch = self.epoch if epoch is None else epoch
-        order = self.plan.epoch_order(self.seed, epoch, self.shuffle)
-        a, b = split_bounds(len(order), slices)[k]
-        part = order[a:b]
-        if self.shuffle:
-            rng = np.random.default_rng([self.seed, epoch, k, 0xB0F])
-            part = buffer_shuffle(part, self.buffer_size, rng)
-        return part
-
-    def _orders(
-        self, state: dict[str, Any] | None, slices: int, which: list[int]
-    ) -> dict[int, np.ndarray]:
-        """Slice orders when the epoch was re-cut from what ``state`` had left (or fresh)."""
+    def _rank_parts(self, state: dict[str, Any] | None, world: int) -> list[np.ndarray]:
+        """The plan positions of each of ``world`` ranks, in read order (padding not included):
+        a fresh cut of the epoch order, or a cut of what ``state`` had left."""
         if state is None:
-            return {k: self.slice_order(slices, k) for k in which}
-        parent = self._orders(state.get("parent"), state["slices"], list(range(state["slices"])))
-        rest = np.concatenate(
-            [parent[j][_consumed(state, j) :] for j in range(state["slices"])]
-            or [np.zeros(0, np.int64)]
+            order = self.plan.epoch_order(self.seed, self.epoch, self.shuffle)
+            parts = [order[a:b] for a, b in split_bounds(len(order), world)]
+            if self.shuffle:
+                parts = [
+                    buffer_shuffle(
+                        part,
+                        self.buffer_size,
+                        np.random.default_rng([self.seed, self.epoch, r, 0xB0F]),
+                    )
+                    for r, part in enumerate(parts)
+                ]
+            return parts
+        slices = self._slices(
+            state.get("parent"),
+            state["world_size"],
+            state["workers"],
+            state["batch_size"],
+            bool(state["even_batches"]),
         )
-        bounds = split_bounds(len(rest), slices)
-        return {k: rest[bounds[k][0] : bounds[k][1]] for k in which}
+        rest = np.concatenate(
+            [sl[_consumed(state, k) :] for k, sl in enumerate(slices)] or [np.zeros(0, np.int64)]
+        )
+        rest = rest[rest >= 0]  # padding is not a sample left to read
+        return [rest[a:b] for a, b in split_bounds(len(rest), world)]
 
-    def resolve(self, slices: int, k: int) -> tuple[np.ndarray, int, dict[str, Any] | None]:
-        """(order, first position, parent state) of slice ``k`` given the resume state."""
+    def _slices(
+        self, state: dict[str, Any] | None, world: int, workers: int, batch: int, even: bool
+    ) -> list[np.ndarray]:
+        """Slice ``rank × workers + worker`` of every rank: each rank's part (padded with -1 to
+        the longest when ``even`` and ``world > 1``) cut into whole batches, handed to the
+        workers as contiguous runs of batches whose counts differ by at most one."""
+        parts = self._rank_parts(state, world)
+        target = max((len(p) for p in parts), default=0) if even and world > 1 else None
+        out: list[np.ndarray] = []
+        for part in parts:
+            if target is not None and len(part) < target:
+                part = np.concatenate([part, np.full(target - len(part), -1, np.int64)])
+            nb = -(-len(part) // batch)
+            out += [part[j0 * batch : j1 * batch] for j0, j1 in split_bounds(nb, workers)]
+        return out
+
+    def slice_order(self, workers: int, worker: int, epoch: int | None = None) -> np.ndarray:
+        """Plan positions worker ``worker`` of ``workers`` reads on this rank (fresh epoch);
+        -1 marks padding."""
+        if epoch is not None and epoch != self.epoch:
+            saved, self.epoch = self.epoch, int(epoch)
+            try:
+                return self.slice_order(workers, worker)
+            finally:
+                self.epoch = saved
+        batch = self.batch_size or 64
+        slices = self._slices(None, self.world_size, workers, batch, self.pads)
+        return slices[self.rank * workers + worker]
+
+    def resolve(self, workers: int, worker: int) -> tuple[np.ndarray, int]:
+        """(order, first position) of this rank's worker slice given the resume state."""
         state = self._resume
+        batch = self.batch_size or 64
+        k = self.rank * workers + worker
         if state is None or state.get("epoch") != self.epoch:
-            return self.slice_order(slices, k), 0, None
-        if state["slices"] == slices:
-            order = self._orders(state.get("parent"), slices, [k])[k]
-            return order, min(_consumed(state, k), len(order)), state.get("parent")
-        return self._orders(state, slices, [k])[k], 0, state
+            return self._slices(None, self.world_size, workers, batch, self.pads)[k], 0
+        same = (
+            state["world_size"] == self.world_size
+            and state["workers"] == workers
+            and state["batch_size"] == batch
+            and bool(state["even_batches"]) == self.pads
+        )
+        if same:
+            order = self._slices(state.get("parent"), self.world_size, workers, batch, self.pads)[k]
+            return order, min(_consumed(state, k), len(order))
+        return self._slices(state, self.world_size, workers, batch, self.pads)[k], 0
 
     # -- iteration ----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Batch]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        slices = self.world_size * workers
         k = self.rank * workers + worker
-        order, start, _ = self.resolve(slices, k)
+        order, start = self.resolve(workers, worker)
         batches = self._batches(k, order, start)
         if self.batch_size is not None:
             yield from batches
@@ -166,6 +228,12 @@ class StreamingDataset(IterableDataset[Batch]):
 
     def _batches(self, k: int, order: np.ndarray, start: int) -> Iterator[Batch]:
         size = self.batch_size or 64
+        pad = order < 0
+        if pad.any():  # padding repeats a real sample (label_mask 0)
+            real = order[~pad]
+            order = np.where(pad, int(real[0]) if len(real) else 0, order)
+        if self.cache is not None:
+            self.cache.reopen()  # re-checks the entry's key each pass
         reader = _RowGroupReader(self.plan, order, start)
         for b0 in range(start, len(order), size):
             idx = order[b0 : b0 + size]
@@ -175,7 +243,10 @@ class StreamingDataset(IterableDataset[Batch]):
                 if self.preset.augmenting
                 else None
             )
-            batch = self._assemble(idx[keep] if skipped else idx, items, rng)
+            padded = pad[b0 : b0 + size]
+            batch = self._assemble(
+                idx[keep] if skipped else idx, items, rng, padded[keep] if skipped else padded
+            )
             if self._tag:
                 batch[TAG] = torch.tensor([k, b0 + len(idx), skipped], dtype=torch.int64)
             self.skipped += skipped
@@ -227,14 +298,27 @@ class StreamingDataset(IterableDataset[Batch]):
             "Run `meddata validate` on the dataset, or pass on_error='skip' to skip and count such samples.",
         )
 
-    def _assemble(self, idx: np.ndarray, items: Any, rng: np.random.Generator | None) -> Batch:
+    def _assemble(
+        self,
+        idx: np.ndarray,
+        items: Any,
+        rng: np.random.Generator | None,
+        padded: np.ndarray | None = None,
+    ) -> Batch:
         plan = self.plan
         batch: Batch = self.preset.collate(items, rng)
         labels, mask = self.preset.targets(plan.labels[idx], plan.label_names)
+        if padded is not None and padded.any() and mask.ndim >= 1 and len(mask) == len(idx):
+            mask = np.array(mask, copy=True)
+            mask[padded] = 0  # a repeated sample that only evens out DDP steps: no loss
         batch["labels"] = torch.from_numpy(np.ascontiguousarray(labels))
         batch["label_mask"] = torch.from_numpy(np.ascontiguousarray(mask))
         batch["sample_id"] = torch.from_numpy(plan.sample_id[idx])
         batch["person_id"] = torch.from_numpy(plan.person_id[idx])
+        if self.pads:
+            batch["padding"] = torch.from_numpy(
+                np.zeros(len(idx), bool) if padded is None else np.ascontiguousarray(padded)
+            )
         positions = idx.tolist()
         for name, values in plan.attributes.items():
             batch[name] = [values[p] for p in positions]
@@ -358,18 +442,32 @@ class MeddataLoader(DataLoader[Batch]):
             raise UsageError(
                 "MeddataLoader needs a dataset built with a batch_size.", "Pass batch_size=..."
             )
+        if num_workers > 0 and loader_options.get("persistent_workers"):
+            raise UsageError(
+                "persistent_workers=True is not supported by MeddataLoader.",
+                "Persistent workers keep the dataset copy of the first epoch, so set_epoch(), the "
+                "automatic epoch advance and load_state_dict() would not reach them (every epoch "
+                "would repeat the first order). Leave persistent_workers off.",
+            )
+        if loader_options.get("in_order") is False:
+            raise UsageError(
+                "in_order=False is not supported by MeddataLoader.",
+                "Resume state needs batches in order; leave in_order at its default (True).",
+            )
         self.stream = dataset
         self.device = resolve_device(device)
         cuda = self.device is not None and self.device.type == "cuda"
         dataset._tag = True
         # Workers ship compact uint8 batches; the float conversion (4× the bytes, and ×3 when a
-        # grey image feeds an RGB model) happens once, here or on the GPU, not before the copy.
+        # grey image feeds an RGB model) happens once, on the GPU when the device is CUDA, and in
+        # the workers otherwise (never twice).
         dataset._finish_here = not cuda
         dataset.num_workers_hint = num_workers
         self.prefetch = prefetch
         self.skipped = 0
         self._consumed: dict[int, int] = {}
         self._parent: dict[str, Any] | None = None
+        self._loaded: dict[str, Any] | None = None  # a loaded state, until iteration starts
         self.cached_in_process = cached_in_process
         if num_workers > 0:
             loader_options.setdefault("prefetch_factor", 2)
@@ -384,50 +482,91 @@ class MeddataLoader(DataLoader[Batch]):
 
     @property
     def slices(self) -> int:
-        """Slices in an epoch: ``world_size × max(1, num_workers)``."""
+        """Worker slices in an epoch over all ranks: ``world_size × max(1, num_workers)``."""
         return self.stream.world_size * max(1, self.num_workers)
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch (its shuffle order)."""
         self.stream.set_epoch(epoch)
         if self.stream._resume is None:
-            self._consumed, self._parent = {}, None
+            self._consumed, self._parent, self._loaded = {}, None, None
+
+    def _cut(self) -> dict[str, Any]:
+        stream = self.stream
+        return {
+            "world_size": stream.world_size,
+            "workers": max(1, self.num_workers),
+            "batch_size": stream.batch_size or 64,
+            "even_batches": stream.pads,
+        }
 
     def state_dict(self) -> dict[str, Any]:
-        """Where this rank is in the epoch: enough to resume with exactly the samples left."""
+        """Where this rank is in the epoch: enough to resume with exactly the samples left.
+
+        Right after ``load_state_dict()`` (before iterating) this is the loaded state.
+        """
+        if self._loaded is not None:
+            return dict(self._loaded)
+        stream = self.stream
         return {
-            "epoch": self.stream.epoch,
-            "seed": self.stream.seed,
-            "shuffle": self.stream.shuffle,
-            "samples": len(self.stream.plan),
+            "epoch": stream.epoch,
+            "seed": stream.seed,
+            "shuffle": stream.shuffle,
+            "buffer_size": stream.buffer_size,
+            "samples": len(stream.plan),
+            "fingerprint": stream.plan.fingerprint,
             "slices": self.slices,
-            "workers": max(1, self.num_workers),
-            "rank": self.stream.rank,
+            **self._cut(),
+            "rank": stream.rank,
             "consumed": {str(k): v for k, v in sorted(self._consumed.items())},
             "parent": self._parent,
             "skipped": self.skipped,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume from ``state_dict()``: the next iteration yields the rest of that epoch."""
+        """Resume from ``state_dict()``: the next iteration yields the rest of that epoch.
+
+        The world size, worker count and batch size may differ from the saving run; the dataset
+        and split (plan fingerprint), seed, shuffle and buffer_size must be the same.
+        """
         stream = self.stream
-        for key in ("seed", "shuffle", "samples"):
-            ours = len(stream.plan) if key == "samples" else getattr(stream, key)
-            if state.get(key) != ours:
+        required = ("seed", "shuffle", "buffer_size", "samples", "fingerprint")
+        ours_all = {
+            "seed": stream.seed,
+            "shuffle": stream.shuffle,
+            "buffer_size": stream.buffer_size,
+            "samples": len(stream.plan),
+            "fingerprint": stream.plan.fingerprint,
+        }
+        for key in required:
+            if key not in state:
                 raise UsageError(
-                    f"This loader state was saved with {key}={state.get(key)!r}, not {ours!r}.",
-                    "Resume with the same dataset, split, seed and shuffle setting.",
+                    f"This loader state has no {key!r}: it was saved by an older meddata.",
+                    "Start the epoch afresh (set_epoch) instead of resuming it.",
+                )
+            if state[key] != ours_all[key]:
+                raise UsageError(
+                    f"This loader state was saved with {key}={state[key]!r}, "
+                    f"not {ours_all[key]!r}.",
+                    "Resume with the same dataset, split, splits, seed, shuffle and buffer_size; "
+                    "a different order would repeat or drop samples.",
                 )
         stream.epoch = int(state["epoch"])
-        stream._resume = {k: state[k] for k in ("epoch", "slices", "workers", "consumed", "parent")}
+        stream._resume = {
+            k: state[k]
+            for k in ("epoch", "world_size", "workers", "batch_size", "even_batches", "consumed")
+        }
+        stream._resume["parent"] = state.get("parent")
         self.skipped = int(state.get("skipped", 0))
+        self._loaded = dict(state)
 
     def __iter__(self) -> Iterator[Batch]:  # type: ignore[override]
         stream = self.stream
+        self._loaded = None
         state = (
             stream._resume if stream._resume and stream._resume["epoch"] == stream.epoch else None
         )
-        if state is not None and state["slices"] == self.slices:
+        if state is not None and all(state[k] == v for k, v in self._cut().items()):
             self._consumed = {k: _consumed(state, k) for k in self._my_slices()}
             self._parent = state.get("parent")
         else:
@@ -439,10 +578,11 @@ class MeddataLoader(DataLoader[Batch]):
             batches = self._in_process()
         else:
             batches = super().__iter__()
-        if self.device is not None:
+        if not stream._finish_here:  # CUDA: finish on the GPU after the copy
+            assert self.device is not None
             batches = to_device(batches, self.device, stream.preset.finish, self.prefetch)
-        elif not stream._finish_here:
-            batches = (stream.preset.finish(b) for b in batches)
+        elif self.device is not None:  # already finished in the workers
+            batches = to_device(batches, self.device, _as_is, self.prefetch)
         return self._track(batches)
 
     def _in_process(self) -> Iterator[Batch]:
@@ -453,8 +593,8 @@ class MeddataLoader(DataLoader[Batch]):
 
         stream, workers = self.stream, max(1, self.num_workers)
         active: deque[Iterator[Batch]] = deque()
-        for k in self._my_slices():
-            order, start, _ = stream.resolve(stream.world_size * workers, k)
+        for w, k in enumerate(self._my_slices()):
+            order, start = stream.resolve(workers, w)
             active.append(stream._batches(k, order, start))
         while active:
             source = active.popleft()
@@ -497,14 +637,18 @@ def make_loader(
     world_size: int | None = None,
     prefetch: int = 2,
     gpu_decode: bool = True,
+    even_batches: bool = True,
     loader_options: dict[str, Any] | None = None,
     **preset_options: Any,
 ) -> MeddataLoader:
     """A ready :class:`MeddataLoader` over ``split`` of ``ds`` (what ``ds.torch(...)`` returns).
 
     ``shuffle`` defaults to True for ``train`` and False otherwise; ``gpu_decode`` decodes JPEG
-    cells on the GPU when ``device`` is CUDA and torchvision is installed; other keyword
-    arguments are the preset's options (e.g. ``uncertainty="zeros"``).
+    cells on the GPU when ``device`` is CUDA and torchvision is installed; ``even_batches``
+    (default True) pads a DDP rank one sample short so all ranks take the same number of steps
+    (the repeated sample has ``label_mask`` 0 and ``padding`` True); ``loader_options`` go to
+    ``DataLoader`` (``persistent_workers`` is refused: epochs and resume could not reach the
+    workers); other keyword arguments are the preset's options (e.g. ``uncertainty="zeros"``).
     """
     dev = resolve_device(device)
     dataset = StreamingDataset(
@@ -521,6 +665,8 @@ def make_loader(
         cache=cache,
         on_error=on_error,
         gpu_decode=gpu_decode and dev is not None and dev.type == "cuda",
+        even_batches=even_batches,
+        num_workers=num_workers,
         **preset_options,
     )
     return MeddataLoader(
