@@ -186,3 +186,17 @@ def test_zstd_cells_cannot_claim_more_memory_than_their_shape() -> None:
         tensor.decode({"data": bomb, "codec": "zstd", "dtype": "uint8", "shape": [10]})
     ok = tensor.encode(np.arange(10, dtype=np.uint8), "zstd")
     assert tensor.decode(ok).tolist() == list(range(10))
+
+
+def test_a_unit_that_kills_its_worker_is_quarantined(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import meddata.registry
+
+    monkeypatch.setitem(
+        meddata.registry.BUILTIN, "crashing", "tests._crashing_adapter:CrashingAdapter"
+    )
+    summary = convert("crashing", tmp_path, tmp_path / "out", workers=2, show_progress=False)
+    assert summary.tables == {"person": 2} and summary.quarantined == 1
+    report = (Path(summary.path) / "quarantine" / "report.jsonl").read_text()
+    assert "worker process died" in report and '"item": "boom"' in report
