@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from meddata.adapters._synth_dicom import FIRST, LAST, chest_like
 from meddata.adapters.chexpert_plus import COLUMNS as CHEXPERT_COLUMNS
 from meddata.adapters.chexpert_plus import LABELS

@@ -44,6 +44,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from meddata.adapter import Adapter, OptionSpec, UnitResult, WorkUnit
 from meddata.adapters.chexpert_plus import (
     EHR_TYPE_CONCEPT,
     ENGLISH_CONCEPT,
@@ -54,8 +55,6 @@ from meddata.adapters.chexpert_plus import (
     encoded_image,
     typed_table,
 )
-
-from meddata.adapter import Adapter, OptionSpec, UnitResult, WorkUnit
 from meddata.errors import SourceError
 
 PREFIX = "mimic-cxr-2.0.0-"

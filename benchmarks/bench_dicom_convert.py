@@ -44,8 +44,9 @@ if __name__ == "__main__":
 def make_source(dest: Path, files: int, seed: int = 0, syntax: str = "raw") -> Path:
     """CT-like 512×512 int16 slices, 40 per series, one series per patient (real CT sizes),
     uncompressed (``raw``) or RLE Lossless (``rle``, decoded by both sides)."""
-    from meddata.adapters._synth_dicom import _base, _set_pixels, ct_like
     from pydicom.uid import RLELossless, generate_uid
+
+    from meddata.adapters._synth_dicom import _base, _set_pixels, ct_like
 
     rng = np.random.default_rng(seed)
     template = ct_like(rng, 4, 512)

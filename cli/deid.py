@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import sys
 import warnings
@@ -12,6 +13,7 @@ from pathlib import Path
 import click
 
 from meddata.deid import BurnedInAnnotationError, Deidentifier, DeidOptions, load_or_create_key
+from meddata.deid.dicom import quiet_pydicom
 from meddata.deid.keys import generate_key, read_key
 from meddata.errors import UsageError
 
@@ -113,22 +115,34 @@ def dicom_cmd(
     summary: Counter[str] = Counter()
     quarantine: list[dict[str, str]] = []
     for path in sorted(p for p in in_dir.rglob("*") if p.is_file()):
-        ref = "sha256:" + hashlib.sha256(str(path.relative_to(in_dir)).encode()).hexdigest()[:16]
-        try:
-            ds = pydicom.dcmread(path)
-        except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
-            summary["skipped_not_dicom"] += 1
-            quarantine.append({"file": ref, "reason": f"unreadable ({type(exc).__name__})"})
-            continue
-        try:
-            result = engine.dicom(ds)
-        except BurnedInAnnotationError:
-            summary["quarantined_burned_in"] += 1
-            quarantine.append({"file": ref, "reason": "BurnedInAnnotation=YES"})
-            continue
-        if "modality_often_burned_in" in result.flags:
-            summary["flagged_modality_often_burned_in"] += 1
-        ds.save_as(out_dir / f"{ds.SOPInstanceUID}.dcm", enforce_file_format=False)
+        # Keyed, so a quarantine entry cannot be matched to a guessed file name without the key.
+        rel = str(path.relative_to(in_dir)).encode()
+        ref = "hmac-sha256:" + hmac.new(key, rel, hashlib.sha256).hexdigest()[:32]
+        with quiet_pydicom():  # pydicom's warnings can quote header values (PHI)
+            try:
+                ds = pydicom.dcmread(path)
+            except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
+                summary["skipped_not_dicom"] += 1
+                quarantine.append({"file": ref, "reason": f"unreadable ({type(exc).__name__})"})
+                continue
+            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
+                summary["quarantined_error"] += 1
+                quarantine.append({"file": ref, "reason": f"unreadable ({type(exc).__name__})"})
+                continue
+            try:
+                result = engine.dicom(ds)
+                if "modality_often_burned_in" in result.flags:
+                    summary["flagged_modality_often_burned_in"] += 1
+                uid = str(ds.SOPInstanceUID)
+                ds.save_as(out_dir / f"{uid}.dcm", enforce_file_format=False)
+            except BurnedInAnnotationError:
+                summary["quarantined_burned_in"] += 1
+                quarantine.append({"file": ref, "reason": "BurnedInAnnotation=YES"})
+                continue
+            except Exception as exc:  # noqa: BLE001 - the type only: messages can quote PHI
+                summary["quarantined_error"] += 1
+                quarantine.append({"file": ref, "reason": f"error ({type(exc).__name__})"})
+                continue
         summary["written"] += 1
     if quarantine:
         with open(out_dir / "quarantine.jsonl", "w") as fh:

@@ -11,6 +11,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+
+import meddata
+from meddata import tensor
 from meddata.adapters._synth_dicom import FIRST, LAST
 from meddata.adapters.chexpert_plus import (
     COLUMNS,
@@ -20,9 +23,6 @@ from meddata.adapters.chexpert_plus import (
     align_tokens,
     parse_radgraph_label,
 )
-
-import meddata
-from meddata import tensor
 from meddata.convert import convert
 from meddata.errors import DatasetNotFoundError, SourceError
 from meddata.validate import validate

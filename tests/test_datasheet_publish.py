@@ -14,9 +14,9 @@ import polars as pl
 import pytest
 import yaml
 from click.testing import CliRunner
-from meddata.cli.datasheet import datasheet
 
 import meddata
+from meddata.cli.datasheet import datasheet
 from meddata.dataset import Dataset
 from meddata.datasheet import (
     FORMATS,

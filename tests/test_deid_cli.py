@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pydicom
 from click.testing import CliRunner
+
 from meddata.cli.deid import deid
 
 

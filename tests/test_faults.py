@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from meddata.adapters.dicom_folder import DicomFolderAdapter
 
 import meddata
+from meddata.adapters.dicom_folder import DicomFolderAdapter
 from meddata.convert import convert
 from meddata.errors import IncompleteDatasetError
 from meddata.validate import validate

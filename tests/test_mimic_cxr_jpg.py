@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from meddata.adapters.chexpert_plus import LABELS
-from meddata.adapters.mimic_cxr_jpg import MimicCxrJpgAdapter, split_sections
 
 import meddata
 from meddata import tensor
+from meddata.adapters.chexpert_plus import LABELS
+from meddata.adapters.mimic_cxr_jpg import MimicCxrJpgAdapter, split_sections
 from meddata.convert import convert
 from meddata.errors import DatasetNotFoundError, SourceError
 from meddata.validate import validate

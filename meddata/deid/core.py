@@ -137,9 +137,10 @@ class Deidentifier:
 
         Raises BurnedInAnnotationError when BurnedInAnnotation is YES and not allowed.
         """
-        from meddata.deid.dicom import deidentify_dataset
+        from meddata.deid.dicom import deidentify_dataset, quiet_pydicom
 
-        result = deidentify_dataset(self, ds, source_person_id)
+        with quiet_pydicom():
+            result = deidentify_dataset(self, ds, source_person_id)
         self._counts.update(result.counts)
         return result
 

@@ -83,9 +83,11 @@ def _parse(tokens: list[re.Match[str]], text: str) -> _Parsed | None:
             elif (
                 len(s) == 2
                 and not has_year4
-                and p.days
-                and p.days[0][0] < p.month[0] < i
                 and p.year is None
+                and (
+                    (p.days and p.days[0][0] < p.month[0] < i)
+                    or text[max(0, tokens[i].start() - 1) : tokens[i].start()] in ("'", "’")
+                )
             ):
                 p.year = (i, 2000 + int(s) if int(s) < 50 else 1900 + int(s))
             elif len(s) <= 2 and len(p.days) < 2:
@@ -125,6 +127,8 @@ def _parse(tokens: list[re.Match[str]], text: str) -> _Parsed | None:
     if len(values) == 2:
         if len(values[1]) == 4:
             p.month, p.year = (nums[0], int(values[0])), (nums[1], int(values[1]))
+        elif int(values[0]) > 12:  # 14/3: day first
+            p.days, p.month = [(nums[0], int(values[0]))], (nums[1], int(values[1]))
         else:
             p.month, p.days = (nums[0], int(values[0])), [(nums[1], int(values[1]))]
         return p

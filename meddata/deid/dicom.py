@@ -6,12 +6,18 @@ the file meta updated, and the de-identification attributes set. Pixel data is n
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import re
+import warnings
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pydicom
+from pydicom.datadict import dictionary_has_tag, repeater_has_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -38,6 +44,25 @@ _DUMMY = {
 }
 # Attributes holding UIDs of classes, syntaxes and coding schemes: never remapped.
 _KEEP_UID_WORDS = ("Class", "TransferSyntax", "CodingScheme", "Implementation", "Creator")
+# Free-text VRs an unlisted attribute is removed for, unless it is a known technical attribute.
+_FREE_TEXT_VRS = frozenset({"LO", "SH", "LT", "ST", "UT", "UC"})
+# Unlisted text attributes the profile leaves alone and that describe the equipment, coding or
+# pixel data rather than the person: kept as they are.
+_SAFE_TEXT_KEYWORDS = frozenset(
+    """CodeValue CodingSchemeDesignator CodingSchemeVersion CodeMeaning LongCodeValue
+    ConvolutionKernel FilterType ImagedNucleus LUTExplanation LUTLabel Manufacturer
+    ManufacturerModelName PositionReferenceIndicator RescaleType SequenceName SoftwareVersions
+    WindowCenterWidthExplanation PulseSequenceName ReceiveCoilName TransmitCoilName
+    ContrastBolusRoute DimensionDescriptionLabel MultiCoilElementName SegmentAlgorithmName
+    ProcessingFunction AcquisitionDeviceProcessingCode PlateType DeidentificationMethod
+    ReceiveCoilManufacturerName TransmitCoilManufacturerName""".split()
+)
+# File meta attributes naming the sending/receiving systems (AE titles, private data).
+_META_REMOVE = (0x00020016, 0x00020017, 0x00020018, 0x00020026, 0x00020027, 0x00020028)
+_META_PRIVATE = (0x00020100, 0x00020102)
+_DA_RE = re.compile(r"\d{8}")
+_DT_RE = re.compile(r"(\d{8})(\d{0,6}(?:\.\d{1,6})?(?:[+-]\d{4})?)")
+_AGE_RE = re.compile(r"\s*(\d{1,3})\s*([A-Za-z]?)")
 _CODES = {
     "basic": ("113100", "Basic Application Confidentiality Profile"),
     "clean_descriptors": ("113105", "Clean Descriptors Option"),
@@ -96,15 +121,41 @@ def _dummy(elem: DataElement) -> Any:
     return None
 
 
-def _shift_da(value: str, days: int) -> str:
-    text = value.strip()
-    if len(text) < 8 or not text[:8].isdigit():
-        return ""
+def _shift_day(text: str, days: int) -> str | None:
     try:
         d = date(int(text[:4]), int(text[4:6]), int(text[6:8])) - timedelta(days=days)
     except ValueError:
-        return ""
-    return d.strftime("%Y%m%d") + text[8:]
+        return None
+    return d.strftime("%Y%m%d")
+
+
+def _shift_one(text: str, vr: str, days: int) -> str | None:
+    """One DA (exactly 8 digits) or DT (8 digits and a valid time/offset suffix) value."""
+    if vr == "DA":
+        return _shift_day(text, days) if _DA_RE.fullmatch(text) else None
+    m = _DT_RE.fullmatch(text)
+    if m is None:
+        return None
+    day = _shift_day(m.group(1), days)
+    return None if day is None else day + m.group(2)
+
+
+def _shift_da(value: str, days: int, vr: str = "DA") -> str:
+    """A DA/DT value or range (``A-B``, ``A-``, ``-B``) shifted back; anything else blanked."""
+    text = value.strip()
+    single = _shift_one(text, vr, days)
+    if single is not None:
+        return single
+    for i, ch in enumerate(text):
+        if ch != "-":
+            continue
+        left, right = text[:i].strip(), text[i + 1 :].strip()
+        if not left and not right:
+            continue
+        parts = [_shift_one(p, vr, days) if p else "" for p in (left, right)]
+        if None not in parts:
+            return f"{parts[0]}-{parts[1]}"
+    return ""
 
 
 def _clean_text(ctx: _Context, value: str) -> str:
@@ -128,7 +179,7 @@ def _clean(ctx: _Context, elem: DataElement) -> None:
         return
     values = list(elem.value) if elem.VM > 1 else [elem.value]
     if elem.VR in ("DA", "DT"):
-        out = [_shift_da(str(v), ctx.shift) for v in values]
+        out = [_shift_da(str(v), ctx.shift, elem.VR) for v in values]
         ctx.result.counts["dicom_date_shifted"] += 1
     elif elem.VR == "TM":
         return
@@ -154,20 +205,18 @@ def _apply(ctx: _Context, ds: Dataset) -> None:
             continue
         rule = profile.rule_for(int(tag))
         if rule is None:
-            if elem.VR == "SQ":
-                for item in elem.value or []:
-                    _apply(ctx, item)
-            elif elem.VR == "UI" and not any(w in (elem.keyword or "") for w in _KEEP_UID_WORDS):
-                _remap_uid(ctx, elem, keep_standard=True)
+            _unlisted(ctx, ds, elem)
             continue
         action = rule.action(options)
         if action == "X":
             del ds[tag]
             counts["dicom_removed"] += 1
-        elif action == "Z":
+        elif action == "Z" or (action == "D" and elem.VR == "SQ"):
+            # A sequence to replace by a dummy (Content Sequence, Graphic Annotation Sequence…)
+            # carries free text in its items: without a clean option it becomes empty.
             elem.value = Sequence() if elem.VR == "SQ" else None
             counts["dicom_emptied"] += 1
-        elif elem.VR == "SQ":  # D, U, K, C on a sequence: de-identify its items
+        elif elem.VR == "SQ":  # U, K, C on a sequence: de-identify its items
             for item in elem.value or []:
                 _apply(ctx, item)
         elif action == "U" or (action == "D" and elem.VR == "UI"):
@@ -181,9 +230,37 @@ def _apply(ctx: _Context, ds: Dataset) -> None:
             elem.value = _cap_age_string(str(elem.value))
 
 
+def _unlisted(ctx: _Context, ds: Dataset, elem: DataElement) -> None:
+    """An attribute the profile does not list: walk sequences, remap instance UIDs, remove
+    unknown tags and free text, blank person names; keep the rest (codes, pixel description)."""
+    counts = ctx.result.counts
+    tag = elem.tag
+    if elem.VR == "SQ":
+        for item in elem.value or []:
+            _apply(ctx, item)
+    elif elem.VR == "UI":
+        if not any(w in (elem.keyword or "") for w in _KEEP_UID_WORDS):
+            _remap_uid(ctx, elem, keep_standard=True)
+    elif not (dictionary_has_tag(tag) or repeater_has_tag(tag)):
+        del ds[tag]
+        counts["dicom_unknown_removed"] += 1
+    elif elem.VR == "PN":
+        if elem.value not in (None, ""):
+            elem.value = None
+            counts["dicom_emptied"] += 1
+    elif elem.VR in _FREE_TEXT_VRS and elem.keyword not in _SAFE_TEXT_KEYWORDS:
+        del ds[tag]
+        counts["dicom_removed"] += 1
+
+
 def _cap_age_string(value: str) -> str:
-    """A DICOM age string (e.g. "093Y") over 89 years becomes "090Y"."""
-    if len(value) == 4 and value[:3].isdigit() and value[3] == "Y" and int(value[:3]) > 89:
+    """A DICOM age string over 89 years ("093Y", "93Y", "093") becomes "090Y"; a value that is
+    not an age string at all is blanked."""
+    m = _AGE_RE.match(value)
+    if m is None:
+        return "" if value.strip() else value
+    unit = m.group(2).upper()
+    if unit in ("", "Y") and int(m.group(1)) > 89:
         return "090Y"
     return value
 
@@ -234,10 +311,14 @@ def deidentify_dataset(
     _apply(ctx, ds)
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
-        for tag in (0x00020100, 0x00020102):
+        for tag in _META_PRIVATE:
             if tag in meta:
                 del meta[tag]
                 result.counts["dicom_private_removed"] += 1
+        for tag in _META_REMOVE:
+            if tag in meta:
+                del meta[tag]
+                result.counts["dicom_removed"] += 1
         if "MediaStorageSOPInstanceUID" in meta:
             _remap_uid(ctx, meta["MediaStorageSOPInstanceUID"])
     pseudonym = deid.person_pseudonym(person)
@@ -248,9 +329,24 @@ def deidentify_dataset(
     return result
 
 
+@contextlib.contextmanager
+def quiet_pydicom() -> Iterator[None]:
+    """Silence pydicom's warnings and log records (they can quote header values, i.e. PHI)."""
+    logger = logging.getLogger("pydicom")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def deidentify_file(deid: Deidentifier, src: str, dst: str) -> DicomResult:
     """Read ``src``, de-identify it and write ``dst`` (the pixel data bytes unchanged)."""
-    ds = pydicom.dcmread(src)
-    result = deid.dicom(ds)
-    ds.save_as(dst, enforce_file_format=False)
+    with quiet_pydicom():
+        ds = pydicom.dcmread(src)
+        result = deid.dicom(ds)
+        ds.save_as(dst, enforce_file_format=False)
     return result

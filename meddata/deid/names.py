@@ -5,15 +5,18 @@ found is then looked for again in the rest of the document."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 
 from meddata.deid.lexicon import AMBIGUOUS, CREDENTIALS, GIVEN_NAMES, NOT_NAMES, SURNAMES, TITLES
 from meddata.deid.spans import PhiSpan
 
 _I = re.IGNORECASE
-_TOKEN_RE = re.compile(
-    r"[ \t]*(?:(?P<word>[A-Za-z][A-Za-z'’]*(?:-[A-Za-z][A-Za-z'’]*)*)(?P<dot>\.)?|(?P<sep>[,^]))"
-)
+# A letter of any script (names are not all ASCII: "Núñez", "Müller").
+_L = r"[^\W\d_]"
+_LA = r"(?:[^\W\d_]|['’])"
+_LAH = r"(?:[^\W\d_]|['’-])"
+_TOKEN_RE = re.compile(rf"[ \t]*(?:(?P<word>{_L}{_LA}*(?:-{_L}{_LA}*)*)(?P<dot>\.)?|(?P<sep>[,^]))")
 _PARTICLES = frozenset("van der den de la le du von da di del della bin al el st saint".split())
 _CREDENTIAL_SET = frozenset(c.lower().replace(".", "") for c in CREDENTIALS)
 _CRED_ALT = "|".join(re.escape(c) for c in sorted(CREDENTIALS, key=len, reverse=True))
@@ -30,9 +33,17 @@ _CUE_RE = re.compile(
     r"(?:[ \t]+(?:physician|provider|md))?|physician|provider|radiologist|resident|fellow|"
     r"technologist|author|signed|cc|pcp|primary[ \t]+care(?:[ \t]+(?:physician|provider))?|"
     r"surgeon|emergency[ \t]+contact|contact|guardian|nok|next[ \t]+of[ \t]+kin|interpreter|"
-    r"transcriptionist|scribe)(?:[ \t]*[:#]|[ \t]+-[ \t])"
+    r"transcriptionist|scribe|signature|radiologist[ \t]+signature)(?:[ \t]*[:#]|[ \t]+-[ \t])"
+    r"|finali[sz]ed(?:[ \t]+on[ \t]+[\d/.-]{6,10})?(?:[ \t]+at[ \t]+[\d:]{3,8}(?:[ \t]*[ap]m)?)?"
+    r"[ \t]+by[ \t]*:?"
     r"|(?:hcp|poa|proxy)[ \t]+is|to[ \t]+see|seen[ \t]+by)[ \t]*",
     _I,
+)
+# Cues after which only a capitalised word is taken ("d/w Okonkwo", "nurse Ngozi Adeyemi").
+_CAP_CUE_RE = re.compile(
+    r"(?=[dwtnDWTN])\b(?:(?i:d/w|dw|w/)[ \t]+(?:(?i:the[ \t]+)?(?i:referring|attending|ordering|"
+    r"covering|on-call|primary)[ \t]+(?:(?i:physician|provider|md|doctor|radiologist|team)[ \t]+)?)?"
+    r"|(?i:tech|technologist|nurse)[ \t]+|(?:RN|NP)[ \t]+)"
 )
 _SIGN_CUE_RE = re.compile(r"(?m)^[ \t]*(?:--+|/s/|(?i:signed))[ \t]*:?[ \t]*")
 _RELATIVE_RE = re.compile(
@@ -43,15 +54,17 @@ _RELATIVE_RE = re.compile(
 )
 _CREDENTIAL_RE = re.compile(rf"(?=[A-Z])(?<![A-Za-z])(?:{_CRED_ALT})(?![A-Za-z])")
 _CRED_LEAD_RE = re.compile(r"(?:,[ \t]*|[ \t]+)$")
-_CARET_RE = re.compile(r"\b[A-Za-z][A-Za-z'’-]*(?:\^[A-Za-z][A-Za-z'’ -]*)+")
+_CARET_RE = re.compile(rf"(?<!\w){_L}{_LAH}*(?:\^{_L}(?:[^\W\d_]|['’ -])*)+")
 _INITIALS_RE = re.compile(r"(?m)^[ \t]*([A-Za-z]{2,3})/([A-Za-z]{2,3})[ \t]*$")
 _INITIAL_SURNAME_RE = re.compile(
     r"(?=[A-Z])\b[A-Z]\.[ \t]?(?:[A-Z]\.[ \t]?)?[A-Z][a-z][A-Za-z'’-]+\b"
 )
-_SUBJECT_RE = re.compile(r"(?=[ \t])[ \t]+is[ \t]+an?[ \t]+(?=\d|age)", _I)
-_SUBJECT_WORD_RE = re.compile(r"\b([A-Z][A-Za-z'’-]+)$")
-_CAP_WORD_RE = re.compile(r"(?=[A-Z])\b[A-Z][a-z'’]+(?:-[A-Z][a-z]+)?\b|\b[A-Z]{2,}\b")
-_BACK_NAME_RE = re.compile(r"((?:[A-Za-z][\w'’-]*\.?[ \t]+){0,3}[A-Za-z][\w'’-]*)[ \t]*$")
+# Anchored at the start of a run of blanks, so a long run is scanned once, not once per blank.
+_SUBJECT_RE = re.compile(r"(?<![ \t])[ \t]+is[ \t]+an?[ \t]+(?=\d|age)", _I)
+_SUBJECT_WORD_RE = re.compile(rf"(?<!\w)({_L}{_LAH}+)$")
+# Starts at an ASCII capital or any non-ASCII letter (checked by _capitalised): fast to skip.
+_ANY_WORD_RE = re.compile(rf"(?=[A-Z\u00c0-\U0010ffff])(?<!\w){_L}{_LA}*(?:-{_L}+)?(?!\w)")
+_BACK_NAME_RE = re.compile(rf"((?:{_L}[\w'’-]*\.?[ \t]+){{0,3}}{_L}[\w'’-]*)[ \t]*$")
 
 
 def _is_name_word(word: str, allow_lower: bool) -> bool:
@@ -69,6 +82,7 @@ def take_name(text: str, pos: int, allow_lower: bool, max_words: int = 4) -> int
     words = 0
     pending_sep = False
     skipped_title = False
+    first_lower = False
     while words < max_words:
         m = _TOKEN_RE.match(text, pos)
         if m is None:
@@ -92,8 +106,11 @@ def take_name(text: str, pos: int, allow_lower: bool, max_words: int = 4) -> int
                 continue
             break
         is_initial = len(word) == 1 and word.isupper()
-        if not is_initial and not _is_name_word(word, allow_lower and not pending_sep):
+        lower_ok = allow_lower and (not pending_sep or first_lower)
+        if not is_initial and not _is_name_word(word, lower_ok):
             break
+        if words == 0:
+            first_lower = word[0].islower()
         if is_initial and m.group("dot") is None and words > 0 and not allow_lower:
             break
         words += 1
@@ -115,7 +132,8 @@ def _start_of(text: str, pos: int) -> int:
 
 def _after_cues(text: str) -> Iterator[PhiSpan]:
     for regex, lower in (
-        (_TITLE_RE, False),
+        (_TITLE_RE, True),
+        (_CAP_CUE_RE, False),
         (_CUE_RE, True),
         (_SIGN_CUE_RE, True),
         (_RELATIVE_RE, True),
@@ -139,7 +157,7 @@ def _before_credentials(text: str) -> Iterator[PhiSpan]:
         bm = _BACK_NAME_RE.search(text, max(0, lead.start() - 60), lead.start())
         if bm is None:
             continue
-        words = list(re.finditer(r"[A-Za-z][\w'’-]*\.?", bm.group(1)))
+        words = list(_BACK_WORD_RE.finditer(bm.group(1)))
         keep: list[re.Match[str]] = []
         for w in reversed(words):
             token = w.group(0).rstrip(".")
@@ -150,12 +168,40 @@ def _before_credentials(text: str) -> Iterator[PhiSpan]:
             yield PhiSpan("NAME", bm.start(1) + keep[-1].start(), bm.start(1) + keep[0].end())
 
 
+_PART_SPLIT_RE = re.compile(r"['’-]")
+_BACK_WORD_RE = re.compile(rf"{_L}[\w'’-]*\.?")
+
+
+def _fold(word: str) -> str:
+    """``word`` in lower case without accents ("Núñez" -> "nunez"), for lexicon look-ups."""
+    if word.isascii():
+        return word.lower()
+    decomposed = unicodedata.normalize("NFKD", word.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _capitalised(word: str) -> bool:
+    """ "Smith", "Müller", "Smith-Jones" or an all-capitals word of two letters or more."""
+    if not word[0].isupper():
+        return False
+    if len(word) > 1 and word.isupper():
+        return True
+    parts = [p for p in _PART_SPLIT_RE.split(word) if p]
+    if len(parts[0]) < 2 and len(parts) == 1:
+        return False
+    return all(p[1:].islower() or len(p) == 1 for p in parts) and all(
+        p[0].isupper() or p.islower() for p in parts[1:]
+    )
+
+
 def _lexicon(text: str, all_caps: bool) -> Iterator[PhiSpan]:
-    for m in _CAP_WORD_RE.finditer(text):
+    for m in _ANY_WORD_RE.finditer(text):
         word = m.group(0)
+        if not _capitalised(word):
+            continue
         if word.isupper() and not all_caps and len(word) < 3:
             continue
-        low = word.lower()
+        low = _fold(word)
         if low in AMBIGUOUS or low in NOT_NAMES:
             continue
         given = low in GIVEN_NAMES
@@ -192,17 +238,17 @@ def _structural(text: str) -> Iterator[PhiSpan]:
         if back is None:
             continue
         word = back.group(1)
-        if word.lower() not in NOT_NAMES and word.lower() not in TITLES:
+        if word[0].isupper() and word.lower() not in NOT_NAMES and word.lower() not in TITLES:
             yield PhiSpan("NAME", back.start(1), back.end(1))
 
 
-_WORD_RE = re.compile(r"[A-Za-z][A-Za-z'’-]+")
+_WORD_RE = re.compile(rf"{_L}{_LAH}+")
 _DROP_LOWER = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyz")
 _DROP_UPPER = str.maketrans("", "", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_PREV_WORD_RE = re.compile(r"([A-Za-z][A-Za-z'’-]*)\.?,?[ \t]+$")
-_NEXT_WORD_RE = re.compile(r"(?:,[ \t]*|[ \t]+|\^)([A-Za-z][A-Za-z'’-]*)")
+_PREV_WORD_RE = re.compile(rf"({_L}{_LAH}*)\.?,?[ \t]+$")
+_NEXT_WORD_RE = re.compile(rf"(?:,[ \t]*|[ \t]+|\^)({_L}{_LAH}*)")
 _SIGNATURE_LINE_RE = re.compile(
-    r"(?m)^[ \t]*([A-Za-z][A-Za-z'’-]+(?:[ \t]+[A-Za-z]\.?)?(?:[ \t]+[A-Za-z][A-Za-z'’-]+){1,2})"
+    rf"(?m)^[ \t]*({_L}{_LAH}+(?:[ \t]+{_L}\.?)?(?:[ \t]+{_L}{_LAH}+){{1,2}})"
     r"[ \t]*(?:,[^\n]*)?$"
 )
 
@@ -258,7 +304,8 @@ def propagate(text: str, found: list[PhiSpan]) -> Iterator[PhiSpan]:
         lo = i
         while lo > 0 and i - lo < 2 and _joined(text, tokens[lo - 1], tokens[lo]):
             prev = tokens[lo - 1][2]
-            if prev in known or prev in GIVEN_NAMES or len(prev) == 1:
+            initial = len(prev) == 1 and text[tokens[lo - 1][0] - 1 : tokens[lo - 1][0]] != "/"
+            if prev in known or prev in GIVEN_NAMES or initial:
                 lo -= 1
             else:
                 break
@@ -272,7 +319,7 @@ def propagate(text: str, found: list[PhiSpan]) -> Iterator[PhiSpan]:
         i = hi + 1
 
 
-_NAME_TOKEN_RE = re.compile(r"[A-Za-z][A-Za-z'’-]*")
+_NAME_TOKEN_RE = re.compile(rf"{_L}{_LAH}*")
 _GAP_RE = re.compile(r"\.?(?:,[ \t]*|[ \t]+|\^)$")
 
 
@@ -289,6 +336,9 @@ def _adjacent(text: str, run: list[tuple[int, int, str]]) -> bool:
 
 def find_names(text: str, extra_names: tuple[str, ...] = ()) -> list[PhiSpan]:
     """Person names in ``text``; ``extra_names`` are names known to belong to the record."""
+    # Line-anchored cues (signatures, initials) must work with CRLF line ends: detect on a copy
+    # with every CR made a space (same length, so offsets are unchanged).
+    text = text.replace("\r", " ")
     lower = len(text) - len(text.translate(_DROP_LOWER))
     upper = len(text) - len(text.translate(_DROP_UPPER))
     all_caps = upper > 4 * lower
@@ -299,6 +349,6 @@ def find_names(text: str, extra_names: tuple[str, ...] = ()) -> list[PhiSpan]:
     for name in extra_names:
         for part in _WORD_RE.findall(name):
             if len(part) > 1:
-                for m in re.finditer(rf"\b{re.escape(part)}\b", text, _I):
+                for m in re.finditer(rf"(?<!\w){re.escape(part)}(?!\w)", text, _I):
                     found.append(PhiSpan("NAME", m.start(), m.end()))
     return [s for s in found if s.end > s.start]

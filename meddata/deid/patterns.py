@@ -20,24 +20,30 @@ _MON_NUM = r"(?:0?[1-9]|1[0-2])"
 _YEAR = r"(?:19\d\d|20\d\d)"
 _YEAR2 = r"(?:\d\d)"
 
-# Each entry: (type, priority, compiled pattern, group holding the value (0 = whole match)).
+# Dates inside tokens ("study_2021-03-14", "CXR_20210314.dcm", "2021-03-14T10:22:00Z") count:
+# a letter or digit before, or a digit after, is what stops a match, not a word boundary.
+_NB = r"(?<![0-9A-Za-z])"
+_NA = r"(?![0-9])"
+_YEAR_ANY = rf"(?:,?\s+(?:{_YEAR}|['’]\d\d(?!\d)))"
 _DATE_PATTERNS = [
-    # 2021-03-14, 2021/03/14
-    rf"\b{_YEAR}[-/.](?:0[1-9]|1[0-2])[-/.](?:0[1-9]|[12]\d|3[01])\b",
+    # 2021-03-14, 2021/03/14, 1931/7/4
+    rf"{_NB}{_YEAR}[-/.]{_MON_NUM}[-/.]{_DAY}{_NA}",
     # 03/14/2021, 3-14-21, 14.03.2021
-    rf"\b{_DAY}[/.-]{_DAY}[/.-](?:{_YEAR}|{_YEAR2})\b(?!\d|[/.]\d)",
-    # March 14, 2021 / Mar. 14th 2021 / Monday, March 15, 2021 / March 3-5, 2021
-    rf"\b{_WEEKDAY}?{_MONTH}\.?\s+{_DAY}{_ORD}?(?:\s*[-–]\s*{_DAY}{_ORD}?)?(?:,?\s+{_YEAR})?\b",
+    rf"{_NB}{_DAY}[/.-]{_DAY}[/.-](?:{_YEAR}|{_YEAR2}){_NA}(?![/.]\d)",
+    # March 14, 2021 / Mar. 14th 2021 / Monday, March 15, 2021 / March 3-5, 2021 / Mar 14th, '21
+    # / Mar-14-2021 / March the 14th, 2021
+    rf"\b{_WEEKDAY}?{_MONTH}\.?(?:\s+|\s+the\s+(?={_DAY}{_ORD})|[-/](?={_DAY}[-/,]))"
+    rf"{_DAY}{_ORD}?(?:\s*[-–]\s*{_DAY}{_ORD}?)?(?:{_YEAR_ANY}|[-/]{_YEAR})?(?![0-9A-Za-z])",
     # 14 March 2021 / 14th of March, 2021 / the 8th of March
-    rf"\b{_DAY}{_ORD}?\s+(?:of\s+)?{_MONTH}\.?(?:,?\s+{_YEAR})?\b",
-    # 14-Mar-2021, 14-MAR-21
-    rf"\b{_DAY}[-\s]{_MONTH}[-\s](?:{_YEAR}|{_YEAR2})\b",
+    rf"\b{_DAY}{_ORD}?\s+(?:of\s+)?{_MONTH}\.?{_YEAR_ANY}?\b",
+    # 14-Mar-2021, 14-MAR-21, 14Mar2021, 14MAR2021
+    rf"{_NB}(?:{_DAY}[-\s]{_MONTH}[-\s](?:{_YEAR}|{_YEAR2})|{_DAY}{_MONTH}{_YEAR}){_NA}",
     # March 2021, Mar-2021
     rf"\b{_MONTH}\.?[\s,-]+{_YEAR}\b",
     # 03/2021
-    rf"\b{_MON_NUM}/{_YEAR}\b",
+    rf"{_NB}{_MON_NUM}/{_YEAR}{_NA}",
     # 20210314 (a DICOM-style date)
-    rf"\b{_YEAR}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\b",
+    rf"{_NB}{_YEAR}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]){_NA}",
 ]
 # A leading look-ahead on the first character lets the regex engine skip most positions fast.
 _DATE_NUM_RE = re.compile(
@@ -49,7 +55,9 @@ _DATE_WORD_RE = re.compile(
 )
 
 # 3/14 without a year: only when nothing around it says it is a score, a ratio or a pressure.
-_SHORT_DATE_RE = re.compile(rf"(?=\d)(?<![\d/.])({_MON_NUM})/({_DAY})(?!\d|[/.]\d|\s*(?:mm|cm|%))")
+# 3/14 or 14/3 without a year: only when nothing around it says it is a score, a ratio or a
+# pressure, and one of the two numbers can be a month.
+_SHORT_DATE_RE = re.compile(rf"(?=\d)(?<![\d/.])({_DAY})/({_DAY})(?!\d|[/.]\d|\s*(?:mm|cm|%))")
 _SHORT_DATE_VETO = re.compile(
     r"\b(?:strength|murmur|pain|score|grade|scale|ratio|power|vision|bp|blood pressure|dose|tabs?|"
     r"reflex(?:es)?|motor|gcs|apgar|systolic|diastolic|sensation|nihss|mmse|moca|out of|"
@@ -108,7 +116,8 @@ _ID_RE = re.compile(
 _SSN_RE = re.compile(r"(?=\d)(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])")
 _LONG_NUMBER_RE = re.compile(r"(?=[A-Z\d])(?<![\w.,/-])(?:[A-Z]{1,4}-?)?\d{7,}(?![\w.,]?\d)")
 _MIXED_ID_RE = re.compile(
-    r"(?=[A-Z0-9])\b(?=[A-Z0-9-]*\d{4})(?=[A-Z0-9-]*[A-Z]{2})[A-Z0-9]+(?:-[A-Z0-9]+)+\b"
+    # Bounded look-aheads: a long run of short tokens ("A1-A1-…") is not rescanned from every start.
+    r"(?=[A-Z0-9])\b(?=[A-Z0-9-]{0,40}?\d{4})(?=[A-Z0-9-]{0,40}?[A-Z]{2})[A-Z0-9]+(?:-[A-Z0-9]+)+\b"
 )
 
 _DEVICE_RE = re.compile(
@@ -186,6 +195,8 @@ def find_dates(text: str) -> Iterator[PhiSpan]:
         for m in regex.finditer(text):
             yield PhiSpan("DATE", m.start(), m.end())
     for m in _SHORT_DATE_RE.finditer(text):
+        if int(m.group(1)) > 12 and int(m.group(2)) > 12:
+            continue
         lo, hi = max(0, m.start() - 24), min(len(text), m.end() + 24)
         before, after = text[lo : m.start()], text[m.end() : hi]
         if lo > 0 and text[lo - 1].isalnum():

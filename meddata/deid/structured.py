@@ -36,7 +36,7 @@ def cap_age(age: float | int | str | None) -> int | None:
         return None
     try:
         years = int(float(age))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # "inf" included
         return None
     if years < 0:
         return None

@@ -1,0 +1,220 @@
+"""Regression tests for privacy defects found in review (synthetic PHI only)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from importlib import resources
+from pathlib import Path
+
+import pydicom
+import pytest
+from click.testing import CliRunner
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+
+from meddata.cli.deid import deid as deid_cli
+from meddata.deid import Deidentifier, DeidOptions
+from meddata.deid.dicom import _cap_age_string, _shift_da
+from meddata.deid.names import find_names
+from meddata.deid.patterns import find_ids
+
+KEY = bytes(range(32))
+RETAIN = DeidOptions(retain_longitudinal_dates=True, retain_patient_characteristics=True)
+
+
+def _ds() -> Dataset:
+    ds = Dataset()
+    ds.PatientName = "Müller^Jürgen"
+    ds.PatientID = "MRN555"
+    ds.Modality = "CT"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows = 2
+    ds.StudyInstanceUID = "1.2.3.9"
+    ds.SOPInstanceUID = "1.2.3.9.1"
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ds.StudyDescription = "CT Thorax Müller Jürgen"
+    return ds
+
+
+def _all_text(ds: Dataset) -> str:
+    return " ".join(str(e.value) for e in ds.iterall() if e.VR != "SQ")
+
+
+def test_dicom_free_text_in_sequences_and_unlisted_attributes_removed() -> None:
+    ds = _ds()
+    content = Dataset()
+    content.TextValue = "Findings discussed with Okonkwo Ngozi"
+    ds.ContentSequence = Sequence([content])
+    graphic = Dataset()
+    text_item = Dataset()
+    text_item.UnformattedTextValue = "Patient Okonkwo"
+    graphic.TextObjectSequence = Sequence([text_item])
+    ds.GraphicAnnotationSequence = Sequence([graphic])
+    ds.add_new(0x00400400, "LT", "Call Okonkwo at home")
+    ds.add_new(0x08220010, "LO", "Okonkwo secret")
+    ds.add_new(0x00400006, "PN", "Adeyemi^Ngozi")  # ScheduledPerformingPhysicianName if unlisted
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = "T-D3000", "SRT", "Chest"
+    ds.AnatomicRegionSequence = Sequence([item])
+    Deidentifier(KEY).dicom(ds)
+    text = _all_text(ds)
+    assert "Okonkwo" not in text and "Adeyemi" not in text
+    assert 0x08220010 not in ds and 0x00400400 not in ds
+    assert len(ds.ContentSequence) == 0 and len(ds.GraphicAnnotationSequence) == 0
+    assert ds.Modality == "CT" and list(ds.ImageType) == ["ORIGINAL", "PRIMARY", "AXIAL"]
+    assert ds.PhotometricInterpretation == "MONOCHROME2" and ds.Rows == 2
+    assert ds.AnatomicRegionSequence[0].CodeMeaning == "Chest"
+
+
+def test_non_ascii_names() -> None:
+    out = Deidentifier(KEY).text("José Núñez was seen by Dr. Müller.", "p").text
+    assert "Müller" not in out and "Núñez" not in out
+    ds = _ds()
+    Deidentifier(KEY).dicom(ds)
+    assert "Müller" not in ds.StudyDescription and "Jürgen" not in ds.StudyDescription
+    assert "CT Thorax" in ds.StudyDescription
+
+
+@pytest.mark.parametrize(
+    "text,real",
+    [
+        ("at 2021-03-14T10:22:00.000Z ok", "2021"),
+        ("at 2021-03-14T10:22:00 ok", "03-14"),
+        ("file CXR_20210314.dcm", "20210314"),
+        ("study_2021-03-14 x", "2021-03-14"),
+        ("on 14Mar2021.", "14Mar2021"),
+        ("on 14MAR2021.", "14MAR2021"),
+        ("on Mar-14-2021 x", "Mar-14-2021"),
+        ("born 1931/7/4 x", "1931/7/4"),
+        ("seen 14/3 in clinic", "14/3"),
+        ("seen on March the 14th, 2021 ok", "March"),
+        ("seen on March the 14th, 2021 ok", "2021"),
+        ("on Mar 14th, '21 ok", "'21"),
+    ],
+)
+def test_dates_in_more_forms_are_shifted_whole(text: str, real: str) -> None:
+    out = Deidentifier(KEY).text(text, "p").text
+    assert real not in out
+
+
+def test_crlf_keeps_signature_and_initials_detection() -> None:
+    note = "Findings: normal.\r\n\r\nNgozi Okonkwo\r\nNO/kl\r\n"
+    lf = {(s.start, s.end) for s in find_names(note.replace("\r\n", "\n "))}
+    spans = find_names(note)
+    words = {note[s.start : s.end] for s in spans}
+    assert "Ngozi Okonkwo" in words and "NO" in words
+    assert lf  # the same note with LF is detected too
+
+
+@pytest.mark.parametrize(
+    "text,name",
+    [
+        ("Findings dw dr. okonkwo today.", "okonkwo"),
+        ("Findings d/w referring dr okonkwo at 3pm.", "okonkwo"),
+        ("Findings d/w Okonkwo (ED attending).", "Okonkwo"),
+        ("RADIOLOGIST SIGNATURE: OKONKWO, NGOZI", "NGOZI"),
+        ("RADIOLOGIST SIGNATURE: OKONKWO, NGOZI", "OKONKWO"),
+        ("Report finalized on 03/14/2021 by OKONKWO NGOZI", "OKONKWO"),
+        ("Exam performed by tech OKONKWO.", "OKONKWO"),
+        ("Results given to nurse Ngozi Adeyemi.", "Adeyemi"),
+        ("Pt name: okonkwo, ngozi", "ngozi"),
+        ("Pt name: okonkwo, ngozi", "okonkwo"),
+    ],
+)
+def test_radiology_name_forms(text: str, name: str) -> None:
+    assert name not in Deidentifier(KEY).text(text, "p").text
+
+
+def test_no_false_names_after_new_cues() -> None:
+    text = "CT w/ contrast. Nurse visit. Tech difficulty noted."
+    assert Deidentifier(KEY).text(text, "p").text == text
+
+
+def test_dicom_ages_and_date_ranges() -> None:
+    for value in ("93Y", "093", "093Y", " 93 Y"):
+        assert _cap_age_string(value) == "090Y"
+    assert _cap_age_string("045Y") == "045Y" and _cap_age_string("093M") == "093M"
+    assert _shift_da("20210314-20210401", 10) == "20210304-20210322"
+    assert _shift_da("2021031", 10) == "" and _shift_da("202103140", 10) == ""
+    assert _shift_da("20210314101500.5+0100", 1, "DT") == "20210313101500.5+0100"
+    assert _shift_da("20210314Okonkwo", 1, "DT") == ""
+    ds = _ds()
+    ds.StudyDate = "20210314-20210401"
+    ds.PatientAge = "93Y"
+    Deidentifier(KEY, RETAIN).dicom(ds)
+    assert "2021031" not in ds.StudyDate and "20210401" not in ds.StudyDate
+    assert ds.PatientAge == "090Y"
+
+
+def test_file_meta_application_entity_titles_removed() -> None:
+    ds = _ds()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPInstanceUID = "1.2.3.9.1"
+    for tag in (0x00020016, 0x00020017, 0x00020018):
+        meta.add_new(tag, "AE", "OKONKWO_WS")
+    for tag in (0x00020026, 0x00020027, 0x00020028):
+        meta.add_new(tag, "UR", "http://okonkwo.example/")
+    ds.file_meta = meta
+    Deidentifier(KEY).dicom(ds)
+    for tag in (0x00020016, 0x00020017, 0x00020018, 0x00020026, 0x00020027, 0x00020028):
+        assert tag not in ds.file_meta
+
+
+def test_pydicom_warnings_and_logs_are_silenced(caplog: pytest.LogCaptureFixture) -> None:
+    ds = _ds()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.add_new(0x00081030, "LO", "Okonkwo " * 12)  # too long for LO
+        ds.PatientAge = "Okonkwo93"
+
+    def noisy(dataset: Dataset) -> None:  # stands in for a pydicom call that warns and logs
+        logging.getLogger("pydicom").warning("bad value 'Okonkwo93'")
+        warnings.warn("bad value 'Okonkwo93'", UserWarning, stacklevel=1)
+
+    caplog.clear()
+    before = logging.getLogger("pydicom").level
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with caplog.at_level(logging.DEBUG):
+            from meddata.deid.dicom import quiet_pydicom
+
+            with quiet_pydicom():
+                noisy(ds)
+            Deidentifier(KEY, RETAIN).dicom(ds)
+    assert not [w for w in caught if "Okonkwo" in str(w.message)]
+    assert "Okonkwo" not in caplog.text
+    assert logging.getLogger("pydicom").level == before  # restored afterwards
+
+
+def test_cli_quarantines_a_bad_file_with_a_keyed_ref(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    files = Path(str(resources.files("pydicom") / "data" / "test_files"))
+    (src / "good.dcm").write_bytes((files / "CT_small.dcm").read_bytes())
+    bad = pydicom.dcmread(files / "CT_small.dcm")
+    del bad.SOPInstanceUID
+    bad.save_as(src / "Okonkwo_Ngozi.dcm", enforce_file_format=False)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(deid_cli, ["dicom", str(src), str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert summary["files"]["written"] == 1 and summary["files"]["quarantined_error"] == 1
+    rows = [json.loads(line) for line in (out / "quarantine.jsonl").read_text().splitlines()]
+    assert rows[0]["reason"] == "error (AttributeError)"
+    assert rows[0]["file"].startswith("hmac-sha256:")
+    assert "Okonkwo" not in (out / "quarantine.jsonl").read_text()
+
+
+def test_long_whitespace_and_garbage_notes_finish() -> None:
+    for note in (" " * 200_000, "\t \n" * 70_000, "A1-" * 70_000, "Dr , ^ x/ " * 20_000):
+        Deidentifier(KEY).find_phi(note)
+        list(find_ids(note))
+
+
+def test_cap_age_infinite_is_none() -> None:
+    from meddata.deid.structured import cap_age
+
+    assert cap_age("inf") is None and cap_age(float("-inf")) is None and cap_age("93") == 90
