@@ -300,9 +300,7 @@ def main() -> None:
     print("ratios:")
     for k, v in results["ratios"].items():
         print(f"  {k:<40} {v}")
-    print(
-        "torchxrayvision CheX_Dataset: not run (needs its own ~5.5 GB venv with torch 2.14.1 + torchvision 0.29.1)"
-    )
+    print("torchxrayvision CheX_Dataset: see benchmarks/bench_xrv.py (it needs its own venv)")
     print("GPU (device='cuda'): not run (no GPU in this session)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
