@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from meddata import storage
 from meddata.errors import MeddataError, UsageError
 from meddata.torch.cache import ItemCache
 from meddata.torch.device import gpu_jpeg_available, resolve_device, to_device
@@ -386,7 +387,13 @@ class _RowGroupReader:
     def _read(self, shard: int, group: int) -> dict[str, Any]:
         pf = self._files.get(shard)
         if pf is None:
-            pf = pq.ParquetFile(self.plan.fs.open(self.plan.shard_paths[shard], "rb"))
+            path = self.plan.shard_paths[shard]
+            if storage.is_local(
+                self.plan.fs
+            ):  # native, memory-mapped reads: no Python file in between
+                pf = pq.ParquetFile(path, memory_map=True)
+            else:
+                pf = pq.ParquetFile(self.plan.fs.open(path, "rb"))
             self._files[shard] = pf
         names = set(pf.schema_arrow.names)
         cols = [c for c in self.plan.payload_columns if c in names]
