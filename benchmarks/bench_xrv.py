@@ -31,22 +31,6 @@ HERE = Path(__file__).resolve().parent
 DATASET = HERE / "_work" / "cxr-10000" / "data" / "synthetic-cxr"
 EXPORT = HERE / "_work" / "xrv-files"
 XRV_PYTHON = HERE / ".venv-xrv" / "bin" / "python"
-LABELS = (
-    "No Finding",
-    "Enlarged Cardiomediastinum",
-    "Cardiomegaly",
-    "Lung Opacity",
-    "Lung Lesion",
-    "Edema",
-    "Consolidation",
-    "Pneumonia",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Fracture",
-    "Support Devices",
-)
 
 PEER = r"""
 import sys, time, json

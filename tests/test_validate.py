@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -60,11 +62,12 @@ def test_row_count_mismatch_is_named(dataset: Path) -> None:
     assert any("samples" in p and "rows" in p for p in report.problems)
 
 
-def test_dangling_foreign_key_is_named(dataset: Path) -> None:
-    manifest = _manifest(dataset)
+def _replace_person_shard(root: Path, edit: Callable[[pa.Table], pa.Table]) -> None:
+    """Rewrite the person shard with ``edit`` and update the manifest so only keys are wrong."""
+    manifest = _manifest(root)
     shard = manifest["tables"]["person"]["shards"][0]
-    path = dataset / shard["path"]
-    table = pq.read_table(path).slice(1)  # drop one person that images still refer to
+    path = root / shard["path"]
+    table = edit(pq.read_table(path))
     pq.write_table(table, path, compression="zstd")
     shard.update(
         rows=table.num_rows,
@@ -72,28 +75,18 @@ def test_dangling_foreign_key_is_named(dataset: Path) -> None:
         sha256=storage.sha256_file(*storage.open_fs(path)),
     )
     manifest["tables"]["person"]["rows"] = table.num_rows
-    _save(dataset, manifest)
+    _save(root, manifest)
+
+
+def test_dangling_foreign_key_is_named(dataset: Path) -> None:
+    _replace_person_shard(dataset, lambda t: t.slice(1))  # a person that images still refer to
     report = validate(str(dataset))
     assert report.problems and all("dangling" in p for p in report.problems), report.problems
     assert any("image.person_id" in p or "table image:" in p for p in report.problems)
 
 
 def test_duplicate_primary_key_is_named(dataset: Path) -> None:
-    manifest = _manifest(dataset)
-    shard = manifest["tables"]["person"]["shards"][0]
-    path = dataset / shard["path"]
-    import pyarrow as pa
-
-    table = pq.read_table(path)
-    table = pa.concat_tables([table, table.slice(0, 1)])
-    pq.write_table(table, path)
-    shard.update(
-        rows=table.num_rows,
-        bytes=path.stat().st_size,
-        sha256=storage.sha256_file(*storage.open_fs(path)),
-    )
-    manifest["tables"]["person"]["rows"] = table.num_rows
-    _save(dataset, manifest)
+    _replace_person_shard(dataset, lambda t: pa.concat_tables([t, t.slice(0, 1)]))
     assert any("duplicate value" in p for p in validate(str(dataset)).problems)
 
 
