@@ -69,6 +69,8 @@ def export_files() -> int:
         return samples.height
     images = ds.table("image").select("image_id", "pixels").collect()
     joined = samples.join(images, on="image_id")
+    from meddata.adapters.chexpert_plus import LABELS
+
     label_cols = [c for c in samples.columns if c.startswith("label_")]
     names = {
         c: next(label for label in LABELS if label.lower().replace(" ", "_") == c[6:])
