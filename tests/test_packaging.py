@@ -46,6 +46,14 @@ def test_wheel_contains_every_part(tmp_path: Path) -> None:
         "meddata/adapters/dicom_folder.py",
         "meddata/cli/main.py",
         "meddata/datasheets/__init__.py",
+        "meddata/datasheets/chexpert-plus.yaml",
+        "meddata/schemas/healthsheet.schema.json",
+        "meddata/data/dicom_basic_profile.json",
+        "meddata/deid/__init__.py",
+        "meddata/datasheet/__init__.py",
+        "meddata/torch/__init__.py",
+        "meddata/adapters/chexpert_plus.py",
+        "meddata/adapters/mimic_cxr_jpg.py",
     ):
         assert required in names, required
     entry = next(n for n in names if n.endswith("entry_points.txt"))
