@@ -98,10 +98,18 @@ class DicomFolderAdapter(Adapter):
                 rel, f"no pixel data (modality {modality}); dicom-folder converts images only"
             )
             return
-        try:
-            pixels = np.asarray(ds.pixel_array)
-        except Exception as exc:
-            raise MeddataError(f"pixel data could not be decoded ({type(exc).__name__})") from exc
+        transfer_syntax = str(
+            getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or ""
+        )
+        cell = _as_shipped(ds, transfer_syntax) if self._codec(transfer_syntax) == "raw" else None
+        if cell is None:
+            try:
+                pixels = np.asarray(ds.pixel_array)
+            except Exception as exc:
+                raise MeddataError(
+                    f"pixel data could not be decoded ({type(exc).__name__})"
+                ) from exc
+            cell = tensor.encode(pixels, self._codec(transfer_syntax), level=1)
 
         source_person = str(ds.get("PatientID", "") or "").strip() or "UNKNOWN"
         birth = demographics.parse_dicom_date(ds.get("PatientBirthDate"))
@@ -175,10 +183,10 @@ class DicomFolderAdapter(Adapter):
                 "image_id": image_id,
                 "image_occurrence_id": occurrence_id,
                 "person_id": person_id,
-                "pixels": tensor.encode(pixels, self._codec(transfer_syntax), level=1),
+                "pixels": cell,
                 "sop_instance_uid": str(ds.get("SOPInstanceUID", "") or "") or None,
-                "rows": int(ds.get("Rows", pixels.shape[-2 if spp == 1 else -3])),
-                "columns": int(ds.get("Columns", pixels.shape[-1 if spp == 1 else -2])),
+                "rows": int(ds.get("Rows", cell["shape"][-2 if spp == 1 else -3])),
+                "columns": int(ds.get("Columns", cell["shape"][-1 if spp == 1 else -2])),
                 "frames": frames,
                 "samples_per_pixel": spp,
                 "photometric_interpretation": "RGB"
@@ -230,6 +238,37 @@ class DicomFolderAdapter(Adapter):
         from meddata.adapters._synth_dicom import write_dicom_folder
 
         return write_dicom_folder(Path(dest), n=n, seed=seed)
+
+
+_SHIPPED_SYNTAXES = (pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian)
+
+
+def _as_shipped(ds: pydicom.Dataset, transfer_syntax: str) -> tensor.TensorCell | None:
+    """The pixel bytes exactly as shipped, when they already are the array pydicom would
+    return: uncompressed little-endian, one sample per pixel, whole bytes per value, and no bits
+    set above BitsStored (pydicom masks those). Skips a decode and a copy per file; anything
+    else returns None and goes through ``pixel_array``."""
+    try:
+        if transfer_syntax not in _SHIPPED_SYNTAXES or int(ds.get("SamplesPerPixel", 1)) != 1:
+            return None
+        bits, stored = int(ds.BitsAllocated), int(ds.get("BitsStored", ds.BitsAllocated))
+        signed = int(ds.get("PixelRepresentation", 0)) == 1
+        if bits not in (8, 16, 32) or (signed and stored != bits) or "PixelData" not in ds:
+            return None
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        shape = [int(ds.Rows), int(ds.Columns)]
+        shape = [frames, *shape] if frames > 1 else shape
+        dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
+        size = int(np.prod(shape)) * dtype.itemsize
+        data = ds.PixelData
+        if len(data) < size:
+            return None
+        data = data[:size] if len(data) > size else data
+        if stored < bits and np.any(np.frombuffer(data, dtype) >> stored):
+            return None  # unused high bits set: pydicom's masked array differs from the bytes
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return tensor.from_encoded(data, "raw", dtype.name, shape)
 
 
 def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:

@@ -134,3 +134,41 @@ def test_synthesized_headers_carry_phi_like_values(dicom_source: Path) -> None:
     assert "^" in str(first.PatientName) and first.PatientID.startswith("MRN")
     assert first.AccessionNumber and first.InstitutionName
     assert any(tag.is_private for tag in first.keys())
+
+
+def test_pixels_kept_as_shipped_match_pydicom_even_with_unused_high_bits(tmp_path: Path) -> None:
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    def write(name: str, values: np.ndarray, stored: int, signed: int) -> None:
+        meta = FileMetaDataset()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds = FileDataset("", {}, file_meta=meta, preamble=b"\0" * 128)
+        ds.SOPClassUID, ds.SOPInstanceUID = (
+            meta.MediaStorageSOPClassUID,
+            meta.MediaStorageSOPInstanceUID,
+        )
+        ds.PatientID, ds.Modality = "P1", "CR"
+        ds.Rows, ds.Columns, ds.SamplesPerPixel = values.shape[0], values.shape[1], 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, stored, stored - 1
+        ds.PixelRepresentation = signed
+        ds.PixelData = values.tobytes()
+        ds.save_as(tmp_path / "src" / name, enforce_file_format=True)
+
+    (tmp_path / "src").mkdir()
+    write("clean12.dcm", np.array([[1, 2], [3, 4095]], np.uint16), 12, 0)
+    write("dirty12.dcm", np.array([[0xF001, 2], [3, 0x8FFF]], np.uint16), 12, 0)  # overlay bits
+    write("signed12.dcm", np.array([[1, 2], [3, 0x0FFF]], np.uint16), 12, 1)  # needs sign extension
+    ds = meddata.load(
+        convert(
+            "dicom-folder", tmp_path / "src", tmp_path / "out", workers=1, show_progress=False
+        ).path
+    )
+    for name in ("clean12.dcm", "dirty12.dcm", "signed12.dcm"):
+        expected = pydicom.dcmread(tmp_path / "src" / name).pixel_array
+        got = tensor.decode(_image_by_path(ds, name)["pixels"])
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)
