@@ -107,140 +107,145 @@ def convert(
         if adapter.deid is None
         else {"key": adapter.deid.key_fingerprint, "options": dict(deid_options or {})},
     }
-    staging = Staging.open(fs, root, run, resume=resume, overwrite=overwrite)
-    if not storage.shared_between_processes(fs):
-        workers = 1  # e.g. memory://: worker processes would each see their own empty store
-    todo = [(seq, u) for seq, u in enumerate(units) if not staging.done(seq, u.fingerprint)]
-    redact = _PathRedactor(
-        fs, storage.join(out_path, f"{name}-{version}.quarantine-paths.jsonl"), deid_key
-    )
-    resumed = len(units) - len(todo)
+    with storage.exclusive(fs, storage.join(out_path, name, f"{version}.lock")):
+        staging = Staging.open(fs, root, run, resume=resume, overwrite=overwrite)
+        if not storage.shared_between_processes(fs):
+            workers = 1  # e.g. memory://: worker processes would each see their own empty store
+        todo = [(seq, u) for seq, u in enumerate(units) if not staging.done(seq, u.fingerprint)]
+        redact = _PathRedactor(
+            fs, storage.join(out_path, f"{name}-{version}.quarantine-paths.jsonl"), deid_key
+        )
+        resumed = len(units) - len(todo)
 
-    with progress(len(units), f"converting {cls.name}", show_progress) as bar:
-        bar.advance(resumed)
+        with progress(len(units), f"converting {cls.name}", show_progress) as bar:
+            bar.advance(resumed)
 
-        def check_strict(entry: JournalEntry) -> None:
-            if strict and entry.quarantine:
-                first = redact([entry.quarantine[0]])[0]
-                where = f" (its path is in {redact.mapping_url})" if redact.active else ""
-                raise StrictModeError(
-                    f"{first['item']}: {first['reason']}.",
-                    f"Fix or remove that input{where}, or run without --strict to quarantine "
-                    "it and go on.",
+            def check_strict(entry: JournalEntry) -> None:
+                if strict and entry.quarantine:
+                    first = redact([entry.quarantine[0]])[0]
+                    where = f" (its path is in {redact.mapping_url})" if redact.active else ""
+                    raise StrictModeError(
+                        f"{first['item']}: {first['reason']}.",
+                        f"Fix or remove that input{where}, or run without --strict to quarantine "
+                        "it and go on.",
+                    )
+
+            def on_done(entry: JournalEntry) -> None:
+                check_strict(entry)  # before journaling: a resumed --strict run meets it again
+                staging.record(entry)
+                bar.advance()
+
+            for entry in staging.entries():
+                check_strict(entry)  # units staged by an earlier run without --strict
+            if engine not in ("local", "ray"):
+                raise UsageError(
+                    f"Unknown engine {engine!r}.", "Use --engine local or --engine ray."
                 )
+            runner = run_units_ray if engine == "ray" else run_units
+            runner(
+                spec, todo, fs, staging.path, workers=workers or default_workers(), on_done=on_done
+            )
 
-        def on_done(entry: JournalEntry) -> None:
-            check_strict(entry)  # before journaling: a resumed --strict run meets it again
-            staging.record(entry)
-            bar.advance()
-
-        for entry in staging.entries():
-            check_strict(entry)  # units staged by an earlier run without --strict
-        if engine not in ("local", "ray"):
-            raise UsageError(f"Unknown engine {engine!r}.", "Use --engine local or --engine ray.")
-        runner = run_units_ray if engine == "ray" else run_units
-        runner(spec, todo, fs, staging.path, workers=workers or default_workers(), on_done=on_done)
-
-    entries = staging.entries()
-    tables_seen = [t for t in cls.tables if any(t in e.rows for e in entries)]
-    tables_seen += sorted({t for e in entries for t in e.rows} - set(tables_seen))
-    if not tables_seen:
-        reasons = sorted({q["reason"] for q in collect_quarantine(entries)})[:3]
-        raise SourceError(
-            f"Every input of {source} was quarantined; nothing was published "
-            f"({'; '.join(reasons) or 'no rows'}).",
-            "Check that SOURCE is the right release, or rerun with --strict to stop at the first bad input.",
-        )
-    # Replacing (--overwrite) or finishing: unpublish first, so no reader ever sees a manifest
-    # that points at tables being rewritten.
-    for leftover in (MANIFEST_NAME, "tables", "splits", "datasheet", "quarantine"):
-        path = storage.join(root, leftover)
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
-    written = {
-        t: staging.publish_shards(t)
-        if get_schema(t).kind == "payload"
-        else write_table(
-            fs,
-            root,
-            t,
-            staging.iter_table(t),
-            target_shard_bytes=target_shard_bytes,
-            row_group_bytes=row_group_bytes,
-        )
-        for t in tables_seen
-    }
-    quarantine = redact(collect_quarantine(entries))
-    quarantine += [
-        {
-            "unit": "",
-            "item": f"table {t}",
-            "reason": f"{w.duplicates_dropped} row(s) with a duplicate primary key dropped (first kept)",
-            "error": "DuplicateKey",
+        entries = staging.entries()
+        tables_seen = [t for t in cls.tables if any(t in e.rows for e in entries)]
+        tables_seen += sorted({t for e in entries for t in e.rows} - set(tables_seen))
+        if not tables_seen:
+            reasons = sorted({q["reason"] for q in collect_quarantine(entries)})[:3]
+            raise SourceError(
+                f"Every input of {source} was quarantined; nothing was published "
+                f"({'; '.join(reasons) or 'no rows'}).",
+                "Check that SOURCE is the right release, or rerun with --strict to stop at the first bad input.",
+            )
+        # Replacing (--overwrite) or finishing: unpublish first, so no reader ever sees a manifest
+        # that points at tables being rewritten.
+        for leftover in (MANIFEST_NAME, "tables", "splits", "datasheet", "quarantine"):
+            path = storage.join(root, leftover)
+            if fs.exists(path):
+                fs.rm(path, recursive=True)
+        written = {
+            t: staging.publish_shards(t)
+            if get_schema(t).kind == "payload"
+            else write_table(
+                fs,
+                root,
+                t,
+                staging.iter_table(t),
+                target_shard_bytes=target_shard_bytes,
+                row_group_bytes=row_group_bytes,
+            )
+            for t in tables_seen
         }
-        for t, w in written.items()
-        if w.duplicates_dropped and w.schema.kind != "omop"
-    ]
-    q_sha = _write_quarantine(fs, root, quarantine)
-    deid = None
-    if adapter.deid is not None:
-        deid = {
-            "profile": adapter.deid.profile_summary(),
-            "key_fingerprint": adapter.deid.key_fingerprint,
-            "counts": sum_deid_counts(entries),
+        quarantine = redact(collect_quarantine(entries))
+        quarantine += [
+            {
+                "unit": "",
+                "item": f"table {t}",
+                "reason": f"{w.duplicates_dropped} row(s) with a duplicate primary key dropped (first kept)",
+                "error": "DuplicateKey",
+            }
+            for t, w in written.items()
+            if w.duplicates_dropped and w.schema.kind != "omop"
+        ]
+        q_sha = _write_quarantine(fs, root, quarantine)
+        deid = None
+        if adapter.deid is not None:
+            deid = {
+                "profile": adapter.deid.profile_summary(),
+                "key_fingerprint": adapter.deid.key_fingerprint,
+                "counts": sum_deid_counts(entries),
+            }
+        manifest: Manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "name": name,
+            "version": version,
+            "title": cls.title or cls.name,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "adapter": {
+                "name": cls.name,
+                "version": cls.version,
+                "options": adapter.finalize_options(),
+            },
+            "source": {
+                "fingerprint": fingerprint,
+                "units": len(units),
+                "release": cls.source_release or None,
+            },
+            "tables": {t: w.manifest_entry() for t, w in written.items()},
+            "tasks": {
+                "labels": list(cls.label_names),
+                "sensitive_attributes": list(cls.sensitive_attributes),
+            },
+            "splits": {},
+            "deid": deid,
+            "quarantine": {
+                "count": len(quarantine),
+                "path": QUARANTINE_PATH if quarantine else None,
+                "sha256": q_sha,
+            },
         }
-    manifest: Manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "name": name,
-        "version": version,
-        "title": cls.title or cls.name,
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "adapter": {
-            "name": cls.name,
-            "version": cls.version,
-            "options": adapter.finalize_options(),
-        },
-        "source": {
-            "fingerprint": fingerprint,
-            "units": len(units),
-            "release": cls.source_release or None,
-        },
-        "tables": {t: w.manifest_entry() for t, w in written.items()},
-        "tasks": {
-            "labels": list(cls.label_names),
-            "sensitive_attributes": list(cls.sensitive_attributes),
-        },
-        "splits": {},
-        "deid": deid,
-        "quarantine": {
-            "count": len(quarantine),
-            "path": QUARANTINE_PATH if quarantine else None,
-            "sha256": q_sha,
-        },
-    }
-    official = _official_split(Dataset(fs, root, manifest)) if "samples" in written else None
-    if official is not None:
-        manifest["splits"]["official"] = official
-    from meddata.datasheet import write_dataset_datasheet  # heavy: import only when publishing
+        official = _official_split(Dataset(fs, root, manifest)) if "samples" in written else None
+        if official is not None:
+            manifest["splits"]["official"] = official
+        from meddata.datasheet import write_dataset_datasheet  # heavy: import only when publishing
 
-    manifest["datasheet"] = write_dataset_datasheet(Dataset(fs, root, manifest))
-    write_manifest(fs, root, manifest)
-    staging.remove()
-    return ConvertSummary(
-        path=storage.url_of(fs, root),
-        name=name,
-        version=version,
-        tables={t: w.rows for t, w in written.items()},
-        units=len(units),
-        units_resumed=resumed,
-        quarantined=len(quarantine),
-        quarantine_path=storage.url_of(fs, storage.join(root, QUARANTINE_PATH))
-        if quarantine
-        else None,
-        seconds=round(time.perf_counter() - started, 3),
-        deid=deid,
-    )
+        manifest["datasheet"] = write_dataset_datasheet(Dataset(fs, root, manifest))
+        write_manifest(fs, root, manifest)
+        staging.remove()
+        return ConvertSummary(
+            path=storage.url_of(fs, root),
+            name=name,
+            version=version,
+            tables={t: w.rows for t, w in written.items()},
+            units=len(units),
+            units_resumed=resumed,
+            quarantined=len(quarantine),
+            quarantine_path=storage.url_of(fs, storage.join(root, QUARANTINE_PATH))
+            if quarantine
+            else None,
+            seconds=round(time.perf_counter() - started, 3),
+            deid=deid,
+        )
 
 
 _PATHLIKE = re.compile(r"[^\s()'\"]+/[^\s()'\"]+")

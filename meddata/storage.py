@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import posixpath
+import socket
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -36,6 +40,54 @@ def shared_between_processes(fs: fsspec.AbstractFileSystem) -> bool:
     would each write into their own empty copy."""
     protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
     return "memory" not in protocols
+
+
+@contextmanager
+def exclusive(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[None]:
+    """Hold ``path`` as a lock file while the block runs (local filesystems; elsewhere a no-op,
+    since object stores have no portable exclusive create). A lock left by a process that no
+    longer runs on this machine is taken over."""
+    if not is_local(fs):
+        yield
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    me = f"{socket.gethostname()} {os.getpid()}"
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = Path(path).read_text(errors="replace").split()
+            if (
+                len(holder) == 2
+                and holder[0] == socket.gethostname()
+                and not _alive(int(holder[1]))
+            ):
+                os.remove(path)  # stale: its process died (SIGKILL, power loss)
+                continue
+            from meddata.errors import IncompleteDatasetError
+
+            raise IncompleteDatasetError(
+                f"Another conversion ({' pid '.join(holder) or 'unknown'}) is writing this dataset version.",
+                f"Wait for it to finish, or remove {path} if it is not running.",
+            ) from None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(me)
+        break
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def join(base: str, *parts: str) -> str:

@@ -200,3 +200,19 @@ def test_a_unit_that_kills_its_worker_is_quarantined(
     assert summary.tables == {"person": 2} and summary.quarantined == 1
     report = (Path(summary.path) / "quarantine" / "report.jsonl").read_text()
     assert "worker process died" in report and '"item": "boom"' in report
+
+
+def test_a_second_conversion_of_the_same_version_is_refused(
+    dicom_source: Path, tmp_path: Path
+) -> None:
+    import os
+    import socket
+
+    lock = tmp_path / "dicom-folder" / "1.0.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(f"{socket.gethostname()} {os.getpid()}")  # a live holder
+    with pytest.raises(IncompleteDatasetError, match="Another conversion"):
+        convert("dicom-folder", dicom_source, tmp_path, workers=1, show_progress=False)
+    lock.write_text(f"{socket.gethostname()} 999999999")  # its process is gone: taken over
+    summary = convert("dicom-folder", dicom_source, tmp_path, workers=1, show_progress=False)
+    assert validate(summary.path).ok and not lock.exists()
