@@ -58,7 +58,8 @@ def datasheet(
     datasheet/healthsheet.json, else the packaged datasheets/<name>.yaml.
     """
     ds = load(target, version)
-    doc = build_healthsheet(ds, load_healthsheet_yaml(sheet)) if sheet else load_healthsheet(ds)
+    # Stored answers (or --sheet), with statistics recomputed: split sets added since count.
+    doc = build_healthsheet(ds, load_healthsheet_yaml(sheet) if sheet else load_healthsheet(ds))
     missing = unanswered(doc)
     written: dict[str, Path] = {}
     if out is not None:

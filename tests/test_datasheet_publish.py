@@ -247,3 +247,30 @@ def test_cli_publishes_and_prints(mini: Dataset, tmp_path: Path) -> None:  # noq
     assert printed.output.startswith("# Healthsheet: ")
     needs_dir = runner.invoke(datasheet, [mini.root, "--format", "hf"], standalone_mode=False)
     assert needs_dir.exception is not None and "-o DIR" in str(needs_dir.exception)
+
+
+def test_chexpert_plus_croissant_validates_despite_spaces_in_label_names(tmp_path: Path) -> None:
+    pytest.importorskip("mlcroissant")
+    from meddata.adapters.chexpert_plus import ChexpertPlusAdapter
+    from meddata.convert import convert
+    from meddata.publish import add_split
+    from meddata.splits import make_splits
+
+    src = ChexpertPlusAdapter.synthesize(tmp_path / "src", n=8, seed=3)
+    ds = meddata.load(
+        convert("chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False).path
+    )
+    result = make_splits(ds.table("samples").collect(), seed=0)
+    ds = add_split(ds, "fair", result.assignments, strategy=result.strategy, report=result.report)
+    files = publish(ds, ["croissant", "json"], tmp_path / "pub")
+    doc = json.loads(files["croissant"].read_text())
+    ids = [f["@id"] for rs in doc["recordSet"] for f in rs.get("field", [])]
+    assert ids and not any(any(ch.isspace() for ch in i) for i in ids)
+    assert len(ids) == len(set(ids))
+    check = _mlcroissant(
+        "validate", "--jsonld", files["croissant"].name, cwd=files["croissant"].parent
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    # statistics are recomputed at publish time: the split set added after conversion is there
+    sheet = json.loads(files["json"].read_text())
+    assert "fair" in json.dumps(sheet["statistics"])

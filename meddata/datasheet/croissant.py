@@ -14,6 +14,7 @@ field needs a scalar type); they remain in the Parquet files the FileObjects poi
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -202,8 +203,20 @@ def _file_object(shard: dict[str, Any], base_url: str) -> dict[str, Any]:
     }
 
 
+def _field_id(table: str, column: str, taken: set[str]) -> str:
+    """A Croissant ``@id`` for a column: ids may not contain whitespace (CheXpert labels do)."""
+    base = table + "/" + re.sub(r"\s+", "_", column)
+    field_id, n = base, 1
+    while field_id in taken:
+        n += 1
+        field_id = f"{base}_{n}"
+    taken.add(field_id)
+    return field_id
+
+
 def _fields(ds: Dataset, table: str, source_ref: dict[str, Any]) -> list[dict[str, Any]]:
     fields = []
+    taken: set[str] = set()
     for column in ds.arrow(table).schema:
         kind = croissant_type(column.type)
         if kind is None:
@@ -211,7 +224,7 @@ def _fields(ds: Dataset, table: str, source_ref: dict[str, Any]) -> list[dict[st
         fields.append(
             {
                 "@type": "cr:Field",
-                "@id": f"{table}/{column.name}",
+                "@id": _field_id(table, column.name, taken),
                 "name": column.name,
                 "dataType": kind,
                 "source": {**source_ref, "extract": {"column": column.name}},

@@ -117,8 +117,8 @@ def publish(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sheet = sheet if sheet is not None else load_healthsheet(ds)
-    if sheet.statistics is None:
-        sheet = build_healthsheet(ds, sheet)
+    # Statistics are always recomputed: split sets added after conversion must appear.
+    sheet = build_healthsheet(ds, sheet)
     written: dict[str, Path] = {}
     for fmt in chosen:
         path = out / FILE_NAMES[fmt]
