@@ -16,7 +16,9 @@ Mapping:
   has no dates, so ``year_of_birth`` stays null (never invented).
 * ``observation``: ``insurance_type``, ``interpreter_needed``, ``recent_bmi`` and ``deceased``
   per report, with their source values (concept 0: no standard mapping is asserted).
-* ``note``: one per report (``deid_patient_id``, ``patient_report_date_order``): full text plus
+* ``note``: one per report (``deid_patient_id``, ``patient_report_date_order``, or the study
+  folder when the order is empty; rows of one report with different text are quarantined and
+  their images kept without a note): full text plus
   one column per section (all 11 ``section_*`` columns of the CSV). ``note_date`` is null.
 * ``note_nlp``: one row per RadGraph-XL entity with its label, certainty (``term_exists``,
   ``term_modifiers``), inclusive token span, character offsets into the stored ``note_text`` and
@@ -40,8 +42,11 @@ Unconfirmed details, both variants handled:
 * the main table may carry another date suffix (``df_chexpert_plus_*.csv``).
 
 RadGraph alignment: the i-th element of ``section_<s>.json`` belongs to the i-th CSV row (in CSV
-order, duplicates included) whose ``section_<s>`` has at least 2 words. An element whose text does
-not match its row's section (ignoring whitespace) is not used, and the count is reported.
+order, duplicates included) whose ``section_<s>`` has at least 2 words; a ragged CSV row keeps its
+place (its entry, when it had one, is skipped). An element whose text does not match its row's
+section (ignoring whitespace) is not used, and the count is reported. Character offsets are
+searched after the section's heading (``FINDINGS:``...); a malformed entity is quarantined and a
+report's rows are kept only when the whole report converted.
 
 De-identification (a key given to ``convert``): report text and sections go through
 ``clean_text``. Character offsets are always computed against the text actually stored, by
@@ -51,7 +56,8 @@ the entity's offsets are then null (``lexical_variant`` is then the de-identifie
 
 Bad input is quarantined with the path or id and the kind of problem (never report text):
 missing or corrupt image files, label rows for images not in the CSV, duplicate CSV rows, ragged
-CSV lines, unexpected CSV columns (ignored) and misaligned RadGraph entries. A missing required
+CSV lines, unexpected CSV columns (ignored), misaligned RadGraph entries, malformed entities and
+lines that are not valid UTF-8. A missing required
 column is a ``SourceError`` naming it.
 """
 
@@ -254,6 +260,8 @@ class ChexpertPlusAdapter(Adapter):
                             f"has {len(values)} fields, expected {len(header)}; row skipped",
                         )
                     )
+                    # keep its place: RadGraph-XL entries are aligned by CSV position
+                    raw.append({**dict.fromkeys(COLUMNS), "line": line, "ragged": True})
                     continue
                 row: dict[str, Any] = {
                     c: (values[i].strip() or None)
@@ -288,18 +296,31 @@ class ChexpertPlusAdapter(Adapter):
         if not path.is_file():
             issues.append((rel, "CheXbert label file missing; every label is null"))
             return
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8", errors="replace") as fh:
             for n, text in enumerate(fh, start=1):
                 if not text.strip():
                     continue
+                invalid = "\ufffd" in text
                 try:
                     obj = json.loads(text)
                     key = str(obj["path_to_image"])
                 except (json.JSONDecodeError, KeyError, TypeError):
                     issues.append(
-                        (f"{rel}: line {n}", "not a JSON object with path_to_image; skipped")
+                        (
+                            f"{rel}: line {n}",
+                            "not a JSON object with path_to_image"
+                            + (" (bytes that are not valid UTF-8)" if invalid else "")
+                            + "; skipped",
+                        )
                     )
                     continue
+                if invalid:
+                    issues.append(
+                        (
+                            f"{rel}: line {n}",
+                            "bytes that are not valid UTF-8 (replaced with U+FFFD); line kept",
+                        )
+                    )
                 row = rows.get(key)
                 if row is None:
                     issues.append(
@@ -336,7 +357,7 @@ class ChexpertPlusAdapter(Adapter):
                 issues.append((rel, "RadGraph-XL file missing; no note_nlp rows for this section"))
                 continue
             try:
-                records = json.loads(path.read_text(encoding="utf-8"))
+                records = json.loads(path.read_text(encoding="utf-8", errors="replace"))
                 if not isinstance(records, list):
                     raise ValueError("not a JSON array")
             except (ValueError, UnicodeDecodeError) as exc:
@@ -345,16 +366,44 @@ class ChexpertPlusAdapter(Adapter):
                 )
                 continue
             column = f"section_{section}"
-            eligible = [r for r in raw if r[column] and len(r[column].split()) >= 2]
-            if len(records) != len(eligible):
+            rows = [r for r in raw if r.get("ragged") or _eligible(r, column)]
+            eligible = sum(1 for r in rows if not r.get("ragged"))
+            pairs: list[tuple[dict[str, Any], Any]] = []
+            pos = ragged = 0
+            surplus, n_ragged = len(records) - eligible, len(rows) - eligible
+            for i, row in enumerate(rows):
+                if pos >= len(records):
+                    break
+                if row.get("ragged"):
+                    # its text is unknown: the entry count tells whether ragged rows had entries;
+                    # when it cannot, it had one unless the next entry fits the next row
+                    if surplus <= 0:
+                        continue
+                    nxt = next((r for r in rows[i + 1 :] if not r.get("ragged")), None)
+                    if (
+                        surplus < n_ragged
+                        and nxt is not None
+                        and _radgraph_text(records[pos]) == _WS.sub("", nxt[column])
+                    ):
+                        continue
+                    pos += 1
+                    ragged += 1
+                    continue
+                pairs.append((row, records[pos]))
+                pos += 1
+            if len(records) != eligible + ragged:
                 issues.append(
                     (
                         rel,
-                        f"{len(records)} entries for {len(eligible)} CSV rows with a {section} section of 2+ words; aligned in order, mismatches not used",
+                        f"{len(records)} entries for {eligible} CSV rows with a {section} section of 2+ words; aligned in order, mismatches not used",
                     )
                 )
+            if ragged:
+                issues.append(
+                    (rel, f"{ragged} entries belong to ragged CSV rows (skipped); not used")
+                )
             bad = 0
-            for row, element in zip(eligible, records, strict=False):
+            for row, element in pairs:
                 record = element.get("0", element) if isinstance(element, dict) else None
                 if not isinstance(record, dict) or not isinstance(record.get("entities"), dict):
                     bad += 1
@@ -440,19 +489,30 @@ class ChexpertPlusAdapter(Adapter):
         rows: list[dict[str, Any]] = unit.payload["rows"]
         reports: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for row in rows:
-            reports.setdefault(
-                (row["deid_patient_id"], row["patient_report_date_order"] or ""), []
-            ).append(row)
+            # without a report order, the study folder identifies the report
+            order = row["patient_report_date_order"] or (
+                "study:" + row["path_to_image"].rsplit("/", 1)[0]
+            )
+            reports.setdefault((row["deid_patient_id"], order), []).append(row)
         tables: dict[str, list[dict[str, Any]]] = {t: [] for t in self.tables}
         persons: set[str] = set()
         for (patient, order), report_rows in reports.items():
             first = report_rows[0]
-            try:
-                if patient not in persons:
-                    persons.add(patient)
+            if patient not in persons:
+                persons.add(patient)
+                try:
                     tables["person"].append(self._person(first))
-                note_id = self._note(patient, order, report_rows, result, tables)
-                self._observations(patient, order, first, tables)
+                except Exception as exc:
+                    result.skip(
+                        patient, f"person could not be converted ({type(exc).__name__})", exc
+                    )
+            # a report's rows are kept only when the whole report converted
+            part: dict[str, list[dict[str, Any]]] = {
+                t: [] for t in ("note", "note_nlp", "observation")
+            }
+            try:
+                note_id = self._note(patient, order, report_rows, result, part)
+                self._observations(patient, order, first, part)
             except Exception as exc:
                 result.skip(
                     f"{patient} report {order}",
@@ -460,11 +520,22 @@ class ChexpertPlusAdapter(Adapter):
                     exc,
                 )
                 note_id = None
+            else:
+                for name, part_rows in part.items():
+                    tables[name].extend(part_rows)
             for row in report_rows:
                 for item, reason in row.get("issues", ()):
                     result.skip(item, reason)
+                row_note = note_id
+                if row is not first and row["report"] != first["report"]:
+                    result.skip(
+                        row["path_to_image"],
+                        f"report text differs from line {first['line']}, which has the same "
+                        "patient and report order; image kept without a note",
+                    )
+                    row_note = None
                 try:
-                    self._image(row, note_id, unit.payload["labels_present"], result, tables)
+                    self._image(row, row_note, unit.payload["labels_present"], result, tables)
                 except CorruptImage as exc:
                     result.skip(row["path_to_image"], exc.message, exc)
                 except Exception as exc:
@@ -571,17 +642,28 @@ class ChexpertPlusAdapter(Adapter):
         result: UnitResult,
     ) -> list[dict[str, Any]]:
         tokens = str(graph["text"]).split()
-        base = text.find(section_text) if section_text else -1
-        if base < 0:
-            heading = text.upper().find(f"{section.upper()}:")
-            base = heading + len(section) + 1 if heading >= 0 else 0
-        spans = align_tokens(tokens, text, base)
-        ids = {
-            key: self.row_id("note_nlp", patient, order, section, key) for key in graph["entities"]
-        }
+        spans = align_tokens(tokens, text, section_start(text, section, section_text))
+        entities: dict[str, dict[str, Any]] = {}
+        for key, entity in graph["entities"].items():
+            if (
+                isinstance(entity, dict)
+                and all(
+                    isinstance(entity.get(k), int) and not isinstance(entity.get(k), bool)
+                    for k in ("start_ix", "end_ix")
+                )
+                and isinstance(entity.get("relations", []), list | tuple)
+            ):
+                entities[str(key)] = entity
+            else:
+                result.skip(
+                    f"{patient} report {order} {section} entity {key}",
+                    "RadGraph-XL entity is not an object with integer start_ix/end_ix and a "
+                    "relation list; entity skipped",
+                )
+        ids = {key: self.row_id("note_nlp", patient, order, section, key) for key in entities}
         out = []
-        for key, entity in sorted(graph["entities"].items(), key=lambda kv: _int(kv[0])):
-            start, end = _int(entity.get("start_ix")), _int(entity.get("end_ix"))
+        for key, entity in sorted(entities.items(), key=lambda kv: _int(kv[0])):
+            start, end = entity["start_ix"], entity["end_ix"]
             label = str(entity.get("label", ""))
             kind, certainty = parse_radgraph_label(label)
             char_start = char_end = None
@@ -878,6 +960,20 @@ def align_tokens(tokens: list[str], text: str, start: int = 0) -> list[tuple[int
     return spans
 
 
+def section_start(text: str, section: str, section_text: str | None) -> int:
+    """Where ``section_text`` (the ``section`` of the report) starts in ``text``: searched after
+    the section's heading (``FINDINGS:``...), the first occurrence only when there is no heading."""
+    headings = list(re.finditer(rf"\b{re.escape(section)}\s*:", text, re.IGNORECASE))
+    for m in headings:
+        pos = text.find(section_text, m.end()) if section_text else -1
+        if pos >= 0:
+            return pos
+    if headings:
+        return headings[0].end()
+    pos = text.find(section_text) if section_text else -1
+    return max(pos, 0)
+
+
 def parse_radgraph_label(label: str) -> tuple[str | None, str | None]:
     """(entity type, certainty) from an XL label (``Observation::measurement::definitely present``)
     or a v1 label (``OBS-DP``)."""
@@ -911,6 +1007,19 @@ def _find(root: Path, source: Path, candidates: list[str]) -> tuple[str, str] | 
             continue
         return full.relative_to(source).as_posix(), f"{st.st_size}:{st.st_mtime_ns}"
     return None
+
+
+def _eligible(row: dict[str, Any], column: str) -> bool:
+    """Whether a CSV row has a RadGraph-XL entry for ``column`` (a section of 2+ words)."""
+    return bool(row[column]) and len(row[column].split()) >= 2
+
+
+def _radgraph_text(element: Any) -> str | None:
+    """The whitespace-free text of a RadGraph element, or None when it is malformed."""
+    record = element.get("0", element) if isinstance(element, dict) else None
+    if not isinstance(record, dict):
+        return None
+    return _WS.sub("", str(record.get("text", "")))
 
 
 def _float(value: Any) -> float | None:

@@ -26,7 +26,9 @@ tree beside them (as the reports zip extracts); the metadata and label tables ar
 (``.csv.gz``) or plain (``.csv``).
 
 Bad input is quarantined with ids and the kind of problem only: missing or corrupt JPEG files,
-duplicate metadata rows, label rows for studies without images, images without a split row. A
+duplicate metadata rows, label rows for studies without images, images without a split row,
+conflicting split rows, non-numeric labels, studies without a label row, ragged CSV rows and rows
+that are not valid UTF-8. Report sections end at any heading; only known headings fill columns. A
 missing table or required column is a ``SourceError`` naming it.
 """
 
@@ -76,7 +78,7 @@ SECTION_HEADINGS = {
     "CONCLUSION": "section_impression",
 }
 NOTE_SECTIONS = tuple(dict.fromkeys(SECTION_HEADINGS.values()))
-_HEADING = re.compile(r"^\s*([A-Z][A-Z ]{2,30}):", re.MULTILINE)
+_HEADING = re.compile(r"^\s*([A-Z][A-Z ()/]{2,30}):", re.MULTILINE)
 
 
 class MimicCxrJpgAdapter(Adapter):
@@ -102,7 +104,7 @@ class MimicCxrJpgAdapter(Adapter):
         """Read the metadata, split and label tables and yield units of about 256 images that
         never split a subject."""
         issues: list[tuple[str, str]] = []
-        meta_name, meta_rows = self._table("metadata", METADATA_REQUIRED)
+        meta_name, meta_rows = self._table("metadata", METADATA_REQUIRED, issues)
         images: dict[str, dict[str, Any]] = {}
         for line, row in meta_rows:
             dicom_id = row["dicom_id"]
@@ -122,8 +124,17 @@ class MimicCxrJpgAdapter(Adapter):
         self._join_split(images, issues)
         labels = self._labels(images, issues)
         by_subject: dict[str, list[dict[str, Any]]] = {}
+        unlabeled: set[str] = set()
         for row in images.values():
-            row["labels"] = labels.get(row["study_id"])
+            row["labels"] = labels.get(row["study_id"]) if labels is not None else None
+            if labels is not None and row["labels"] is None and row["study_id"] not in unlabeled:
+                unlabeled.add(row["study_id"])
+                row["issues"].append(
+                    (
+                        f"s{row['study_id']}",
+                        f"no row in the {self.options['labels']} label table; labels are null",
+                    )
+                )
             by_subject.setdefault(row["subject_id"], []).append(row)
         batch: list[dict[str, Any]] = []
         first = True
@@ -142,13 +153,17 @@ class MimicCxrJpgAdapter(Adapter):
             path = self.source / name
             if path.is_file():
                 if name.endswith(".gz"):
-                    return name, io.TextIOWrapper(gzip.open(path), encoding="utf-8", newline="")
-                return name, open(path, encoding="utf-8", newline="")
+                    return name, io.TextIOWrapper(
+                        gzip.open(path), encoding="utf-8", errors="replace", newline=""
+                    )
+                return name, open(path, encoding="utf-8", errors="replace", newline="")
         return None
 
     def _table(
-        self, kind: str, required: tuple[str, ...]
+        self, kind: str, required: tuple[str, ...], issues: list[tuple[str, str]]
     ) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
+        """Rows of a table with their line numbers. Ragged rows (a field count other than the
+        header's) and rows whose required fields hold bytes that are not UTF-8 are quarantined."""
         opened = self._open(kind)
         if opened is None:
             raise SourceError(
@@ -156,26 +171,45 @@ class MimicCxrJpgAdapter(Adapter):
                 f"Point the command at the root of the {self.source_release} release.",
             )
         name, fh = opened
+        rows: list[tuple[int, dict[str, Any]]] = []
         with fh:
-            reader = csv.DictReader(fh)
-            header = [h.strip() for h in reader.fieldnames or []]
+            reader = csv.reader(fh)
+            header = [h.strip() for h in next(reader, None) or []]
             for col in required:
                 if col not in header:
                     raise SourceError(
                         f"{name} has no column {col!r}, which mimic-cxr-jpg requires.",
                         "Check that the file is the release's own and not truncated or edited.",
                     )
-            rows = [
-                (line, {k.strip(): (v or "").strip() for k, v in row.items() if k is not None})
-                for line, row in enumerate(reader, start=2)
-            ]
+            for line, values in enumerate(reader, start=2):
+                if not values:
+                    continue
+                where = f"{name}: line {line}"
+                if len(values) != len(header):
+                    issues.append(
+                        (where, f"has {len(values)} fields, expected {len(header)}; row skipped")
+                    )
+                    continue
+                row = {k: v.strip() for k, v in zip(header, values, strict=True)}
+                bad = [k for k, v in row.items() if "\ufffd" in v]
+                if any(k in required for k in bad):
+                    issues.append(
+                        (where, f"{', '.join(bad)} not valid UTF-8; row skipped"),
+                    )
+                    continue
+                if bad:
+                    issues.append(
+                        (where, f"{', '.join(bad)} not valid UTF-8 (bytes replaced); row kept")
+                    )
+                rows.append((line, row))
         return name, rows
 
     def _join_split(self, images: dict[str, dict[str, Any]], issues: list[tuple[str, str]]) -> None:
         if self._open("split") is None:
             issues.append((f"{PREFIX}split.csv.gz", "split table missing; split is null"))
             return
-        name, rows = self._table("split", ("dicom_id", "split"))
+        name, rows = self._table("split", ("dicom_id", "split"), issues)
+        first_line: dict[str, int] = {}
         for line, row in rows:
             image = images.get(row["dicom_id"])
             if image is None:
@@ -187,6 +221,17 @@ class MimicCxrJpgAdapter(Adapter):
                 )
             elif "split" not in image:
                 image["split"] = row["split"] or None
+                first_line[row["dicom_id"]] = line
+            else:
+                same = (row["split"] or None) == image["split"]
+                issues.append(
+                    (
+                        row["dicom_id"],
+                        f"{'duplicate' if same else 'conflicting'} split row in {name} (line "
+                        f"{line}{'' if same else ', another split'}); line "
+                        f"{first_line[row['dicom_id']]} kept",
+                    )
+                )
         for image in images.values():
             if "split" not in image:
                 image["split"] = None
@@ -194,12 +239,13 @@ class MimicCxrJpgAdapter(Adapter):
 
     def _labels(
         self, images: dict[str, dict[str, Any]], issues: list[tuple[str, str]]
-    ) -> dict[str, list[float | None]]:
+    ) -> dict[str, list[float | None]] | None:
+        """Labels by study; None when the label table is missing."""
         which = self.options["labels"]
         if self._open(which) is None:
             issues.append((f"{PREFIX}{which}.csv.gz", "label table missing; every label is null"))
-            return {}
-        name, rows = self._table(which, ("subject_id", "study_id"))
+            return None
+        name, rows = self._table(which, ("subject_id", "study_id"), issues)
         studies = {r["study_id"] for r in images.values()}
         out: dict[str, list[float | None]] = {}
         for line, row in rows:
@@ -223,6 +269,9 @@ class MimicCxrJpgAdapter(Adapter):
                 try:
                     v = float(raw) if raw != "" else None
                 except ValueError:
+                    issues.append(
+                        (f"s{study}", f"label {label} is not a number in {name}; set to null")
+                    )
                     v = None
                 if v is not None and v not in (1.0, 0.0, -1.0):
                     issues.append(
@@ -417,9 +466,12 @@ class MimicCxrJpgAdapter(Adapter):
 def split_sections(text: str) -> dict[str, str | None]:
     """Section columns of a MIMIC-CXR report (``FINDINGS:``, ``IMPRESSION:``...); null when absent."""
     out: dict[str, str | None] = dict.fromkeys(NOTE_SECTIONS)
-    matches = [m for m in _HEADING.finditer(text) if m.group(1).strip() in SECTION_HEADINGS]
+    # every heading ends the section before it; only the known ones fill a column
+    matches = list(_HEADING.finditer(text))
     for m, nxt in zip(matches, [*matches[1:], None], strict=True):
-        column = SECTION_HEADINGS[m.group(1).strip()]
+        column = SECTION_HEADINGS.get(m.group(1).strip())
+        if column is None:
+            continue
         body = text[m.end() : nxt.start() if nxt else len(text)].strip()
         if body and out[column] is None:
             out[column] = body

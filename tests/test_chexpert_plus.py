@@ -22,6 +22,7 @@ from meddata.adapters.chexpert_plus import (
     ChexpertPlusAdapter,
     align_tokens,
     parse_radgraph_label,
+    section_start,
 )
 from meddata.convert import convert
 from meddata.errors import DatasetNotFoundError, SourceError
@@ -374,3 +375,115 @@ def test_align_tokens_survives_replaced_text() -> None:
         "Observation",
         "uncertain",
     )
+
+
+def _findings_rows(rows: list[dict[str, str]]) -> list[int]:
+    return [i for i, r in enumerate(rows) if len(r["section_findings"].split()) >= 2]
+
+
+def test_non_utf8_label_lines_and_ragged_rows_are_quarantined(source: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(source, src, ignore=shutil.ignore_patterns("DICOM"))
+    rows = _csv_rows(source)
+    # bytes that are not UTF-8 in the CheXbert JSON Lines: one line still parses, one does not
+    with open(src / "chexbert_labels/report_fixed.json", "ab") as fh:
+        fh.write(b'{"path_to_image": "train/patient1/study1/view1_fr\xffontal.jpg"}\n')
+        fh.write(b"\xff\xfe{not json\n")
+    # a ragged row (one field short) early on, itself with a RadGraph-XL findings entry
+    ragged = _findings_rows(rows)[1]
+    with open(src / CSV_NAME, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(COLUMNS)
+        for i, r in enumerate(rows):
+            values = [r[c] for c in COLUMNS]
+            writer.writerow(values[:-1] if i == ragged else values)
+    summary = convert("chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False)
+    report = _quarantine(summary.path)
+    reasons = [q["reason"] for q in report]
+    assert sum("not valid UTF-8" in r for r in reasons) == 2
+    assert any(f"line {ragged + 2}" in q["item"] and "fields" in q["reason"] for q in report)
+    assert any("ragged" in r for r in reasons)
+    # later entries stay aligned: nothing is reported as misaligned
+    assert not any("do not match" in r or "aligned in order" in r for r in reasons), reasons
+    ds = meddata.load(summary.path)
+    assert summary.tables["samples"] == len(rows) - 1
+    nlp = ds.table("note_nlp").collect()
+    sections = set(zip(nlp["note_id"], nlp["section"], strict=True))
+    notes = ds.table("note").collect()
+    with_findings = notes.filter(pl.col("section_findings").str.split(" ").list.len() >= 2)
+    assert {(n, "findings") for n in with_findings["note_id"]} <= sections
+    assert validate(summary.path).ok
+
+
+def test_report_keys_and_malformed_entities(source: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(source, src, ignore=shutil.ignore_patterns("DICOM"))
+    rows = _csv_rows(source)
+    # a patient's report order left empty: each study folder stays its own report
+    by_patient: dict[str, set[str]] = {}
+    for r in rows:
+        by_patient.setdefault(r["deid_patient_id"], set()).add(r["patient_report_date_order"])
+    patient = next(p for p, orders in by_patient.items() if len(orders) > 1)
+    for r in rows:
+        if r["deid_patient_id"] == patient:
+            r["patient_report_date_order"] = ""
+    # two rows of one report with different report text
+    pairs: dict[tuple[str, str], list[int]] = {}
+    for i, r in enumerate(rows):
+        pairs.setdefault((r["deid_patient_id"], r["patient_report_date_order"]), []).append(i)
+    first, second = next(ix for k, ix in pairs.items() if len(ix) > 1 and k[0] != patient)[:2]
+    rows[second]["report"] = rows[second]["report"] + " Addendum."
+    _write_csv(src, rows, list(COLUMNS))
+    # malformed RadGraph-XL entities in the first findings entry
+    path = src / "radgraph-XL-annotations/section_findings.json"
+    graph = json.loads(path.read_text())
+    entities = graph[0]["0"]["entities"]
+    n_good = len(entities)
+    entities["98"] = "not an entity"
+    entities["99"] = {"tokens": "x", "label": "OBS-DP", "start_ix": "a", "end_ix": 1}
+    path.write_text(json.dumps(graph))
+    summary = convert("chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False)
+    report = _quarantine(summary.path)
+    reasons = {q["item"]: q["reason"] for q in report}
+    assert "report text differs" in reasons[rows[second]["path_to_image"]]
+    assert sum("entity skipped" in q["reason"] for q in report) == 2
+    ds = meddata.load(summary.path)
+    notes = ds.table("note").collect()
+    studies = {(r["deid_patient_id"], r["path_to_image"].rsplit("/", 1)[0]) for r in rows}
+    assert len(notes) == len(studies)
+    samples = ds.table("samples").collect()
+    assert samples["note_id"].null_count() == 1  # only the conflicting row
+    # the report with bad entities keeps its note and every good entity
+    findings_row = rows[_findings_rows(rows)[0]]
+    note = notes.filter(pl.col("note_text") == findings_row["report"])
+    assert len(note) == 1
+    nlp = ds.table("note_nlp").collect()
+    kept = nlp.filter((pl.col("note_id") == note["note_id"][0]) & (pl.col("section") == "findings"))
+    assert len(kept) == n_good
+    assert validate(summary.path).ok
+
+
+def test_radgraph_offsets_follow_the_section_heading() -> None:
+    text = "HISTORY: Small effusion.\nFINDINGS: Small effusion.\nIMPRESSION: Stable."
+    start = section_start(text, "findings", "Small effusion.")
+    assert start == text.index("FINDINGS:") + len("FINDINGS: ")
+    spans = align_tokens("Small effusion .".split(), text, start)
+    assert spans[0] is not None and spans[0][0] > text.index("FINDINGS:")
+    assert section_start("Small effusion.", "findings", "effusion.") == 6  # no heading
+    assert section_start("IMPRESSION: x", "impression", None) == len("IMPRESSION:")
+
+
+def test_failed_report_leaves_no_half_converted_rows(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: ChexpertPlusAdapter, *args: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(ChexpertPlusAdapter, "_observations", broken)
+    src = tmp_path / "src"
+    shutil.copytree(source, src, ignore=shutil.ignore_patterns("DICOM"))
+    summary = convert("chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False)
+    reasons = [q["reason"] for q in _quarantine(summary.path)]
+    assert reasons and all("report could not be converted" in r for r in reasons)
+    assert "note" not in summary.tables and "note_nlp" not in summary.tables
+    assert summary.tables["samples"] == len(_csv_rows(source))

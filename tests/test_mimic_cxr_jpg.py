@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
 import meddata
@@ -176,3 +177,62 @@ def test_bad_input(source: Path, tmp_path: Path) -> None:
     _write(src / META, meta, [h for h in header if h != "ViewPosition"])
     with pytest.raises(SourceError, match="ViewPosition"):
         convert("mimic-cxr-jpg", src, tmp_path / "out2", workers=1, show_progress=False)
+
+
+def test_silent_changes_are_quarantined(source: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(source, src)
+    meta = _read(src / META)
+    header = list(meta[0])
+    # a ragged metadata row (an extra field) and a row with bytes that are not UTF-8 in an id
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    for i, r in enumerate(meta):
+        values = [r[h] for h in header]
+        writer.writerow([*values, "extra"] if i == 0 else values)
+    data = buf.getvalue().encode()
+    bad_id = meta[1]["dicom_id"]
+    data = data.replace(bad_id.encode(), bad_id[:4].encode() + b"\xff" + bad_id[5:].encode(), 1)
+    (src / META).write_bytes(gzip.compress(data))
+    # a conflicting second split row
+    split = _read(src / "mimic-cxr-2.0.0-split.csv.gz")
+    other = "test" if split[2]["split"] != "test" else "train"
+    _write(
+        src / "mimic-cxr-2.0.0-split.csv.gz",
+        [*split, {**split[2], "split": other}],
+        list(split[0]),
+    )
+    # a non-numeric label, and a study without a label row
+    labels = _read(src / "mimic-cxr-2.0.0-chexpert.csv.gz")
+    labels[0]["Edema"] = "yes"
+    unlabeled = labels[-1]["study_id"]
+    _write(src / "mimic-cxr-2.0.0-chexpert.csv.gz", labels[:-1], list(labels[0]))
+    summary = convert("mimic-cxr-jpg", src, tmp_path / "out", workers=1, show_progress=False)
+    report = [
+        json.loads(x)
+        for x in (Path(summary.path) / "quarantine/report.jsonl").read_text().splitlines()
+    ]
+    reasons = {q["item"]: q["reason"] for q in report}
+    assert "fields, expected" in reasons[f"{META}: line 2"]
+    assert "not valid UTF-8" in reasons[f"{META}: line 3"]
+    assert "conflicting split row" in reasons[split[2]["dicom_id"]]
+    assert "Edema is not a number" in reasons[f"s{labels[0]['study_id']}"]
+    assert "no row in the chexpert label table" in reasons[f"s{unlabeled}"]
+    assert summary.tables["samples"] == len(meta) - 2
+    ds = meddata.load(summary.path)
+    image = ds.table("image").select("image_id", "local_path").collect()
+    samples = ds.table("samples").collect().join(image, on="image_id")
+    kept = samples.filter(pl.col("local_path").str.contains(split[2]["dicom_id"], literal=True))
+    assert kept["split"].to_list() in ([split[2]["split"]], [])  # first row kept (if converted)
+    assert validate(summary.path).ok
+
+
+def test_unknown_headings_end_a_section() -> None:
+    text = (
+        "FINDINGS: Lungs clear.\n NOTIFICATION: Called Dr. X.\n"
+        "IMPRESSION: No acute process.\n RECOMMENDATION(S): CT.\n ADDENDUM: None."
+    )
+    sections = split_sections(text)
+    assert sections["section_findings"] == "Lungs clear."
+    assert sections["section_impression"] == "No acute process."
