@@ -277,7 +277,7 @@ def write_chexpert_plus(
     pool = _image_pool(nrng, per_size=3)
     rows: list[dict[str, Any]] = []
     for p in range(n):
-        split = "valid" if p % 10 == 9 else "train"
+        split = "valid" if p % 4 == 3 else "train"  # small samples get a valid split too
         pid = f"patient{seed * 10000 + p + 1:05d}"
         age = rng.choice((rng.randint(18, 95), rng.randint(18, 95), rng.randint(1, 17)))
         demo = {
@@ -376,7 +376,8 @@ def _write_cxr_dicom(
     ds.Modality = "CR"
     ds.PatientID = row["deid_patient_id"]
     ds.PatientSex = {"Male": "M", "Female": "F"}.get(row["sex"], "O")
-    ds.StudyInstanceUID = generate_uid()
+    # One StudyInstanceUID per study folder, as in a real release (views of a study share it).
+    ds.StudyInstanceUID = generate_uid(entropy_srcs=[path.parent.parent.name, path.parent.name])
     ds.SeriesInstanceUID = generate_uid()
     ds.BodyPartExamined = "CHEST"
     ds.ViewPosition = row["ap_pa"] or "LL"
