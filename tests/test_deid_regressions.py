@@ -218,3 +218,25 @@ def test_cap_age_infinite_is_none() -> None:
     from meddata.deid.structured import cap_age
 
     assert cap_age("inf") is None and cap_age(float("-inf")) is None and cap_age("93") == 90
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "secret"),
+    [
+        ("A ninety-three year old woman with cough.", "AGE", "ninety-three"),
+        ("one hundred and two years old, frail", "AGE", "one hundred and two"),
+        ("Patient is 93. Heart rate is 93 bpm.", "AGE", "is 93."),
+        ("Call +44 20 7946 0958 today.", "PHONE", "7946 0958"),
+    ],
+)
+def test_safe_harbor_ages_in_words_and_international_phones(
+    text: str, kind: str, secret: str
+) -> None:
+    result = Deidentifier(KEY).text(text, "p1")
+    assert kind in {s.type for s in result.spans}
+    assert secret not in result.text
+
+
+def test_measurements_next_to_plus_signs_and_rates_are_not_phi() -> None:
+    text = "Nodule +1.5 mm, T4, 5 mm, grade 2. Heart rate is 93 bpm."
+    assert Deidentifier(KEY).text(text, "p1").text == text

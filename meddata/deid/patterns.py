@@ -87,6 +87,8 @@ _PHONE_RE = re.compile(
     r"(?:\s*(?:ext\.?|extension|x)\s*\d{1,5}\b)?",
     _I,
 )
+# International numbers: a leading + and 8-15 digits in groups ("+44 20 7946 0958").
+_INTL_PHONE_RE = re.compile(r"(?<![\w+])\+\d(?:[\s.()-]{0,2}\d){7,14}(?!\d)")
 _EXT_RE = re.compile(r"(?=[pPbBeExX])\b(?:pager|beeper|ext\.?|extension|x)\s*#?\s*(\d{4,5})\b", _I)
 
 _EMAIL_RE = re.compile(r"\b[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}\b", _I)
@@ -160,6 +162,18 @@ _AGE_RE = re.compile(
     _I,
 )
 
+# Ages over 89 written in words, and "patient is 93" without a unit.
+_AGE_WORDS_RE = re.compile(
+    r"\b(ninety(?:[\s-](?:one|two|three|four|five|six|seven|eight|nine))?"
+    r"|one\s+hundred(?:\s+(?:and\s+)?(?:one|two|three|four|five|six|seven|eight|nine|ten))?)"
+    r"(?=[\s-]*(?:years?|yrs?|yo\b|y/o|year-old))",
+    _I,
+)
+_AGE_IS_RE = re.compile(
+    r"\b(?:patient|pt|he|she)\s+(?:is|was)\s+(9\d|1[01]\d)\b(?!\s*(?:%|mm|cm|bpm|kg|lb|mg|ml|/|\.\d))",
+    _I,
+)
+
 _INSTITUTION_HEAD = (
     r"(?:hospital|medical\s+center|medical\s+centre|health\s+center|health\s+system|"
     r"health\s+clinic|clinic|imaging\s+center|institute|nursing\s+home|urgent\s+care|"
@@ -221,6 +235,8 @@ def find_contacts(text: str) -> Iterator[PhiSpan]:
     """Phone and fax numbers, e-mail addresses, URLs and IP addresses."""
     for m in _PHONE_RE.finditer(text):
         yield PhiSpan("PHONE", m.start(), m.end())
+    for m in _INTL_PHONE_RE.finditer(text):
+        yield PhiSpan("PHONE", m.start(), m.end())
     for m in _EXT_RE.finditer(text):
         yield PhiSpan("PHONE", m.start(1), m.end(1))
     if "@" in text:
@@ -280,6 +296,10 @@ def find_ages(text: str) -> Iterator[PhiSpan]:
     for m in _AGE_RE.finditer(text):
         start, end = _groups(m)
         yield PhiSpan("AGE", start, end)
+    for m in _AGE_WORDS_RE.finditer(text):
+        yield PhiSpan("AGE", m.start(1), m.end(1))
+    for m in _AGE_IS_RE.finditer(text):
+        yield PhiSpan("AGE", m.start(1), m.end(1))
 
 
 _STOP_BEFORE = frozenset(
