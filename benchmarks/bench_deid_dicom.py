@@ -27,7 +27,6 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 PEER_PYTHON = HERE / ".venv-deid" / "bin" / "python"
-ALREADY_DUMMY = {"ANONYMIZED", "19000101", "000000", "19000101000000", "000Y", "0"}
 
 
 def _pin_one_core() -> None:
@@ -116,36 +115,17 @@ def _inputs(dst: Path) -> list[Path]:
     return out
 
 
-def _flatten(ds: Any, prefix: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], Any]:
-    out: dict[tuple[Any, ...], Any] = {}
-    for elem in ds:
-        path = (*prefix, int(elem.tag))
-        if elem.VR == "SQ":
-            for i, item in enumerate(elem.value or []):
-                out.update(_flatten(item, (*path, i)))
-        else:
-            out[path] = elem.value
-    return out
-
-
 def _left_identifying(original: Path, produced: Path) -> int:
     import pydicom
 
-    from meddata.deid.profile import load_profile
+    from meddata.deid import DeidOptions
+    from meddata.deid.audit import kept_identifiers, private_tags_left
 
-    profile = load_profile()
-    before = _flatten(pydicom.dcmread(original))
-    after_ds = pydicom.dcmread(produced, force=True)
-    after = _flatten(after_ds)
-    left = sum(1 for e in after_ds.iterall() if e.tag.is_private)
-    for path, value in before.items():
-        rule = profile.rule_for(path[-1])
-        if rule is None or value in (None, "", b"") or str(value) in ALREADY_DUMMY:
-            continue
-        basic = rule.basic
-        if basic[0] in "XZDU" and path in after and after[path] == value:
-            left += 1
-    return left
+    after = pydicom.dcmread(produced, force=True)
+    basic_only = DeidOptions(clean_descriptors=False)
+    return private_tags_left(after) + len(
+        kept_identifiers(pydicom.dcmread(original), after, basic_only)
+    )
 
 
 def main() -> None:
