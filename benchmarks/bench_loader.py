@@ -2,12 +2,13 @@
 
 Same data (a synthesized CheXpert-Plus-like dataset, ~320×390 PNG), same worker count, same
 work per sample (PNG decode → 224×224 bilinear resize → ImageNet-normalised float 3×224×224),
-side by side in one run; ratios are printed at the end.
+side by side in one run, each side in its own fresh process (so no side's workers are forked
+from a process holding another side's data); ratios are printed at the end.
 
     .venv/bin/python benchmarks/bench_loader.py                 # meddata + bare loop
     benchmarks/.venv-bench/bin/python benchmarks/bench_loader.py   # + HF datasets (see README)
 
-Options: --n 10000 --workers 2 --batch 64 --work benchmarks/_work --json out.json
+Options: --n 10000 --workers 2 --batch 64 --epochs 2 --work benchmarks/_work --json out.json
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -35,14 +38,18 @@ SIZE = 224
 
 # -- memory -------------------------------------------------------------------------------------
 def _rss_kb(pid: int) -> int:
+    """Resident memory of ``pid`` that is not a file mapping (anonymous + shared memory), in
+    KiB: memory-mapped Parquet pages are page cache the kernel reclaims, so they are left out
+    (they stay bounded by the shards a worker has open)."""
+    total = 0
     try:
         with open(f"/proc/{pid}/status") as fh:
             for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
+                if line.startswith(("RssAnon:", "RssShmem:")):
+                    total += int(line.split()[1])
     except OSError:
         pass
-    return 0
+    return total
 
 
 def _children(pid: int) -> list[int]:
@@ -57,7 +64,8 @@ def _children(pid: int) -> list[int]:
 
 
 class RssSampler:
-    """Samples the RSS of this process and of each child (workers) every 50 ms."""
+    """Samples the anonymous + shared resident memory of this process and of each child (workers)
+    every 50 ms."""
 
     def __init__(self) -> None:
         self.main: list[int] = []
@@ -162,78 +170,49 @@ def _hf_png_transform(batch: dict[str, list[Any]]) -> dict[str, Any]:
     return {"image": finish(u8)}
 
 
-def hf_png(pngs: list[bytes], work: Path, workers: int, batch: int) -> dict[str, Any]:
+def hf_png(work: Path, workers: int, batch: int) -> tuple[float, dict[str, float]]:
     import datasets
 
-    path = work / "hf-png"
-    if not path.exists():
-        datasets.Dataset.from_dict({"png": pngs}).save_to_disk(str(path))
-    ds = datasets.load_from_disk(str(path))
+    ds = datasets.load_from_disk(str(work / "hf-png"))
     ds.set_transform(_hf_png_transform)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch, num_workers=workers, shuffle=True)
-    rate, rss = timed_epoch(loader)
-    return {"samples_per_s": round(rate, 1), **rss}
+    return timed_epoch(loader)
 
 
-def hf_decoded(arrays: np.ndarray, work: Path, workers: int, batch: int) -> dict[str, Any]:
+def hf_decoded(work: Path, workers: int, batch: int) -> tuple[float, dict[str, float]]:
     import datasets
 
-    path = work / "hf-u8"
-    if not path.exists():
-        features = datasets.Features(
-            {"image": datasets.Array3D(shape=(1, SIZE, SIZE), dtype="uint8")}
-        )
-
-        def gen() -> Any:
-            for a in arrays:
-                yield {"image": a}
-
-        datasets.Dataset.from_generator(gen, features=features).save_to_disk(str(path))
-    ds = datasets.load_from_disk(str(path)).with_format("torch")
+    ds = datasets.load_from_disk(str(work / "hf-u8")).with_format("torch")
     loader = torch.utils.data.DataLoader(ds, batch_size=batch, num_workers=workers, shuffle=True)
-    rate, rss = timed_epoch(loader)
-    return {"samples_per_s": round(rate, 1), **rss}
+    return timed_epoch(loader)
 
 
-# -- main ---------------------------------------------------------------------------------------
-def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--n", type=int, default=10_000)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--work", type=Path, default=Path(__file__).parent / "_work")
-    ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--no-hf", action="store_true", help="skip Hugging Face datasets")
-    args = ap.parse_args()
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# -- sides, each in its own fresh process --------------------------------------------------------
+def _dataset(args: argparse.Namespace) -> Any:
     work: Path = args.work / f"cxr-{args.n}"
-    work.mkdir(parents=True, exist_ok=True)
     root = work / "data" / "synthetic-cxr" / "1.0"
     if not (root / "meddata.json").exists():
+        work.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
         write_cxr_dataset(work / "data", n=args.n, size=(320, 390), codec="png", with_notes=False)
         print(f"synthesized {args.n} PNG samples in {time.perf_counter() - t:.0f} s", flush=True)
-    ds = meddata.load(str(root))
+    return meddata.load(str(root))
+
+
+def _pngs(ds: Any) -> list[bytes]:
     col = ds.arrow("image").to_table(columns=["pixels"]).column("pixels").combine_chunks()
-    pngs = [bytes(b) for b in col.field("data").to_pylist()]
-    mean_bytes = sum(map(len, pngs)) / len(pngs)
-    print(
-        f"{len(pngs)} images, mean PNG {mean_bytes / 1024:.0f} KiB, {args.workers} workers, batch {args.batch}"
-    )
-    results: dict[str, Any] = {"n": len(pngs), "workers": args.workers, "batch": args.batch}
+    return [bytes(b) for b in col.field("data").to_pylist()]
 
-    def report(name: str, value: dict[str, Any]) -> None:
-        results[name] = value
-        print(
-            f"  {name:<28} {value['samples_per_s']:>9.1f} samples/s  {json.dumps({k: v for k, v in value.items() if k != 'samples_per_s'})}",
-            flush=True,
-        )
 
-    bare = max(bare_loop(pngs, args.workers) for _ in range(2))
-    report("bare_loop", {"samples_per_s": round(bare, 1)})
+def _best(runs: list[tuple[float, dict[str, float]]]) -> dict[str, Any]:
+    rate, rss = max(runs, key=lambda r: r[0])
+    return {"samples_per_s": round(rate, 1), **rss}
+
+
+def run_side(side: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One side of the comparison, in this (fresh) process; returns {row name: result}."""
+    ds = _dataset(args)
+    work: Path = args.work / f"cxr-{args.n}"
 
     def md_loader(**kw: Any) -> Any:
         return ds.torch(
@@ -245,39 +224,104 @@ def main() -> None:
             **kw,
         )
 
-    best: dict[str, Any] = {}
-    for _ in range(2):
-        rate, rss = timed_epoch(md_loader())
-        if rate > best.get("samples_per_s", 0):
-            best = {"samples_per_s": round(rate, 1), **rss}
-    report("meddata_png", best)
-    # The GPU recipe: workers ship uint8 (12× fewer bytes than float RGB) and the normalisation
-    # runs on the device; on the CPU this shows what the float hand-off between processes costs.
-    best = {}
-    for _ in range(2):
-        rate, rss = timed_epoch(md_loader(normalize=False))
-        if rate > best.get("samples_per_s", 0):
-            best = {"samples_per_s": round(rate, 1), **rss}
-    report("meddata_png_uint8_out", best)
+    epochs = range(args.epochs)
+    if side == "prepare":  # inputs of the other sides, so that no side pays for building them
+        cache = md_loader(cache=work / "cache", normalize=False)
+        for _ in cache:
+            pass
+        if hf_available():
+            import datasets
 
-    cache_dir = work / "cache"
-    shutil.rmtree(cache_dir, ignore_errors=True)
-    loader = md_loader(cache=cache_dir)
-    rate, rss = timed_epoch(loader)
-    report("meddata_cache_fill_epoch", {"samples_per_s": round(rate, 1), **rss})
-    rate, rss = timed_epoch(loader)
-    report("meddata_cached_float", {"samples_per_s": round(rate, 1), **rss})
-    raw = md_loader(cache=cache_dir, normalize=False)
-    rate, rss = timed_epoch(raw)
-    report("meddata_cached_uint8", {"samples_per_s": round(rate, 1), **rss})
+            if not (work / "hf-png").exists():
+                datasets.Dataset.from_dict({"png": _pngs(ds)}).save_to_disk(str(work / "hf-png"))
+            if not (work / "hf-u8").exists():
+                entry = cache.stream.cache
+                arrays = entry.read(np.arange(entry.n))
+                features = datasets.Features(
+                    {"image": datasets.Array3D(shape=(1, SIZE, SIZE), dtype="uint8")}
+                )
+                datasets.Dataset.from_generator(
+                    lambda: ({"image": a} for a in arrays), features=features
+                ).save_to_disk(str(work / "hf-u8"))
+        return {}
+    if side == "bare_loop":
+        pngs = _pngs(ds)
+        return {
+            side: {"samples_per_s": round(max(bare_loop(pngs, args.workers) for _ in epochs), 1)}
+        }
+    if side == "meddata_png":
+        return {side: _best([timed_epoch(md_loader()) for _ in epochs])}
+    if side == "meddata_png_uint8_out":
+        # The GPU recipe: workers ship uint8 (12× fewer bytes than float RGB) and the
+        # normalisation runs on the device; on the CPU this shows what the float hand-off costs.
+        return {side: _best([timed_epoch(md_loader(normalize=False)) for _ in epochs])}
+    if side == "meddata_cache":
+        cache_dir = work / "cache-bench"
+        shutil.rmtree(cache_dir, ignore_errors=True)
+        loader = md_loader(cache=cache_dir)
+        out = {"meddata_cache_fill_epoch": _best([timed_epoch(loader)])}
+        out["meddata_cached_float"] = _best([timed_epoch(loader) for _ in epochs])
+        raw = md_loader(cache=cache_dir, normalize=False)
+        out["meddata_cached_uint8"] = _best([timed_epoch(raw) for _ in epochs])
+        return out
+    if side == "hf_png_set_transform":
+        return {side: _best([hf_png(work, args.workers, args.batch) for _ in epochs])}
+    if side == "hf_decoded_with_format_torch":
+        return {side: _best([hf_decoded(work, args.workers, args.batch) for _ in epochs])}
+    raise SystemExit(f"unknown side {side}")
 
-    if not args.no_hf and hf_available():
-        report("hf_png_set_transform", hf_png(pngs, work, args.workers, args.batch))
-        cache = loader.stream.cache
-        assert cache is not None
-        arrays = cache.read(np.arange(cache.n))
-        report("hf_decoded_with_format_torch", hf_decoded(arrays, work, args.workers, args.batch))
-    else:
+
+SIDES = (
+    "bare_loop",
+    "meddata_png",
+    "meddata_png_uint8_out",
+    "meddata_cache",
+    "hf_png_set_transform",
+    "hf_decoded_with_format_torch",
+)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--n", type=int, default=10_000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--epochs", type=int, default=2, help="epochs per side; the best is kept")
+    ap.add_argument("--work", type=Path, default=Path(__file__).parent / "_work")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--no-hf", action="store_true", help="skip Hugging Face datasets")
+    ap.add_argument("--side", help=argparse.SUPPRESS)  # internal: run one side, print JSON
+    args = ap.parse_args()
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.side:
+        print("RESULT " + json.dumps(run_side(args.side, args)), flush=True)
+        return
+    results: dict[str, Any] = {"n": args.n, "workers": args.workers, "batch": args.batch}
+    print(
+        f"{args.n} images, {args.workers} workers, batch {args.batch}, each side in its own process"
+    )
+    with_hf = not args.no_hf and hf_available()
+    for side in ("prepare", *SIDES):
+        if side.startswith("hf_") and not with_hf:
+            continue
+        cmd = [sys.executable, __file__, "--side", side, "--n", str(args.n)]
+        cmd += ["--workers", str(args.workers), "--batch", str(args.batch)]
+        cmd += ["--epochs", str(args.epochs), "--work", str(args.work)]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
+        if done.returncode or not lines:
+            raise SystemExit(f"side {side} failed:\n{done.stdout}\n{done.stderr[-3000:]}")
+        for name, value in json.loads(lines[-1][7:]).items():
+            results[name] = value
+            extra = {k: v for k, v in value.items() if k != "samples_per_s"}
+            print(
+                f"  {name:<28} {value['samples_per_s']:>9.1f} samples/s  {json.dumps(extra)}",
+                flush=True,
+            )
+    if not with_hf:
         print(
             "  (Hugging Face datasets not installed here: run with benchmarks/.venv-bench/bin/python)"
         )

@@ -235,3 +235,17 @@ def test_split_none_streams_every_sample(many: meddata.Dataset) -> None:
     assert ids == sorted(ids) or sorted(ids) == split_ids(many, None)
     assert len(ds) == -(-len(ids) // 16)
     assert pl.Series(ids).n_unique() == len(ids)
+
+
+def test_reader_closes_each_shard_after_its_last_sample(many: meddata.Dataset) -> None:
+    from meddata.torch.stream import _RowGroupReader
+
+    plan = StreamingDataset(many, None, preset="chexpert", size=32, batch_size=4).plan
+    assert len(set(plan.shard.tolist())) >= 2
+    order = np.lexsort((plan.row, plan.row_group, plan.shard))  # shard after shard
+    reader = _RowGroupReader(plan, order, 0)
+    most_open = 0
+    for pos in order.tolist():
+        reader.row(pos)
+        most_open = max(most_open, len(reader._files))
+    assert most_open == 1 and reader._files == {}  # memory maps do not pile up over an epoch

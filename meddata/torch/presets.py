@@ -176,7 +176,8 @@ class ImagePreset(Preset):
         if isinstance(items, np.ndarray):
             stacked = torch.from_numpy(items)
         elif n:
-            stacked = torch.from_numpy(np.stack(items))
+            stacked = T.empty((n, *items[0].shape), torch.uint8)
+            np.stack(items, out=stacked.numpy())
         else:
             stacked = torch.zeros((0, *self.item_shape()), dtype=torch.uint8)
         return {self.key: T.crop_flip(stacked, self.size, aug)}

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from meddata import storage
 from meddata.errors import MeddataError, UsageError
+from meddata.torch import recycle
 from meddata.torch.cache import ItemCache
 from meddata.torch.device import gpu_jpeg_available, resolve_device, to_device
 from meddata.torch.plan import Plan, SampleError, buffer_shuffle, build_plan, split_bounds
@@ -99,6 +100,7 @@ class StreamingDataset(IterableDataset[Batch]):
         self._resume: dict[str, Any] | None = None
         self._tag = False
         self._finish_here = True
+        self._recycle_flags: torch.Tensor | None = None  # set by MeddataLoader per epoch
         self.cache: ItemCache | None = None
         shape = self.preset.item_shape()
         if cache and shape is not None:
@@ -219,6 +221,9 @@ class StreamingDataset(IterableDataset[Batch]):
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         k = self.rank * workers + worker
+        if info is not None:
+            flags = self._recycle_flags
+            recycle.activate(flags[worker] if flags is not None else None)
         order, start = self.resolve(workers, worker)
         batches = self._batches(k, order, start)
         if self.batch_size is not None:
@@ -249,6 +254,9 @@ class StreamingDataset(IterableDataset[Batch]):
                 idx[keep] if skipped else idx, items, rng, padded[keep] if skipped else padded
             )
             if self._tag:
+                buffers = recycle.active()
+                if buffers is not None:
+                    batch[recycle.SLOTS_KEY] = torch.tensor(buffers.ship(batch), dtype=torch.int64)
                 batch[TAG] = torch.tensor([k, b0 + len(idx), skipped], dtype=torch.int64)
             self.skipped += skipped
             yield batch
@@ -361,8 +369,10 @@ class _RowGroupReader:
         keys = plan.shard[rest].astype(np.int64) << 32 | plan.row_group[rest].astype(np.int64)
         self._keys = dict(zip(rest.tolist(), keys.tolist(), strict=True))
         self._last: dict[int, int] = {}
+        self._shard_last: dict[int, int] = {}
         for p, key in zip(rest.tolist(), keys.tolist(), strict=True):
             self._last[key] = p  # last position that needs this row group
+            self._shard_last[key >> 32] = p  # ... and this shard
 
     def row(self, pos: int) -> tuple[dict[str, Any], int]:
         """The payload columns holding sample ``pos``, and its row in them."""
@@ -376,6 +386,7 @@ class _RowGroupReader:
             self._loaded[key] = payload
         if self._last.get(key) == pos:
             del self._loaded[key]
+        self._release_shard(key, pos)
         return payload, int(plan.row[pos])
 
     def skip(self, pos: int) -> None:
@@ -383,6 +394,16 @@ class _RowGroupReader:
         key = self._keys.get(pos)
         if key is not None and self._last.get(key) == pos:
             self._loaded.pop(key, None)
+        if key is not None:
+            self._release_shard(key, pos)
+
+    def _release_shard(self, key: int, pos: int) -> None:
+        # Close a shard after its last sample: its memory map's pages would otherwise stay in
+        # this worker's RSS until the end of the epoch.
+        if self._shard_last.get(key >> 32) == pos:
+            pf = self._files.pop(key >> 32, None)
+            if pf is not None:
+                pf.close()
 
     def _read(self, shard: int, group: int) -> dict[str, Any]:
         pf = self._files.get(shard)
@@ -443,6 +464,7 @@ class MeddataLoader(DataLoader[Batch]):
         prefetch: int = 2,
         pin_memory: bool | None = None,
         cached_in_process: bool = True,
+        recycle_buffers: bool = True,
         **loader_options: Any,
     ) -> None:
         if dataset.batch_size is None:
@@ -476,6 +498,8 @@ class MeddataLoader(DataLoader[Batch]):
         self._parent: dict[str, Any] | None = None
         self._loaded: dict[str, Any] | None = None  # a loaded state, until iteration starts
         self.cached_in_process = cached_in_process
+        self.recycle_buffers = recycle_buffers
+        self._last_returns: recycle.Returns | None = None
         if num_workers > 0:
             loader_options.setdefault("prefetch_factor", 2)
         loader_options.setdefault("collate_fn", _as_is)
@@ -581,16 +605,34 @@ class MeddataLoader(DataLoader[Batch]):
             self._parent = state
         cache = stream.cache
         batches: Iterator[Batch]
+        returns: recycle.Returns | None = None
         if self.cached_in_process and self.num_workers > 0 and cache is not None and cache.complete:
             batches = self._in_process()
         else:
-            batches = super().__iter__()
+            batches, returns = self._from_workers()
         if not stream._finish_here:  # CUDA: finish on the GPU after the copy
             assert self.device is not None
             batches = to_device(batches, self.device, stream.preset.finish, self.prefetch)
         elif self.device is not None:  # already finished in the workers
             batches = to_device(batches, self.device, _as_is, self.prefetch)
-        return self._track(batches)
+        return self._track(batches, returns)
+
+    def _from_workers(self) -> tuple[Iterator[Batch], recycle.Returns | None]:
+        """The DataLoader's own iterator; with workers and ``recycle_buffers``, the workers
+        reuse the shared memory of batches this process has let go (see ``recycle``)."""
+        stream = self.stream
+        stream._recycle_flags = None
+        if not (self.recycle_buffers and self.num_workers > 0):
+            return super().__iter__(), None
+        per_worker = int(self.prefetch_factor or 2) + 3  # queued, held by the loop, being built
+        flags = recycle.new_flags(self.num_workers, per_worker)
+        stream._recycle_flags = flags
+        try:
+            # Starting the iterator starts the workers, which take their row of the flags.
+            self._last_returns = recycle.Returns(flags)  # kept for inspection and tests
+            return super().__iter__(), self._last_returns
+        finally:
+            stream._recycle_flags = None
 
     def _in_process(self) -> Iterator[Batch]:
         """Cached epochs: read the memory-mapped cache here, faster than shipping batches from
@@ -615,9 +657,15 @@ class MeddataLoader(DataLoader[Batch]):
         workers = max(1, self.num_workers)
         return range(self.stream.rank * workers, (self.stream.rank + 1) * workers)
 
-    def _track(self, batches: Iterator[Batch]) -> Iterator[Batch]:
+    def _track(self, batches: Iterator[Batch], returns: recycle.Returns | None) -> Iterator[Batch]:
         for batch in batches:
             k, pos, skipped = (int(v) for v in batch.pop(TAG).tolist())
+            slots = batch.pop(recycle.SLOTS_KEY, None)
+            if returns is not None:
+                returns.collect()
+                if slots is not None:
+                    worker = k - self.stream.rank * max(1, self.num_workers)
+                    returns.received(worker, slots.tolist(), batch)
             self._consumed[k] = pos
             self.skipped += skipped
             yield batch
@@ -645,6 +693,7 @@ def make_loader(
     prefetch: int = 2,
     gpu_decode: bool = True,
     even_batches: bool = True,
+    recycle_buffers: bool = True,
     loader_options: dict[str, Any] | None = None,
     **preset_options: Any,
 ) -> MeddataLoader:
@@ -653,7 +702,10 @@ def make_loader(
     ``shuffle`` defaults to True for ``train`` and False otherwise; ``gpu_decode`` decodes JPEG
     cells on the GPU when ``device`` is CUDA and torchvision is installed; ``even_batches``
     (default True) pads a DDP rank one sample short so all ranks take the same number of steps
-    (the repeated sample has ``label_mask`` 0 and ``padding`` True); ``loader_options`` go to
+    (the repeated sample has ``label_mask`` 0 and ``padding`` True); ``recycle_buffers``
+    (default True) lets workers reuse the shared memory of batches this process no longer
+    references (turn it off if you pass batch tensors on to other processes without cloning
+    them); ``loader_options`` go to
     ``DataLoader`` (``persistent_workers`` is refused: epochs and resume could not reach the
     workers); other keyword arguments are the preset's options (e.g. ``uncertainty="zeros"``).
     """
@@ -677,5 +729,10 @@ def make_loader(
         **preset_options,
     )
     return MeddataLoader(
-        dataset, num_workers=num_workers, device=dev, prefetch=prefetch, **(loader_options or {})
+        dataset,
+        num_workers=num_workers,
+        device=dev,
+        prefetch=prefetch,
+        recycle_buffers=recycle_buffers,
+        **(loader_options or {}),
     )

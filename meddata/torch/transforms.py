@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import get_worker_info
 
+from meddata.torch import recycle
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -63,14 +65,12 @@ def crop_flip(batch: torch.Tensor, size: int, aug: Augment) -> torch.Tensor:
 def empty(
     shape: tuple[int, ...], dtype: torch.dtype, device: torch.device | None = None
 ) -> torch.Tensor:
-    """An uninitialised tensor; in a DataLoader worker it is allocated in shared memory, so
-    handing the batch to the main process does not copy it once more."""
+    """An uninitialised tensor; in a DataLoader worker it is allocated in shared memory (a
+    recycled buffer when the loader recycles them), so handing the batch to the main process
+    does not copy it once more."""
     if (device is None or device.type == "cpu") and get_worker_info() is not None:
-        numel = 1
-        for n in shape:
-            numel *= n
-        storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(numel, device="cpu")
-        return torch.empty(0, dtype=dtype).new(storage).view(shape)
+        buffers = recycle.active()
+        return buffers.empty(shape, dtype) if buffers else recycle.shared_empty(shape, dtype)
     return torch.empty(shape, dtype=dtype, device=device)
 
 
@@ -93,14 +93,18 @@ def normalize(
     for k in range(out_c):
         src = batch[:, k if c > 1 else 0]
         m, s = mean[k % len(mean)], std[k % len(std)]
-        torch.mul(src, 1.0 / (scale * s), out=out[:, k])
-        out[:, k].sub_(m / s)
+        # Convert in place, then scale: torch.mul(uint8, float, out=) would allocate a
+        # temporary float copy of the whole plane first.
+        plane = out[:, k]
+        plane.copy_(src)
+        plane.mul_(1.0 / (scale * s)).sub_(m / s)
     return out
 
 
 def rescale(batch: torch.Tensor, low: float, high: float, scale: float = 255.0) -> torch.Tensor:
     """uint8 → float32 mapped linearly from ``[0, scale]`` to ``[low, high]``."""
-    out = batch.to(torch.float32)
+    out = empty(tuple(batch.shape), torch.float32, batch.device)
+    out.copy_(batch)
     return out.mul_((high - low) / scale).add_(low)
 
 
