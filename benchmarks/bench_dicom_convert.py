@@ -1,9 +1,11 @@
 """dicom-folder conversion throughput and peak memory vs a bare pydicom loop.
 
 Peer: a bare loop of ``pydicom.dcmread`` + ``.pixel_array`` over the same files with the same
-number of processes (multiprocessing.Pool) — the least work any converter must do. meddata also
-encodes (zstd), stages, shards, checksums and publishes. Goal: throughput ≥ 0.8 of the bare loop;
-peak memory flat as the input grows ×10.
+number of processes (multiprocessing.Pool) — the least work any reader must do. A second
+reference, the *write floor*, also writes every pixel array to an output file with its SHA-256
+— the least any converter must do. meddata also maps every header to tables, writes Parquet,
+checksums shards and publishes. Goal: throughput ≥ 0.8 of the bare loop; peak memory flat as
+the input grows ×10.
 
 Run:  .venv/bin/python benchmarks/bench_dicom_convert.py [--files 300] [--workers 2]
 """
@@ -37,6 +39,33 @@ if __name__ == "__main__":
     files = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)
     with Pool(workers) as pool:
         n = sum(1 for _ in pool.imap_unordered(load, files, chunksize=16))
+    print(n)
+"""
+
+# The least any converter that writes its output must do: the bare loop, plus writing every
+# decoded pixel array to an output file (one per 32 input files) with its SHA-256. No headers
+# mapped, no tables, no Parquet.
+WRITE_FLOOR = r"""
+import hashlib, os, sys
+from multiprocessing import Pool
+import pydicom
+
+def write(job):
+    paths, out = job
+    digest = hashlib.sha256()
+    with open(out, "wb") as fh:
+        for path in paths:
+            pixels = pydicom.dcmread(path).pixel_array
+            fh.write(pixels)
+            digest.update(pixels)
+    return len(paths)
+
+if __name__ == "__main__":
+    root, workers, dest = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)
+    jobs = [(files[i : i + 32], os.path.join(dest, f"{i:08d}.bin")) for i in range(0, len(files), 32)]
+    with Pool(workers) as pool:
+        n = sum(pool.imap_unordered(write, jobs))
     print(n)
 """
 
@@ -102,6 +131,16 @@ def main() -> None:
                 ),
                 key=lambda r: r[0],
             )
+            floor_script = work / "floor.py"
+            floor_script.write_text(WRITE_FLOOR)
+            floor_runs = []
+            for _ in range(args.repeat):
+                dest = work / "floor-out"
+                dest.mkdir()
+                cmd = [sys.executable, str(floor_script), str(src), str(args.workers), str(dest)]
+                floor_runs.append(run_measured(cmd))
+                shutil.rmtree(dest)
+            floor = min(floor_runs, key=lambda r: r[0])
             key = work / "bench.key"
             key.write_bytes(os.urandom(32))
             sides = {"meddata": ["--no-deid"], "meddata_deid": ["--deid-key-file", str(key)]}
@@ -121,6 +160,8 @@ def main() -> None:
                 "bare_files_per_s": round(n / bare[0], 1),
                 "meddata_files_per_s": round(n / best["meddata"][0], 1),
                 "ratio": round(bare[0] / best["meddata"][0], 3),
+                "write_floor_files_per_s": round(n / floor[0], 1),
+                "ratio_to_write_floor": round(floor[0] / best["meddata"][0], 3),
                 "deid_files_per_s": round(n / best["meddata_deid"][0], 1),
                 "deid_ratio": round(bare[0] / best["meddata_deid"][0], 3),
                 "bare_peak_rss_mb": round(bare[1] / 1e6),
@@ -137,13 +178,15 @@ def main() -> None:
     )
     print(
         "| files | input MB | bare loop files/s | meddata files/s | ratio (goal ≥ 0.8) "
+        "| write floor files/s | meddata / floor "
         "| meddata + de-id files/s | ratio | peak RSS MB: bare / meddata / + de-id |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r['files']} | {r['input_mb']} | {r['bare_files_per_s']} "
-            f"| {r['meddata_files_per_s']} | {r['ratio']} | {r['deid_files_per_s']} "
+            f"| {r['meddata_files_per_s']} | {r['ratio']} | {r['write_floor_files_per_s']} "
+            f"| {r['ratio_to_write_floor']} | {r['deid_files_per_s']} "
             f"| {r['deid_ratio']} | {r['bare_peak_rss_mb']} / {r['meddata_peak_rss_mb']} "
             f"/ {r['deid_peak_rss_mb']} |"
         )

@@ -111,3 +111,49 @@ def test_buffers_really_are_reused_over_an_epoch(cxr: meddata.Dataset) -> None:
     returns = loader._last_returns
     assert count > 5
     assert returns is not None and returns.given_back > 0
+
+
+class _TwoViews:
+    """A custom finish that ships views of its output inside a list (multi-crop style)."""
+
+    @staticmethod
+    def make() -> object:
+        from meddata.torch import transforms as T
+        from meddata.torch.presets import ChexpertPreset
+
+        class TwoViews(ChexpertPreset):
+            name = "two-views"
+
+            def finish(self, batch: dict) -> dict:  # type: ignore[type-arg]
+                x = T.normalize(batch.pop(self.key), T.IMAGENET_MEAN, T.IMAGENET_STD, channels=3)
+                batch["views"] = [x[..., :16], x[..., 16:]]
+                return batch
+
+        return TwoViews(size=32)
+
+
+def test_buffers_nested_in_lists_are_tracked(cxr: meddata.Dataset) -> None:
+    def run(workers: int) -> list[tuple[int, torch.Tensor]]:
+        loader = cxr.torch(None, preset=_TwoViews.make(), batch_size=4, num_workers=workers, seed=3)
+        held = [(b["sample_id"].tolist(), b["views"][0]) for b in loader]
+        return [(i, t) for ids, v in held for i, t in zip(ids, v, strict=True)]
+
+    reference = {i: t.clone() for i, t in run(0)}
+    assert all(torch.equal(t, reference[i]) for i, t in run(2))
+
+
+def test_a_custom_collate_fn_turns_recycling_off(cxr: meddata.Dataset) -> None:
+    from meddata.torch import transforms as T
+
+    def collate(batch: dict) -> dict:  # type: ignore[type-arg]
+        batch["image"] = T.normalize(batch["image"], T.IMAGENET_MEAN, T.IMAGENET_STD)
+        return batch
+
+    def run(workers: int) -> list[tuple[int, torch.Tensor]]:
+        loader = _loader(cxr, workers, normalize=False, loader_options={"collate_fn": collate})
+        held = [(b["sample_id"].tolist(), b["image"]) for b in loader]
+        assert loader._last_returns is None or workers == 0
+        return [(i, t) for ids, v in held for i, t in zip(ids, v, strict=True)]
+
+    reference = {i: t.clone() for i, t in run(0)}
+    assert all(torch.equal(t, reference[i]) for i, t in run(2))

@@ -175,9 +175,11 @@ class ImagePreset(Preset):
             return {"_jpeg": (self.key, self.resize, self.square, planes, aug), "_size": self.size}
         if isinstance(items, np.ndarray):
             stacked = torch.from_numpy(items)
-        elif n:
+        elif n and all(x.dtype == np.uint8 for x in items):
             stacked = T.empty((n, *items[0].shape), torch.uint8)
             np.stack(items, out=stacked.numpy())
+        elif n:  # a custom prepare() that returns another dtype keeps it
+            stacked = torch.from_numpy(np.stack(items))
         else:
             stacked = torch.zeros((0, *self.item_shape()), dtype=torch.uint8)
         return {self.key: T.crop_flip(stacked, self.size, aug)}

@@ -14,8 +14,10 @@ batch collected, views included), through a small table of flags in shared memor
   :meth:`Returns.collect` frees (flag → 0) the buffers of batches that are gone.
 
 A worker never waits for a buffer, so nothing can deadlock; it only reuses memory that no
-tensor in the main process can still see. Tensors sent on to *other* processes are not
-tracked: clone them first, or turn recycling off (``recycle_buffers=False``).
+tensor in the main process can still see (keeping any tensor of a batch, even its labels,
+keeps the batch's buffers). Tensors sent on to *other* processes are not tracked: clone them
+first, or turn recycling off (``recycle_buffers=False``). A custom ``collate_fn`` turns
+recycling off, since it runs after the worker has listed what the batch carries.
 """
 
 from __future__ import annotations
@@ -74,20 +76,37 @@ class WorkerBuffers:
         return tensor
 
     def ship(self, batch: dict[str, Any]) -> list[int]:
-        """Slots whose buffers ``batch`` carries; the other slots taken since the last batch
-        (intermediate steps) are free again."""
-        carried = {
-            v.untyped_storage().data_ptr() for v in batch.values() if isinstance(v, torch.Tensor)
-        }
+        """Slots whose buffers ``batch`` carries (any tensor, however nested, whose memory
+        overlaps the buffer: views and NumPy aliases count); the other slots taken since the
+        last batch (intermediate steps) are free again."""
+        spans = [_span(t) for t in tensors_in(batch)]
         shipped = []
         for s in self.taken:
             buf = self.buffers[s]
-            if buf is not None and buf.untyped_storage().data_ptr() in carried:
+            start, end = _span(buf) if buf is not None else (0, 0)
+            if any(a < end and start < b for a, b in spans):
                 shipped.append(s)
             else:
                 self.flags[s] = 0
         self.taken = []
         return shipped
+
+
+def tensors_in(value: Any) -> list[torch.Tensor]:
+    """Every tensor in ``value``, looking inside dicts, lists and tuples."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in tensors_in(v)]
+    return []
+
+
+def _span(tensor: torch.Tensor) -> tuple[int, int]:
+    storage = tensor.untyped_storage()
+    start = storage.data_ptr()
+    return start, start + max(1, storage.nbytes())
 
 
 def activate(flags: torch.Tensor | None) -> WorkerBuffers | None:
@@ -115,11 +134,7 @@ class Returns:
         """Remember the batch that arrived in ``slots`` of ``worker``."""
         if not slots:
             return
-        refs = [
-            StorageWeakRef(v.untyped_storage())
-            for v in batch.values()
-            if isinstance(v, torch.Tensor) and v.is_shared()
-        ]
+        refs = [StorageWeakRef(t.untyped_storage()) for t in tensors_in(batch) if t.is_shared()]
         self.pending.append((worker, slots, refs))
 
     def collect(self) -> None:

@@ -364,6 +364,7 @@ class _RowGroupReader:
     def __init__(self, plan: Plan, order: np.ndarray, start: int) -> None:
         self.plan = plan
         self._files: dict[int, pq.ParquetFile] = {}
+        self._handles: dict[int, Any] = {}
         self._loaded: dict[int, dict[str, Any]] = {}
         rest = order[start:]
         keys = plan.shard[rest].astype(np.int64) << 32 | plan.row_group[rest].astype(np.int64)
@@ -404,6 +405,9 @@ class _RowGroupReader:
             pf = self._files.pop(key >> 32, None)
             if pf is not None:
                 pf.close()
+            handle = self._handles.pop(key >> 32, None)
+            if handle is not None:
+                handle.close()
 
     def _read(self, shard: int, group: int) -> dict[str, Any]:
         pf = self._files.get(shard)
@@ -414,7 +418,9 @@ class _RowGroupReader:
             ):  # native, memory-mapped reads: no Python file in between
                 pf = pq.ParquetFile(path, memory_map=True)
             else:
-                pf = pq.ParquetFile(self.plan.fs.open(path, "rb"))
+                handle = self.plan.fs.open(path, "rb")
+                self._handles[shard] = handle  # ParquetFile only closes files it opened
+                pf = pq.ParquetFile(handle)
             self._files[shard] = pf
         names = set(pf.schema_arrow.names)
         cols = [c for c in self.plan.payload_columns if c in names]
@@ -622,7 +628,8 @@ class MeddataLoader(DataLoader[Batch]):
         reuse the shared memory of batches this process has let go (see ``recycle``)."""
         stream = self.stream
         stream._recycle_flags = None
-        if not (self.recycle_buffers and self.num_workers > 0):
+        # A custom collate_fn runs after the worker listed the buffers a batch carries.
+        if not (self.recycle_buffers and self.num_workers > 0 and self.collate_fn is _as_is):
             return super().__iter__(), None
         per_worker = int(self.prefetch_factor or 2) + 3  # queued, held by the loop, being built
         flags = recycle.new_flags(self.num_workers, per_worker)
