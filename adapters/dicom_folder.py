@@ -18,7 +18,6 @@ import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pydicom
@@ -26,6 +25,7 @@ from pydicom.errors import InvalidDicomError
 
 from meddata import demographics, tensor
 from meddata.adapter import Adapter, OptionSpec, UnitResult, WorkUnit
+from meddata.adapters._dicom_header import Header
 from meddata.errors import MeddataError
 
 FILES_PER_UNIT = 32
@@ -101,7 +101,8 @@ class DicomFolderAdapter(Adapter):
         transfer_syntax = str(
             getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or ""
         )
-        cell = _as_shipped(ds, transfer_syntax) if self._codec(transfer_syntax) == "raw" else None
+        h = Header(ds)
+        cell = _as_shipped(h, transfer_syntax) if self._codec(transfer_syntax) == "raw" else None
         if cell is None:
             try:
                 pixels = np.asarray(ds.pixel_array)
@@ -111,27 +112,24 @@ class DicomFolderAdapter(Adapter):
                 ) from exc
             cell = tensor.encode(pixels, self._codec(transfer_syntax), level=1)
 
-        source_person = str(ds.get("PatientID", "") or "").strip() or "UNKNOWN"
-        birth = demographics.parse_dicom_date(ds.get("PatientBirthDate"))
-        study_date_raw = demographics.parse_dicom_date(ds.get("StudyDate") or ds.get("SeriesDate"))
-        age = demographics.dicom_age_years(str(ds.get("PatientAge", "") or ""))
+        source_person = h.text("PatientID") or "UNKNOWN"
+        birth = demographics.parse_dicom_date(h.text("PatientBirthDate"))
+        study_date_raw = demographics.parse_dicom_date(h.text("StudyDate") or h.text("SeriesDate"))
+        age = demographics.dicom_age_years(h.text("PatientAge"))
         if age is None and birth:
             # No study date: the age is at least the age today, which is what Safe Harbor caps.
             reference = study_date_raw or demographics.parse_dicom_date(
-                ds.get("AcquisitionDate") or ds.get("ContentDate")
+                h.text("AcquisitionDate") or h.text("ContentDate")
             )
             age = ((reference or dt.date.today()) - birth).days / 365.25
-        sex_value = str(ds.get("PatientSex", "") or "").strip() or None
-        orig_series = str(ds.get("SeriesInstanceUID", "") or rel)
-        orig_sop = str(ds.get("SOPInstanceUID", "") or rel)
-        transfer_syntax = str(
-            getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or ""
-        )
+        sex_value = h.text("PatientSex")
+        orig_series = h.text("SeriesInstanceUID") or rel
+        orig_sop = h.text("SOPInstanceUID") or rel
 
         deid = self.deid
         if deid is not None:
             deid.dicom(ds, source_person)  # in place; raises when burned-in text is not allowed
-        study_date = demographics.parse_dicom_date(ds.get("StudyDate") or ds.get("SeriesDate"))
+        study_date = demographics.parse_dicom_date(h.text("StudyDate") or h.text("SeriesDate"))
         if deid is not None and study_date is None and study_date_raw is not None:
             study_date = self.shift_date(study_date_raw, source_person)
 
@@ -161,22 +159,21 @@ class DicomFolderAdapter(Adapter):
                 "image_occurrence_id": occurrence_id,
                 "person_id": person_id,
                 "image_occurrence_date": study_date,
-                "image_study_uid": str(ds.get("StudyInstanceUID", "") or "")
-                or self._uid("study", orig_series),
-                "image_series_uid": str(ds.get("SeriesInstanceUID", "") or "")
-                or self._uid("series", orig_series),
+                "image_study_uid": h.text("StudyInstanceUID") or self._uid("study", orig_series),
+                "image_series_uid": h.text("SeriesInstanceUID") or self._uid("series", orig_series),
                 "modality_concept_id": 0,
                 "local_path": None if deid else rel,
-                "modality_source_value": str(ds.get("Modality", "") or "") or None,
-                "anatomic_site_source_value": str(ds.get("BodyPartExamined", "") or "") or None,
+                "modality_source_value": h.text("Modality"),
+                "anatomic_site_source_value": h.text("BodyPartExamined"),
             },
         )
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-        spp = int(ds.get("SamplesPerPixel", 1) or 1)
+        frames = h.integer("NumberOfFrames") or 1
+        spp = h.integer("SamplesPerPixel") or 1
         image_id = self.row_id(
             "image", orig_sop, rel
         )  # a copy of an instance elsewhere is kept, not merged
-        view = str(ds.get("ViewPosition", "") or "") or None
+        view = h.text("ViewPosition")
+        rows, columns = h.integer("Rows"), h.integer("Columns")
         result.add(
             "image",
             {
@@ -184,20 +181,22 @@ class DicomFolderAdapter(Adapter):
                 "image_occurrence_id": occurrence_id,
                 "person_id": person_id,
                 "pixels": cell,
-                "sop_instance_uid": str(ds.get("SOPInstanceUID", "") or "") or None,
-                "rows": int(ds.get("Rows", cell["shape"][-2 if spp == 1 else -3])),
-                "columns": int(ds.get("Columns", cell["shape"][-1 if spp == 1 else -2])),
+                "sop_instance_uid": h.text("SOPInstanceUID"),
+                "rows": rows if rows is not None else cell["shape"][-2 if spp == 1 else -3],
+                "columns": columns
+                if columns is not None
+                else cell["shape"][-1 if spp == 1 else -2],
                 "frames": frames,
                 "samples_per_pixel": spp,
                 "photometric_interpretation": "RGB"
                 if spp == 3
-                else str(ds.get("PhotometricInterpretation", "") or "") or None,
-                "bits_stored": _int_or_none(ds.get("BitsStored")),
-                "pixel_spacing": _floats(ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")),
-                "rescale_slope": _float_or_none(ds.get("RescaleSlope")),
-                "rescale_intercept": _float_or_none(ds.get("RescaleIntercept")),
-                "window_center": _first_float(ds.get("WindowCenter")),
-                "window_width": _first_float(ds.get("WindowWidth")),
+                else h.text("PhotometricInterpretation"),
+                "bits_stored": h.integer("BitsStored"),
+                "pixel_spacing": h.numbers("PixelSpacing") or h.numbers("ImagerPixelSpacing"),
+                "rescale_slope": h.number("RescaleSlope"),
+                "rescale_intercept": h.number("RescaleIntercept"),
+                "window_center": h.number("WindowCenter"),
+                "window_width": h.number("WindowWidth"),
                 "view_position": view,
                 "source_codec": transfer_syntax or None,
                 "local_path": None if deid else rel,
@@ -213,7 +212,7 @@ class DicomFolderAdapter(Adapter):
                 "view": view,
                 "sex": demographics.sex_label(sex_value),
                 "age_group": demographics.age_group(age),
-                "device": self._device(ds),
+                "device": self._device(h),
             },
         )
 
@@ -224,10 +223,10 @@ class DicomFolderAdapter(Adapter):
         compressed = bool(transfer_syntax) and pydicom.uid.UID(transfer_syntax).is_compressed
         return "zstd" if compressed else "raw"
 
-    def _device(self, ds: pydicom.Dataset) -> str | None:
+    def _device(self, h: Header) -> str | None:
         if self.deid is not None and not self._deid_options.get("retain_device_identity", False):
             return None
-        return str(ds.get("Manufacturer", "") or "") or None
+        return h.text("Manufacturer")
 
     def _uid(self, kind: str, seed: str) -> str:
         return f"2.25.{self.row_id(kind + '-uid', seed)}"
@@ -243,31 +242,34 @@ class DicomFolderAdapter(Adapter):
 _SHIPPED_SYNTAXES = (pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian)
 
 
-def _as_shipped(ds: pydicom.Dataset, transfer_syntax: str) -> tensor.TensorCell | None:
+def _as_shipped(h: Header, transfer_syntax: str) -> tensor.TensorCell | None:
     """The pixel bytes exactly as shipped, when they already are the array pydicom would
     return: uncompressed little-endian, one sample per pixel, whole bytes per value, and no bits
     set above BitsStored (pydicom masks those). Skips a decode and a copy per file; anything
     else returns None and goes through ``pixel_array``."""
+    ds = h.ds
+    if transfer_syntax not in _SHIPPED_SYNTAXES or (h.integer("SamplesPerPixel") or 1) != 1:
+        return None
+    bits, rows, columns = h.integer("BitsAllocated"), h.integer("Rows"), h.integer("Columns")
+    if bits not in (8, 16, 32) or not rows or not columns or "PixelData" not in ds:
+        return None
+    stored = h.integer("BitsStored") or bits
+    signed = h.integer("PixelRepresentation") == 1
+    if signed and stored != bits:
+        return None
+    frames = h.integer("NumberOfFrames") or 1
+    shape = [frames, rows, columns] if frames > 1 else [rows, columns]
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
+    size = int(np.prod(shape)) * dtype.itemsize
     try:
-        if transfer_syntax not in _SHIPPED_SYNTAXES or int(ds.get("SamplesPerPixel", 1)) != 1:
-            return None
-        bits, stored = int(ds.BitsAllocated), int(ds.get("BitsStored", ds.BitsAllocated))
-        signed = int(ds.get("PixelRepresentation", 0)) == 1
-        if bits not in (8, 16, 32) or (signed and stored != bits) or "PixelData" not in ds:
-            return None
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-        shape = [int(ds.Rows), int(ds.Columns)]
-        shape = [frames, *shape] if frames > 1 else shape
-        dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
-        size = int(np.prod(shape)) * dtype.itemsize
         data = ds.PixelData
-        if len(data) < size:
-            return None
-        data = data[:size] if len(data) > size else data
-        if stored < bits and np.any(np.frombuffer(data, dtype) >> stored):
-            return None  # unused high bits set: pydicom's masked array differs from the bytes
     except (AttributeError, TypeError, ValueError):
         return None
+    if not isinstance(data, bytes) or len(data) < size:
+        return None
+    data = data[:size] if len(data) > size else data
+    if stored < bits and np.any(np.frombuffer(data, dtype) >> stored):
+        return None  # unused high bits set: pydicom's masked array differs from the bytes
     return tensor.from_encoded(data, "raw", dtype.name, shape)
 
 
@@ -298,32 +300,3 @@ def _read(path: Path) -> pydicom.Dataset:
             pydicom.uid.ImplicitVRLittleEndian if implicit else pydicom.uid.ExplicitVRLittleEndian
         )
     return ds
-
-
-def _float_or_none(value: Any) -> float | None:
-    try:
-        return float(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _first_float(value: Any) -> float | None:
-    if isinstance(value, pydicom.multival.MultiValue):
-        value = value[0] if len(value) else None
-    return _float_or_none(value)
-
-
-def _floats(value: Any) -> list[float] | None:
-    if value is None or value == "":
-        return None
-    try:
-        return [float(v) for v in value]
-    except (TypeError, ValueError):
-        return None

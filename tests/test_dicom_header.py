@@ -1,0 +1,105 @@
+"""The fast header reader gives exactly what pydicom gives, on every real file we have."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from meddata.adapters._dicom_header import Header
+from tests.conftest import nibabel_dicoms, pydicom_test_files
+
+KEYWORDS = (
+    "PatientID",
+    "PatientBirthDate",
+    "PatientAge",
+    "PatientSex",
+    "StudyDate",
+    "SeriesDate",
+    "AcquisitionDate",
+    "ContentDate",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPInstanceUID",
+    "Modality",
+    "BodyPartExamined",
+    "ViewPosition",
+    "Manufacturer",
+    "NumberOfFrames",
+    "SamplesPerPixel",
+    "Rows",
+    "Columns",
+    "BitsAllocated",
+    "BitsStored",
+    "PixelRepresentation",
+    "PhotometricInterpretation",
+    "PixelSpacing",
+    "ImagerPixelSpacing",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "WindowCenter",
+    "WindowWidth",
+)
+
+
+def _files() -> list[Path]:
+    found: list[Path] = []
+    for root in (pydicom_test_files(), nibabel_dicoms()):
+        if root.exists():
+            found += [p for p in sorted(root.rglob("*")) if p.is_file()]
+    return found
+
+
+def _read(path: Path) -> pydicom.Dataset | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return pydicom.dcmread(path, force=True)
+        except Exception:
+            return None
+
+
+def _readings(h: Header) -> list[tuple]:
+    out = []
+    for kw in KEYWORDS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                out.append((kw, h.text(kw), h.integer(kw), h.numbers(kw)))
+            except Exception as exc:  # the same failure on both paths is fine
+                out.append((kw, type(exc).__name__))
+    return out
+
+
+def test_fast_reads_equal_pydicom_on_every_real_file() -> None:
+    files = _files()
+    if len(files) < 50:
+        pytest.skip("pydicom / nibabel test files not found")
+    compared = 0
+    for path in files:
+        fast_ds, slow_ds = _read(path), _read(path)
+        if fast_ds is None or slow_ds is None:
+            continue
+        fast, slow = _readings(Header(fast_ds)), _readings(Header(slow_ds, fast=False))
+        assert fast == slow, path.name
+        compared += 1
+    assert compared > 50
+
+
+def test_values_decoded_from_raw_bytes() -> None:
+    ds = pydicom.Dataset()
+    ds.PixelSpacing = ["0.7", "0.70"]
+    ds.Rows = 512
+    ds.StudyInstanceUID = "1.2.3"
+    path = Path(pytest.importorskip("tempfile").mkdtemp()) / "x.dcm"
+    ds.save_as(path, implicit_vr=True, little_endian=True)
+    raw = pydicom.dcmread(path, force=True)
+    h = Header(raw)
+    assert h.numbers("PixelSpacing") == [0.7, 0.7]
+    assert h.integer("Rows") == 512
+    assert h.text("StudyInstanceUID") == "1.2.3"
+    assert h.text("PatientID") is None and h.integer("NumberOfFrames") is None
+    # decoded without pydicom converting (and caching) the elements
+    assert type(raw._dict[pydicom.tag.Tag("Rows")]).__name__ == "RawDataElement"
