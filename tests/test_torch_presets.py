@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -186,3 +188,26 @@ def test_cache_invalidated_when_preset_or_dataset_changes(tmp_path: Path) -> Non
         [b["image"] for b in changed.torch(None, preset="chexpert", size=48, batch_size=4)]
     )
     assert torch.equal(fresh, nocache)
+
+
+def test_cache_entries_that_can_never_be_served_are_removed(tmp_path: Path) -> None:
+    out, cache_dir = tmp_path / "data", tmp_path / "cache"
+    ds = meddata.load(write_cxr_dataset(out, n=8, size=SIZE, seed=1, with_notes=False))
+    small = ds.torch(None, preset="chexpert", size=32, batch_size=4, cache=cache_dir)
+    xrv = ds.torch(None, preset="xrv", size=32, batch_size=4, cache=cache_dir)
+    list(small), list(xrv)
+    assert small.stream.cache is not None and xrv.stream.cache is not None
+    old_chexpert, old_xrv = small.stream.cache.directory, xrv.stream.cache.directory
+    dead = cache_dir / f".{old_chexpert.name}.crashed"
+    young = cache_dir / f".{old_chexpert.name}.building"
+    dead.mkdir(), young.mkdir()
+    os.utime(dead, (time.time() - 7200, time.time() - 7200))
+
+    # Converted again (other content, same name and version): the old chexpert entry is dead.
+    changed = meddata.load(write_cxr_dataset(out, n=8, size=SIZE, seed=2, with_notes=False))
+    again = changed.torch(None, preset="chexpert", size=32, batch_size=4, cache=cache_dir)
+    assert again.stream.cache is not None
+    assert again.stream.cache.directory.exists()
+    assert not old_chexpert.exists() and not dead.exists()
+    assert young.exists()  # a build in progress elsewhere is left alone
+    assert old_xrv.exists()  # another preset's entry is pruned only when that preset rebuilds

@@ -14,6 +14,11 @@ the key, and so the directory, changes: a stale item is never served, and config
 side by side do not wipe each other. An entry is built in a temporary directory and renamed into
 place, and ``key.json`` is checked against the digest each time the files are (re)opened (in
 each worker, each pass); an entry that is missing or does not match is rebuilt.
+
+Entries that can never be served again are removed when a new entry is built: those with the
+same name (dataset, version, split, split set, preset) but another dataset fingerprint (the
+dataset was converted again since), and temporary directories of builds that died more than an
+hour ago. Entries of other presets or options are kept: they are still valid.
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +106,28 @@ class ItemCache:
             shutil.rmtree(tmp, ignore_errors=True)
             if not self._valid():  # not another process winning the race: a real failure
                 raise
+        self._prune_stale()
+
+    def _prune_stale(self) -> None:
+        """Remove entries of this name built from another dataset fingerprint, and dead builds."""
+        name = self.directory.name[: -len(self.digest[:16]) - 1]
+        entry = re.compile(re.escape(name) + r"-[0-9a-f]{16}")
+        dead_build = re.compile(r"\." + re.escape(name) + r"-[0-9a-f]{16}\..+")
+        for other in self.directory.parent.iterdir():
+            if other == self.directory:
+                continue
+            if entry.fullmatch(other.name):
+                try:
+                    stale = (
+                        json.loads((other / "key.json").read_text())["dataset"]
+                        != self.key["dataset"]
+                    )
+                except (OSError, json.JSONDecodeError, KeyError, TypeError):
+                    stale = True  # no readable key: nothing could ever be served from it
+            else:
+                stale = bool(dead_build.fullmatch(other.name)) and _age(other) > 3600
+            if stale:
+                shutil.rmtree(other, ignore_errors=True)
 
     def reopen(self) -> None:
         """Drop the mapped files so the next access re-checks the key and maps them again."""
@@ -153,3 +182,11 @@ class ItemCache:
         if self._items is not None and self._filled is not None:
             self._items.flush()
             self._filled.flush()
+
+
+def _age(path: Path) -> float:
+    """Seconds since ``path`` was last modified (0 when it is gone)."""
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
