@@ -211,3 +211,25 @@ def test_cache_entries_that_can_never_be_served_are_removed(tmp_path: Path) -> N
     assert not old_chexpert.exists() and not dead.exists()
     assert young.exists()  # a build in progress elsewhere is left alone
     assert old_xrv.exists()  # another preset's entry is pruned only when that preset rebuilds
+
+
+def test_gpu_decode_mode_leaves_monochrome1_jpegs_to_the_cpu(tmp_path: Path) -> None:
+    """The GPU JPEG decoder only decodes; an inverted (MONOCHROME1) image must be decoded and
+    inverted on the CPU so both paths give the same picture."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from meddata.torch.presets import arrow_column
+
+    ds = meddata.load(write_cxr_dataset(tmp_path, n=4, size=SIZE, codec="jpeg", with_notes=False))
+    shard = ds.manifest["tables"]["image"]["shards"][0]["path"]
+    table = pq.read_table(Path(ds.root) / shard)
+    payload = {c: arrow_column(table, c) for c in table.column_names}
+    preset = get_preset("chexpert", size=32)
+    preset.gpu_decode = True
+    assert preset.prepare(payload, 0).ndim == 1  # MONOCHROME2: raw JPEG bytes for the GPU
+    payload["photometric_interpretation"] = pa.array(["MONOCHROME1"] * table.num_rows)
+    inverted = preset.prepare(payload, 0)
+    preset.gpu_decode = False
+    assert inverted.shape == (1, preset.resize, preset.resize)
+    assert np.array_equal(inverted, preset.prepare(payload, 0))  # exactly the CPU path

@@ -163,9 +163,12 @@ class ImagePreset(Preset):
 
     def prepare(self, payload: Payload, i: int) -> Any:
         cells: CellColumn = payload["pixels"]
-        if self.gpu_decode and cells.codec[i] == "jpeg":
+        window = _window(payload, i)
+        # The GPU decoder only decodes: a MONOCHROME1 image (shown inverted) is decoded here,
+        # where the inversion happens, so both paths give the same picture.
+        if self.gpu_decode and cells.codec[i] == "jpeg" and not window.invert:
             return torch.frombuffer(bytearray(cells.bytes_of(i)), dtype=torch.uint8)
-        return image_u8(cells, i, self.resize, square=self.square, window=_window(payload, i))[None]
+        return image_u8(cells, i, self.resize, square=self.square, window=window)[None]
 
     def collate(self, items: Any, rng: np.random.Generator | None) -> dict[str, Any]:
         n = len(items)
