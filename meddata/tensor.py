@@ -13,7 +13,6 @@ from typing import Any, TypedDict
 
 import numpy as np
 import pyarrow as pa
-import zstandard
 
 from meddata.errors import MeddataError
 
@@ -54,6 +53,8 @@ def encode(array: np.ndarray, codec: str = "zstd", *, level: int = 3) -> TensorC
         # A copy on purpose: Arrow can keep a zero-copy memoryview's array alive for good.
         data = array.tobytes()
     elif codec == "zstd":
+        import zstandard  # only zstd cells need it
+
         data = zstandard.ZstdCompressor(level=level).compress(array.tobytes())
     elif codec in ("png", "jpeg"):
         data = _encode_image(array, codec)
@@ -81,6 +82,8 @@ def decode(cell: TensorCell | dict[str, Any]) -> np.ndarray:
             array = np.frombuffer(data, dtype=dtype)
         elif codec == "zstd":
             expected = int(np.prod(shape)) * dtype.itemsize  # bounds memory on hostile cells
+            import zstandard
+
             raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=expected)
             array = np.frombuffer(raw, dtype=dtype)
         elif codec in IMAGE_CODECS:
