@@ -345,7 +345,7 @@ def main() -> None:
     for k, v in results["ratios"].items():
         print(f"  {k:<40} {v}")
     print("torchxrayvision CheX_Dataset: see benchmarks/bench_xrv.py (it needs its own venv)")
-    print("GPU (device='cuda'): not run (no GPU in this session)")
+    print("GPU (device='cuda'): see benchmarks/bench_gpu.py (run on a lent GPU machine)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
