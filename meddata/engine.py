@@ -52,6 +52,7 @@ def run_unit(
     that is not the input's fault and the run can be resumed once it is fixed."""
     rows: dict[str, int] = {}
     shards: dict[str, dict[str, Any]] = {}
+    files: dict[str, dict[str, Any]] = {}
     try:
         result = adapter.convert(unit)
         adapter.collect_deid_counts(result)
@@ -64,13 +65,14 @@ def run_unit(
         result = UnitResult(quarantine=[QuarantineEntry(unit.key, reason, type(exc).__name__)])
         tables = {}
     if tables:
-        rows, shards = stage_unit(fs, staging, seq, tables)
+        rows, shards, files = stage_unit(fs, staging, seq, tables)
     return JournalEntry(
         seq=seq,
         key=unit.key,
         fingerprint=unit.fingerprint,
         rows=rows,
         shards=shards,
+        files=files,
         quarantine=[q.to_dict(unit.key) for q in result.quarantine],
         deid_counts=dict(result.deid_counts),
     )

@@ -84,8 +84,9 @@ def unit_shard(staging: str, seq: int, table: str) -> str:
 
 def stage_unit(
     fs: fsspec.AbstractFileSystem, staging: str, seq: int, tables: dict[str, pa.Table]
-) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
-    """Stage one unit's rows; returns (rows per table, shard record per payload table).
+) -> tuple[dict[str, int], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Stage one unit's rows; returns (rows per table, shard record per payload table, size
+    and SHA-256 per small-table file).
 
     Payload tables (images, volumes...) are written once, as their final Parquet shard, by the
     worker itself, so their bytes are not copied through a second staging pass; small tables
@@ -93,6 +94,7 @@ def stage_unit(
     """
     rows: dict[str, int] = {}
     shards: dict[str, dict[str, Any]] = {}
+    files: dict[str, dict[str, Any]] = {}
     for name, table in tables.items():
         if table.num_rows == 0:
             continue
@@ -108,11 +110,13 @@ def stage_unit(
                 writer.write(batch)
             shards[name] = writer.close()[0]
         else:
-            path = unit_file(staging, seq, name)
-            with fs.open(path, "wb") as fh, ipc.new_file(fh, table.schema) as ipc_writer:
+            sink = storage.HashingWriter(fs.open(unit_file(staging, seq, name), "wb"))
+            with ipc.new_file(pa.PythonFile(sink, mode="w"), table.schema) as ipc_writer:
                 ipc_writer.write_table(table)
+            sink.close()
+            files[name] = {"bytes": sink.size, "sha256": sink.sha256}
         rows[name] = table.num_rows
-    return rows, shards
+    return rows, shards, files
 
 
 @dataclass
@@ -126,6 +130,7 @@ class JournalEntry:
     quarantine: list[dict[str, str]] = field(default_factory=list)
     shards: dict[str, dict[str, Any]] = field(default_factory=dict)
     deid_counts: dict[str, int] = field(default_factory=dict)
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # small-table IPC files
 
 
 class Staging:
@@ -192,7 +197,13 @@ class Staging:
     def _load_journal(self) -> None:
         if not self.fs.exists(self._journal_path):
             return
-        for line in self.fs.cat_file(self._journal_path).decode("utf-8").splitlines():
+        raw = self.fs.cat_file(self._journal_path)
+        if raw and not raw.endswith(b"\n") and storage.is_local(self.fs):
+            # A line cut by a kill or a power cut: drop it, or the next line appended would be
+            # glued to it (and lost on every later resume).
+            with open(self._journal_path, "r+b") as fh:
+                fh.truncate(raw.rfind(b"\n") + 1)
+        for line in raw.decode("utf-8", errors="replace").splitlines():
             try:
                 entry = JournalEntry(**json.loads(line))
             except (json.JSONDecodeError, TypeError):
@@ -203,21 +214,22 @@ class Staging:
     def _intact(self, entry: JournalEntry, table: str) -> bool:
         """Whether the unit's staged file for ``table`` is whole. The journal is not fsynced
         per unit (on ext4 that forced a journal commit per unit and cost 40% of a conversion),
-        so after a power cut a line may outlive its file's data: payload shards are checked
-        against their recorded size and SHA-256, small tables must open as Arrow IPC files."""
+        so after a power cut a line may outlive its file's data: every staged file is checked
+        against the size and SHA-256 the journal recorded (on an object store, where a PUT
+        is whole or absent, the size alone)."""
         if table in entry.shards:
-            path, shard = unit_shard(self.path, entry.seq, table), entry.shards[table]
-            try:
-                return bool(
-                    self.fs.size(path) == shard["bytes"]
-                    and storage.sha256_file(self.fs, path) == shard["sha256"]
-                )
-            except (FileNotFoundError, KeyError):
-                return False
+            path, record = unit_shard(self.path, entry.seq, table), entry.shards[table]
+        elif table in entry.files:
+            path, record = unit_file(self.path, entry.seq, table), entry.files[table]
+        else:
+            return False  # journaled by an older version without checksums: redo the unit
         try:
-            with self.fs.open(unit_file(self.path, entry.seq, table), "rb") as fh:
-                return ipc.open_file(fh).num_record_batches >= 0
-        except (FileNotFoundError, pa.ArrowInvalid):
+            if self.fs.size(path) != record["bytes"]:
+                return False
+            return not storage.is_local(self.fs) or (
+                storage.sha256_file(self.fs, path) == record["sha256"]
+            )
+        except (OSError, KeyError):
             return False
 
     def done(self, seq: int, fingerprint: str) -> bool:

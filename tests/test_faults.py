@@ -127,3 +127,70 @@ def test_resume_redoes_units_whose_staged_files_are_torn(big_source: Path, tmp_p
     assert 1 <= summary.units_resumed <= summary.units - 2
     assert _hashes(out / "dicom-folder" / "1.0") == _hashes(reference)
     assert validate(str(out / "dicom-folder" / "1.0")).ok
+
+
+def _staged_person_unit(root: Path) -> tuple[Path, Path]:
+    """One staged unit of 20,000 person rows; returns (its IPC file, the journal)."""
+    import fsspec
+
+    from meddata.writer import JournalEntry, Staging, rows_to_table, stage_unit, unit_file
+
+    fs = fsspec.filesystem("file")
+    staging = Staging.open(fs, str(root), {"run": 1}, resume=False, overwrite=False)
+    rows = [
+        {"person_id": i, "gender_concept_id": 8507, "year_of_birth": 1950} for i in range(20000)
+    ]
+    counts, shards, files = stage_unit(
+        fs, staging.path, 0, {"person": rows_to_table("person", rows)}
+    )
+    staging.record(
+        JournalEntry(seq=0, key="u0", fingerprint="f", rows=counts, shards=shards, files=files)
+    )
+    return Path(unit_file(staging.path, 0, "person")), Path(staging._journal_path)
+
+
+def _resumed(root: Path) -> bool:
+    import fsspec
+
+    from meddata.writer import Staging
+
+    fs = fsspec.filesystem("file")
+    return Staging.open(fs, str(root), {"run": 1}, resume=True, overwrite=False).done(0, "f")
+
+
+@pytest.mark.parametrize("damage", ["footer", "body", "tail", "empty"])
+def test_resume_redoes_small_table_files_damaged_anywhere(tmp_path: Path, damage: str) -> None:
+    """A power cut can garble an IPC file's footer (pyarrow raises OSError) or zero its body
+    while the footer still parses: both must be redone, never trusted or fatal."""
+    path, _ = _staged_person_unit(tmp_path)
+    assert _resumed(tmp_path)
+    data = bytearray(path.read_bytes())
+    if damage == "footer":
+        data[-200:-20] = b"\xff" * 180
+    elif damage == "body":
+        data[4096 : len(data) - 2000] = bytes(len(data) - 2000 - 4096)
+    elif damage == "tail":
+        data = data[: len(data) // 2]
+    else:
+        data = bytearray()
+    path.write_bytes(bytes(data))
+    assert not _resumed(tmp_path)
+
+
+def test_a_torn_journal_tail_is_dropped_and_never_glues_to_the_next_line(tmp_path: Path) -> None:
+    import fsspec
+
+    from meddata.writer import JournalEntry, Staging
+
+    _, journal = _staged_person_unit(tmp_path)
+    good = journal.read_bytes()
+    journal.write_bytes(good + b'{"seq": 1, "key": "u1", "fing')  # a line cut by a power cut
+    assert _resumed(tmp_path)
+    fs = fsspec.filesystem("file")
+    staging = Staging.open(fs, str(tmp_path), {"run": 1}, resume=True, overwrite=False)
+    staging.record(JournalEntry(seq=1, key="u1", fingerprint="g", rows={}))
+    again = Staging.open(fs, str(tmp_path), {"run": 1}, resume=True, overwrite=False)
+    assert again.done(0, "f") and again.done(1, "g")
+
+    journal.write_bytes(journal.read_bytes() + b"\xff\xfe\x80 not utf-8")
+    assert _resumed(tmp_path)  # junk bytes are skipped, not fatal

@@ -233,3 +233,16 @@ def test_gpu_decode_mode_leaves_monochrome1_jpegs_to_the_cpu(tmp_path: Path) -> 
     preset.gpu_decode = False
     assert inverted.shape == (1, preset.resize, preset.resize)
     assert np.array_equal(inverted, preset.prepare(payload, 0))  # exactly the CPU path
+
+
+def test_cache_entries_of_two_copies_of_a_dataset_do_not_prune_each_other(tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    a = meddata.load(write_cxr_dataset(tmp_path / "a", n=8, size=SIZE, seed=1, with_notes=False))
+    b = meddata.load(write_cxr_dataset(tmp_path / "b", n=8, size=SIZE, seed=2, with_notes=False))
+    first = a.torch(None, preset="chexpert", size=32, batch_size=4, cache=cache_dir)
+    list(first)
+    second = b.torch(None, preset="chexpert", size=32, batch_size=4, cache=cache_dir)
+    list(second)  # same name and version, other content and location
+    assert first.stream.cache is not None and second.stream.cache is not None
+    assert first.stream.cache.directory != second.stream.cache.directory
+    assert first.stream.cache.directory.exists() and first.stream.cache.complete

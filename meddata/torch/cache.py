@@ -1,7 +1,8 @@
 """The local preprocessed cache: a preset's fixed-size uint8 items in one memory-mapped file.
 
-Layout of one cache entry (``<dir>/<dataset>-<version>-<split>-<splits>-<preset>-<digest16>/``,
-where ``digest16`` starts the SHA-256 of the key, so two configurations never share a directory)::
+Layout of one cache entry (``<dir>/<dataset>-<version>-<split>-<splits>-<preset>-<where8>-
+<digest16>/``, where ``where8`` starts the SHA-256 of the dataset's location and ``digest16``
+that of the key, so two configurations or two copies never share a directory)::
 
     key.json     what the entry was built from: dataset fingerprint (shard checksums and the
                  selected samples) + the preset's cache options, item shape and count
@@ -16,9 +17,10 @@ place, and ``key.json`` is checked against the digest each time the files are (r
 each worker, each pass); an entry that is missing or does not match is rebuilt.
 
 Entries that can never be served again are removed when a new entry is built: those with the
-same name (dataset, version, split, split set, preset) but another dataset fingerprint (the
-dataset was converted again since), and temporary directories of builds that died more than an
-hour ago. Entries of other presets or options are kept: they are still valid.
+same name (dataset, version, split, split set, preset, location) but another dataset
+fingerprint (the dataset at that location was converted again since), and temporary
+directories of builds that died more than an hour ago. Entries of other presets, options or
+copies of the dataset are kept: they are still valid.
 """
 
 from __future__ import annotations

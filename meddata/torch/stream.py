@@ -15,6 +15,7 @@ Positions consumed per worker slice are the resume state.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import deque
 from collections.abc import Iterator
@@ -104,7 +105,10 @@ class StreamingDataset(IterableDataset[Batch]):
         self.cache: ItemCache | None = None
         shape = self.preset.item_shape()
         if cache and shape is not None:
-            name = f"{ds.name}-{ds.version}-{split or 'all'}-{splits}-{self.preset.name}"
+            # Where the dataset lives is part of the name: two copies (a local mirror and the
+            # original, a de-identified and a raw conversion) never share or prune entries.
+            where = hashlib.sha256(storage.url_of(ds.fs, ds.root).encode()).hexdigest()[:8]
+            name = f"{ds.name}-{ds.version}-{split or 'all'}-{splits}-{self.preset.name}-{where}"
             self.cache = ItemCache.create(
                 cache, name, self.plan.fingerprint, self.preset.cache_key(), len(self.plan), shape
             )
