@@ -248,13 +248,20 @@ def _as_shipped(h: Header, transfer_syntax: str) -> tensor.TensorCell | None:
     set above BitsStored (pydicom masks those). Skips a decode and a copy per file; anything
     else returns None and goes through ``pixel_array``."""
     ds = h.ds
-    if transfer_syntax not in _SHIPPED_SYNTAXES or (h.integer("SamplesPerPixel") or 1) != 1:
+
+    def field(keyword: str, absent: int | None) -> int | None:
+        # Absent: the default; present but empty or not a number: None (not shipped as is).
+        return h.integer(keyword) if keyword in ds else absent
+
+    if transfer_syntax not in _SHIPPED_SYNTAXES or field("SamplesPerPixel", 1) != 1:
         return None
-    bits, rows, columns = h.integer("BitsAllocated"), h.integer("Rows"), h.integer("Columns")
+    bits, rows, columns = field("BitsAllocated", None), h.integer("Rows"), h.integer("Columns")
     if bits not in (8, 16, 32) or not rows or not columns or "PixelData" not in ds:
         return None
-    stored = h.integer("BitsStored") or bits
-    signed = h.integer("PixelRepresentation") == 1
+    stored, representation = field("BitsStored", bits), field("PixelRepresentation", 0)
+    if stored is None or representation not in (0, 1):
+        return None
+    signed = representation == 1
     if signed and stored != bits:
         return None
     frames = h.integer("NumberOfFrames") or 1

@@ -172,3 +172,36 @@ def test_pixels_kept_as_shipped_match_pydicom_even_with_unused_high_bits(tmp_pat
         got = tensor.decode(_image_by_path(ds, name)["pixels"])
         assert got.dtype == expected.dtype
         np.testing.assert_array_equal(got, expected)
+
+
+def test_pixels_are_shipped_as_is_only_when_the_pixel_description_is_complete() -> None:
+    from pydicom.dataset import Dataset
+
+    from meddata.adapters._dicom_header import Header
+    from meddata.adapters.dicom_folder import _as_shipped
+
+    def dataset(**changes: object) -> Dataset:
+        ds = Dataset()
+        ds.Rows, ds.Columns, ds.SamplesPerPixel = 2, 2, 1
+        ds.BitsAllocated, ds.BitsStored, ds.PixelRepresentation = 16, 16, 0
+        ds.PixelData = np.arange(4, dtype=np.uint16).tobytes()
+        for keyword, value in changes.items():
+            if value is None:
+                delattr(ds, keyword)
+            else:
+                setattr(ds, keyword, value)
+        return ds
+
+    syntax = pydicom.uid.ExplicitVRLittleEndian
+    assert _as_shipped(Header(dataset()), syntax) is not None
+    assert _as_shipped(Header(dataset(SamplesPerPixel=None)), syntax) is not None  # default 1
+    for broken in (
+        {"PixelRepresentation": ""},  # present but empty: pydicom would refuse it
+        {"BitsStored": ""},
+        {"SamplesPerPixel": ""},
+        {"SamplesPerPixel": 0},
+        {"BitsAllocated": None},
+        {"Rows": 0},
+        {"PixelRepresentation": 2},
+    ):
+        assert _as_shipped(Header(dataset(**broken)), syntax) is None, broken
