@@ -10,18 +10,47 @@ import click
 
 from meddata.errors import MeddataError
 
-# Command name → "module:attribute". Commands import on first use, so `meddata info` does not
-# pay for torch, the datasheet renderer or the de-identification lexicons.
+# Command name → ("module:attribute", one-line help). Commands import on first use, so
+# `meddata --help` and `meddata info` do not pay for pyarrow, polars, torch, the datasheet
+# renderer or the de-identification lexicons; a test keeps each line equal to its command's.
 COMMANDS = {
-    "convert": "meddata.cli.convert:convert",
-    "sample": "meddata.cli.convert:sample",
-    "validate": "meddata.cli.inspect:validate",
-    "info": "meddata.cli.inspect:info",
-    "list": "meddata.cli.inspect:list_adapters_cmd",
-    "split": "meddata.cli.split:split",
-    "datasheet": "meddata.cli.datasheet:datasheet",
-    "deid": "meddata.cli.deid:deid",
-    "quickstart": "meddata.cli.quickstart:quickstart",
+    "convert": (
+        "meddata.cli.convert:convert",
+        "Convert SOURCE with ADAPTER into a published, de-identified meddata dataset.",
+    ),
+    "sample": (
+        "meddata.cli.convert:sample",
+        "Write a small synthetic source for ADAPTER, in its exact upstream layout, to DEST.",
+    ),
+    "validate": (
+        "meddata.cli.inspect:validate",
+        "Check a dataset: schemas, checksums, row counts and references between tables.",
+    ),
+    "info": (
+        "meddata.cli.inspect:info",
+        "Describe a dataset given by path, URL or registered name.",
+    ),
+    "list": (
+        "meddata.cli.inspect:list_adapters_cmd",
+        "List the adapters meddata knows and their status.",
+    ),
+    "split": (
+        "meddata.cli.split:split",
+        "Split a dataset by person, stratified on labels and sensitive attributes; record it.",
+    ),
+    "datasheet": (
+        "meddata.cli.datasheet:datasheet",
+        "Render a dataset's Healthsheet (Markdown, HTML), publish it (Croissant JSON-LD, "
+        "Hugging Face card) or check which questions are unanswered.",
+    ),
+    "deid": (
+        "meddata.cli.deid:deid",
+        "De-identify clinical text or DICOM files with a secret key.",
+    ),
+    "quickstart": (
+        "meddata.cli.quickstart:quickstart",
+        "For every adapter: synthesize a sample source, convert it, validate it; then summarise.",
+    ),
 }
 
 
@@ -33,9 +62,24 @@ class _LazyGroup(click.Group):
         target = COMMANDS.get(cmd_name)
         if target is None:
             return None
-        module, _, attr = target.partition(":")
+        module, _, attr = target[0].partition(":")
         command: click.Command = getattr(importlib.import_module(module), attr)
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from ``COMMANDS``, without importing a single command."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = [(n, _shorten(COMMANDS[n][1], limit)) for n in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _shorten(text: str, limit: int) -> str:
+    """``text`` cut at a word boundary to at most ``limit`` characters, with "..." if cut."""
+    if len(text) <= limit:
+        return text
+    return text[: max(1, limit - 3)].rsplit(" ", 1)[0].rstrip(" ,;:") + "..."
 
 
 _DEBUG = {"on": False}

@@ -16,6 +16,27 @@ def test_help_and_version() -> None:
     assert run_cli("--version").returncode == 0
 
 
+def test_top_level_help_lines_match_the_commands_and_import_none_of_them() -> None:
+    import subprocess
+    import sys
+
+    import click
+
+    from meddata.cli.main import COMMANDS, cli
+
+    ctx = click.Context(cli)
+    for name, (_, line) in COMMANDS.items():
+        command = cli.get_command(ctx, name)
+        assert command is not None and command.get_short_help_str(limit=1000) == line, name
+    probe = (
+        "import sys; from meddata.cli.main import main; main(['--help']); "
+        "print(sorted(m for m in ('pyarrow', 'polars', 'pydicom', 'torch', 'meddata.convert') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert out.stdout.strip().endswith("[]"), out.stdout + out.stderr
+
+
 def test_sample_convert_validate_info(tmp_path: Path) -> None:
     src = tmp_path / "src"
     assert run_cli("sample", "dicom-folder", str(src), "--n", "3").returncode == 0
