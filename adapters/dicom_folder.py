@@ -26,10 +26,10 @@ from pydicom.errors import InvalidDicomError
 from meddata import demographics, tensor
 from meddata.adapter import Adapter, OptionSpec, UnitResult, WorkUnit
 from meddata.adapters._dicom_header import Header
-from meddata.errors import MeddataError
+from meddata.errors import MeddataError, UsageError
 
-FILES_PER_UNIT = 32
-BYTES_PER_UNIT = 128 << 20
+BYTES_PER_UNIT = 128 << 20  # a unit (and so its payload shard) holds at most this much input
+FILES_PER_PART = 32  # files read and mapped at once: what one worker holds in memory
 logging.getLogger("pydicom").setLevel(logging.ERROR)
 PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
@@ -46,6 +46,13 @@ class DicomFolderAdapter(Adapter):
     tables = ("person", "image_occurrence", "image", "samples")
     sensitive_attributes = ("sex", "age_group")
     option_specs = {
+        "files_per_unit": OptionSpec(
+            "128",
+            (),
+            "Most files per work unit (also at most 128 MiB): one unit is one payload shard, "
+            "one resume step and one task for a worker. Larger units make fewer, larger "
+            "shards; smaller units spread a small source over more workers.",
+        ),
         "codec": OptionSpec(
             "auto",
             ("auto", "zstd", "raw"),
@@ -55,7 +62,17 @@ class DicomFolderAdapter(Adapter):
     }
 
     def discover(self) -> Iterator[WorkUnit]:
-        """Batches of files (at most 32 files or 128 MiB each) in sorted path order."""
+        """Batches of files (at most ``files_per_unit`` files or 128 MiB each) in sorted path
+        order."""
+        try:
+            per_unit = int(self.options["files_per_unit"])
+            if per_unit < 1:
+                raise ValueError
+        except ValueError:
+            raise UsageError(
+                f"files_per_unit must be a positive whole number, not {self.options['files_per_unit']!r}.",
+                "Pass for example -O files_per_unit=256.",
+            ) from None
         batch: list[str] = []
         prints: list[str] = []
         size = 0
@@ -63,7 +80,7 @@ class DicomFolderAdapter(Adapter):
             batch.append(rel)
             prints.append(f"{st.st_size}:{st.st_mtime_ns}")
             size += st.st_size
-            if len(batch) >= FILES_PER_UNIT or size >= BYTES_PER_UNIT:
+            if len(batch) >= per_unit or size >= BYTES_PER_UNIT:
                 yield WorkUnit(batch[0], tuple(batch), "|".join(prints))
                 batch, prints, size = [], [], 0
         if batch:
@@ -71,8 +88,16 @@ class DicomFolderAdapter(Adapter):
 
     def convert(self, unit: WorkUnit) -> UnitResult:
         """Read, de-identify and map every file of the batch; bad files are quarantined."""
+        return self._convert_files(unit.payload)
+
+    def convert_parts(self, unit: WorkUnit) -> Iterator[UnitResult]:
+        """The unit 32 files at a time, so a 128 MiB unit is never all in memory."""
+        for start in range(0, len(unit.payload), FILES_PER_PART):
+            yield self._convert_files(unit.payload[start : start + FILES_PER_PART])
+
+    def _convert_files(self, files: tuple[str, ...]) -> UnitResult:
         result = UnitResult()
-        for rel in unit.payload:
+        for rel in files:
             try:
                 with warnings.catch_warnings():
                     # pydicom warnings can quote header values (PHI): never let them reach a log

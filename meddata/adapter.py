@@ -139,6 +139,12 @@ class Adapter(ABC):
     def convert(self, unit: WorkUnit) -> UnitResult:
         """Turn one work unit into rows per table (de-identified when a key is set)."""
 
+    def convert_parts(self, unit: WorkUnit) -> Iterator[UnitResult]:
+        """``convert(unit)`` in consecutive parts, for units whose payload is too large to hold
+        at once: the engine writes each part's payload rows to the unit's shard before asking
+        for the next. The parts together must equal ``convert(unit)``; by default, one part."""
+        yield self.convert(unit)
+
     @classmethod
     @abstractmethod
     def synthesize(cls, dest: str | Path, n: int = 8, seed: int = 0) -> Path:

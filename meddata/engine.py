@@ -7,6 +7,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -15,9 +16,9 @@ from typing import Any
 
 import fsspec
 
-from meddata.adapter import Adapter, QuarantineEntry, UnitResult, WorkUnit
+from meddata.adapter import Adapter, QuarantineEntry, WorkUnit
 from meddata.errors import MeddataError
-from meddata.writer import JournalEntry, rows_to_table, stage_unit
+from meddata.writer import JournalEntry, UnitStager, rows_to_table
 
 
 @dataclass(frozen=True)
@@ -47,25 +48,32 @@ def _init_worker(spec: AdapterSpec) -> None:
 def run_unit(
     adapter: Adapter, fs: fsspec.AbstractFileSystem, staging: str, seq: int, unit: WorkUnit
 ) -> JournalEntry:
-    """Convert and stage one unit. Bad input in the unit is quarantined, not fatal; a failure
-    to write the staged rows (disk full, permissions, network) stops the run instead, since
-    that is not the input's fault and the run can be resumed once it is fixed."""
-    rows: dict[str, int] = {}
-    shards: dict[str, dict[str, Any]] = {}
-    files: dict[str, dict[str, Any]] = {}
-    try:
-        result = adapter.convert(unit)
-        adapter.collect_deid_counts(result)
-        tables = {name: rows_to_table(name, rows) for name, rows in result.tables.items()}
-    except MeddataError as exc:
-        result = UnitResult(quarantine=[QuarantineEntry(unit.key, exc.message, type(exc).__name__)])
-        tables = {}
-    except Exception as exc:  # any parser error on bad input: quarantine the unit with its type
-        reason = f"could not be converted ({type(exc).__name__})"
-        result = UnitResult(quarantine=[QuarantineEntry(unit.key, reason, type(exc).__name__)])
-        tables = {}
-    if tables:
-        rows, shards, files = stage_unit(fs, staging, seq, tables)
+    """Convert and stage one unit, part by part (``Adapter.convert_parts``). Bad input in the
+    unit is quarantined, not fatal; a failure to write the staged rows (disk full,
+    permissions, network) stops the run instead, since that is not the input's fault and the
+    run can be resumed once it is fixed."""
+    stager = UnitStager(fs, staging, seq)
+    quarantine: list[QuarantineEntry] = []
+    deid_counts: Counter[str] = Counter()
+    parts = adapter.convert_parts(unit)
+    while True:
+        try:
+            part = next(parts, None)
+            if part is None:
+                break
+            adapter.collect_deid_counts(part)
+            tables = {name: rows_to_table(name, rows) for name, rows in part.tables.items()}
+        except Exception as exc:  # bad input (any parser error): quarantine the whole unit
+            reason = exc.message if isinstance(exc, MeddataError) else None
+            reason = reason or f"could not be converted ({type(exc).__name__})"
+            stager.abort()
+            quarantine = [QuarantineEntry(unit.key, reason, type(exc).__name__)]
+            deid_counts = Counter()
+            break
+        quarantine += part.quarantine
+        deid_counts.update(part.deid_counts)
+        stager.add(tables)  # I/O errors propagate
+    rows, shards, files = stager.close()
     return JournalEntry(
         seq=seq,
         key=unit.key,
@@ -73,8 +81,8 @@ def run_unit(
         rows=rows,
         shards=shards,
         files=files,
-        quarantine=[q.to_dict(unit.key) for q in result.quarantine],
-        deid_counts=dict(result.deid_counts),
+        quarantine=[q.to_dict(unit.key) for q in quarantine],
+        deid_counts=dict(deid_counts),
     )
 
 

@@ -85,38 +85,87 @@ def unit_shard(staging: str, seq: int, table: str) -> str:
 def stage_unit(
     fs: fsspec.AbstractFileSystem, staging: str, seq: int, tables: dict[str, pa.Table]
 ) -> tuple[dict[str, int], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Stage one unit's rows; returns (rows per table, shard record per payload table, size
-    and SHA-256 per small-table file).
+    """Stage one unit's rows at once (see :class:`UnitStager`)."""
+    stager = UnitStager(fs, staging, seq)
+    stager.add(tables)
+    return stager.close()
 
-    Payload tables (images, volumes...) are written once, as their final Parquet shard, by the
-    worker itself, so their bytes are not copied through a second staging pass; small tables
-    are staged as Arrow IPC and compacted (with primary-key de-duplication) at publish time.
+
+class UnitStager:
+    """Stages one unit, fed in parts: returns (rows per table, shard record per payload table,
+    size and SHA-256 per small-table file) on ``close``.
+
+    Payload tables (images, volumes...) are written once, as the unit's final Parquet shard, by
+    the worker itself, part by part, so a large unit's bytes are never all in memory and never
+    copied through a second staging pass; small tables are collected and staged as one Arrow
+    IPC file each, compacted (with primary-key de-duplication) at publish time.
     """
-    rows: dict[str, int] = {}
-    shards: dict[str, dict[str, Any]] = {}
-    files: dict[str, dict[str, Any]] = {}
-    for name, table in tables.items():
-        if table.num_rows == 0:
-            continue
-        schema = get_schema(name)
-        if schema.kind == "payload":
+
+    def __init__(self, fs: fsspec.AbstractFileSystem, staging: str, seq: int) -> None:
+        self.fs, self.staging, self.seq = fs, staging, seq
+        self._writers: dict[str, _ShardWriter] = {}
+        self._seen: dict[str, set[Any]] = {}
+        self._small: dict[str, list[pa.Table]] = {}
+        self._rows: Counter[str] = Counter()
+
+    def add(self, tables: dict[str, pa.Table]) -> None:
+        """Stage one part's rows."""
+        for name, table in tables.items():
+            if table.num_rows == 0:
+                continue
+            schema = get_schema(name)
+            if schema.kind != "payload":
+                self._small.setdefault(name, []).append(table)
+                self._rows[name] += table.num_rows
+                continue
             if schema.primary_key:
-                keep = _first_seen(table.column(schema.primary_key).to_pylist(), set())
+                seen = self._seen.setdefault(name, set())
+                keep = _first_seen(table.column(schema.primary_key).to_pylist(), seen)
                 table = table.filter(pa.array(keep)) if not all(keep) else table
-            writer = _ShardWriter(
-                fs, unit_shard(staging, seq, name), table.schema, 1 << 62, ROW_GROUP_BYTES
-            )
+                if table.num_rows == 0:
+                    continue
+            writer = self._writers.get(name)
+            if writer is None:
+                path = unit_shard(self.staging, self.seq, name)
+                writer = _ShardWriter(self.fs, path, table.schema, 1 << 62, ROW_GROUP_BYTES)
+                self._writers[name] = writer
+            elif table.schema != writer.schema:
+                table = _unify(table, writer.schema, name)
             for batch in table.to_batches():
                 writer.write(batch)
-            shards[name] = writer.close()[0]
-        else:
-            sink = storage.HashingWriter(fs.open(unit_file(staging, seq, name), "wb"))
+            self._rows[name] += table.num_rows
+
+    def close(
+        self,
+    ) -> tuple[dict[str, int], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """Finish the unit's shards and write its small tables."""
+        shards = {name: writer.close()[0] for name, writer in self._writers.items()}
+        files: dict[str, dict[str, Any]] = {}
+        for name, parts in self._small.items():
+            table = parts[0] if len(parts) == 1 else _concat(parts, name)
+            sink = storage.HashingWriter(
+                self.fs.open(unit_file(self.staging, self.seq, name), "wb")
+            )
             with ipc.new_file(pa.PythonFile(sink, mode="w"), table.schema) as ipc_writer:
                 ipc_writer.write_table(table)
             sink.close()
             files[name] = {"bytes": sink.size, "sha256": sink.sha256}
-        rows[name] = table.num_rows
-    return rows, shards, files
+        return dict(self._rows), shards, files
+
+    def abort(self) -> None:
+        """Drop what was staged for this unit (its input turned out to be bad)."""
+        for name, writer in self._writers.items():
+            writer.discard()
+            path = unit_shard(self.staging, self.seq, name)
+            if self.fs.exists(path):
+                self.fs.rm(path)
+        self._writers, self._small, self._rows = {}, {}, Counter()
+
+
+def _concat(parts: list[pa.Table], name: str) -> pa.Table:
+    """One table from a unit's parts (a column missing from a later part is null there)."""
+    first = parts[0].schema
+    return pa.concat_tables([p if p.schema == first else _unify(p, first, name) for p in parts])
 
 
 @dataclass
@@ -373,6 +422,14 @@ class _ShardWriter:
             size, digest = self.fs.size(shard["path"]), storage.sha256_file(self.fs, shard["path"])
         shard.update(rows=self._rows, bytes=size, sha256=digest)
         self._writer, self._sink, self._rows, self._written = None, None, 0, 0
+
+    def discard(self) -> None:
+        """Close without finishing: the file is left for the caller to remove."""
+        if self._writer is not None:
+            self._writer.close()
+        if self._sink is not None:
+            self._sink.close()
+        self._writer, self._sink, self._buffer = None, None, []
 
     def close(self) -> list[dict[str, Any]]:
         self._flush_group()

@@ -205,3 +205,37 @@ def test_pixels_are_shipped_as_is_only_when_the_pixel_description_is_complete() 
         {"PixelRepresentation": 2},
     ):
         assert _as_shipped(Header(dataset(**broken)), syntax) is None, broken
+
+
+def test_large_units_are_written_part_by_part_into_one_shard(tmp_path: Path) -> None:
+    from meddata.adapters.dicom_folder import DicomFolderAdapter
+
+    src = DicomFolderAdapter.synthesize(tmp_path / "src", n=30, seed=3)  # about 100 files
+    big = convert("dicom-folder", src, tmp_path / "big", workers=1, show_progress=False)
+    small = convert(
+        "dicom-folder",
+        src,
+        tmp_path / "small",
+        workers=2,
+        show_progress=False,
+        options={"files_per_unit": "8"},
+    )
+    a, b = meddata.load(big.path), meddata.load(small.path)
+    assert big.units == 1 and small.units > 10
+    assert len(a.manifest["tables"]["image"]["shards"]) == 1  # one unit, parts of 32 files
+    assert len(b.manifest["tables"]["image"]["shards"]) == small.units
+    for table in ("image", "person", "image_occurrence", "samples"):
+        assert a.arrow(table).to_table().equals(b.arrow(table).to_table()), table
+
+
+def test_files_per_unit_must_be_a_positive_number(tmp_path: Path, dicom_source: Path) -> None:
+    from meddata.errors import UsageError
+
+    with pytest.raises(UsageError, match="files_per_unit"):
+        convert(
+            "dicom-folder",
+            dicom_source,
+            tmp_path,
+            show_progress=False,
+            options={"files_per_unit": "zero"},
+        )

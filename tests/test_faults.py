@@ -26,6 +26,10 @@ def _hashes(root: Path) -> dict[str, str]:
     return {s["path"]: s["sha256"] for t in manifest["tables"].values() for s in t["shards"]}
 
 
+# Several work units from a small source (the default is 128 files per unit).
+SMALL: dict = {"options": {"files_per_unit": "32"}}
+
+
 @pytest.fixture(scope="module")
 def big_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return DicomFolderAdapter.synthesize(tmp_path_factory.mktemp("big") / "src", n=30, seed=3)
@@ -35,10 +39,12 @@ def big_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_sigkill_then_resume(big_source: Path, tmp_path: Path, attempt: int) -> None:
     out = tmp_path / "out"
     reference = Path(
-        convert("dicom-folder", big_source, tmp_path / "ref", workers=1, show_progress=False).path
+        convert(
+            "dicom-folder", big_source, tmp_path / "ref", workers=1, show_progress=False, **SMALL
+        ).path
     )
-    convert("dicom-folder", big_source, out, version="1.0", workers=1, show_progress=False)
-    units = len(list(DicomFolderAdapter(big_source).discover()))
+    convert("dicom-folder", big_source, out, version="1.0", workers=1, show_progress=False, **SMALL)
+    units = len(list(DicomFolderAdapter(big_source, SMALL["options"]).discover()))
     kill_after = random.Random(attempt).randint(1, units - 1)
     cmd = [
         sys.executable,
@@ -54,6 +60,8 @@ def test_sigkill_then_resume(big_source: Path, tmp_path: Path, attempt: int) -> 
         "--workers",
         "1",
         "--no-deid",
+        "-O",
+        "files_per_unit=32",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = out / "dicom-folder" / "2.0" / "_staging" / "journal.jsonl"
@@ -79,7 +87,14 @@ def test_sigkill_then_resume(big_source: Path, tmp_path: Path, attempt: int) -> 
         convert("dicom-folder", big_source, out, version="2.0", workers=1, show_progress=False)
 
     summary = convert(
-        "dicom-folder", big_source, out, version="2.0", workers=2, resume=True, show_progress=False
+        "dicom-folder",
+        big_source,
+        out,
+        version="2.0",
+        workers=2,
+        resume=True,
+        show_progress=False,
+        **SMALL,
     )
     assert summary.units_resumed >= 1
     assert _hashes(new) == _hashes(reference)
@@ -100,11 +115,13 @@ def test_resume_redoes_units_whose_staged_files_are_torn(big_source: Path, tmp_p
     """The journal is not fsynced per unit, so after a power cut a journal line can outlive its
     staged file's data. Resume re-checks every staged file and redoes the torn units."""
     reference = Path(
-        convert("dicom-folder", big_source, tmp_path / "ref", workers=1, show_progress=False).path
+        convert(
+            "dicom-folder", big_source, tmp_path / "ref", workers=1, show_progress=False, **SMALL
+        ).path
     )
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "meddata.cli", "convert", "dicom-folder", str(big_source)]
-    cmd += ["-o", str(out), "--workers", "1", "--no-deid"]
+    cmd += ["-o", str(out), "--workers", "1", "--no-deid", "-O", "files_per_unit=32"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     staging = out / "dicom-folder" / "1.0" / "_staging"
     deadline = time.monotonic() + 120
@@ -123,7 +140,9 @@ def test_resume_redoes_units_whose_staged_files_are_torn(big_source: Path, tmp_p
     small = sorted((staging / "units").glob("*.person.arrow"))[1]
     small.write_bytes(small.read_bytes()[:10])  # torn small-table file
 
-    summary = convert("dicom-folder", big_source, out, workers=1, resume=True, show_progress=False)
+    summary = convert(
+        "dicom-folder", big_source, out, workers=1, resume=True, show_progress=False, **SMALL
+    )
     assert 1 <= summary.units_resumed <= summary.units - 2
     assert _hashes(out / "dicom-folder" / "1.0") == _hashes(reference)
     assert validate(str(out / "dicom-folder" / "1.0")).ok

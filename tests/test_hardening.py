@@ -73,12 +73,12 @@ def test_strict_still_fails_on_resume(dicom_source: Path, tmp_path: Path) -> Non
 def test_write_errors_stop_the_run_instead_of_quarantining(
     dicom_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import meddata.engine
+    from meddata.writer import UnitStager
 
     def disk_full(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(meddata.engine, "stage_unit", disk_full)
+    monkeypatch.setattr(UnitStager, "add", disk_full)
     with pytest.raises(OSError, match="No space left"):
         convert("dicom-folder", dicom_source, tmp_path / "o", workers=1, show_progress=False)
     assert not (tmp_path / "o" / "dicom-folder" / "1.0" / "meddata.json").exists()
