@@ -80,6 +80,7 @@ import pyarrow as pa
 
 from meddata import demographics, tensor
 from meddata.adapter import Adapter, OptionSpec, UnitResult, WorkUnit
+from meddata.adapters._dicom_header import Header
 from meddata.errors import MeddataError, SourceError
 from meddata.schema import get_schema
 
@@ -809,26 +810,25 @@ class ChexpertPlusAdapter(Adapter):
                 ) from exc
             if self.deid is not None:
                 self.deid.dicom(ds, patient)
-        spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+        h = Header(ds)
         image = {
             "pixels": tensor.encode(pixels, "zstd"),
-            "sop_instance_uid": str(ds.get("SOPInstanceUID", "") or "") or None,
+            "sop_instance_uid": h.text("SOPInstanceUID"),
             "rows": int(pixels.shape[0]),
             "columns": int(pixels.shape[1]),
             "frames": 1,
-            "samples_per_pixel": int(ds.get("SamplesPerPixel", 1) or 1),
-            "photometric_interpretation": str(ds.get("PhotometricInterpretation", "") or "")
-            or None,
-            "bits_stored": _int_or_none(ds.get("BitsStored")),
-            "pixel_spacing": [float(v) for v in spacing] if spacing else None,
-            "rescale_slope": _float(ds.get("RescaleSlope")),
-            "rescale_intercept": _float(ds.get("RescaleIntercept")),
-            "view_position": str(ds.get("ViewPosition", "") or "") or None,
+            "samples_per_pixel": h.integer("SamplesPerPixel") or 1,
+            "photometric_interpretation": h.text("PhotometricInterpretation"),
+            "bits_stored": h.integer("BitsStored"),
+            "pixel_spacing": h.numbers("PixelSpacing") or h.numbers("ImagerPixelSpacing"),
+            "rescale_slope": h.number("RescaleSlope"),
+            "rescale_intercept": h.number("RescaleIntercept"),
+            "view_position": h.text("ViewPosition"),
             "source_codec": str(ds.file_meta.get("TransferSyntaxUID", "") or "") or None,
         }
-        study = str(ds.get("StudyInstanceUID", "") or "") or study_uid
-        series = str(ds.get("SeriesInstanceUID", "") or "") or series_uid
-        return image, study, series, str(ds.get("Modality", "") or "") or None
+        study = h.text("StudyInstanceUID") or study_uid
+        series = h.text("SeriesInstanceUID") or series_uid
+        return image, study, series, h.text("Modality")
 
     @classmethod
     def synthesize(cls, dest: str | Path, n: int = 8, seed: int = 0, *, dicom: bool = True) -> Path:
@@ -1034,10 +1034,3 @@ def _int(value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         return -1
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
