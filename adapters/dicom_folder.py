@@ -17,10 +17,14 @@ import logging
 import os
 import warnings
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+import pyarrow as pa
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 
 from meddata import demographics, tensor
@@ -30,8 +34,12 @@ from meddata.errors import MeddataError, UsageError
 
 BYTES_PER_UNIT = 128 << 20  # a unit (and so its payload shard) holds at most this much input
 FILES_PER_PART = 32  # files read and mapped at once: what one worker holds in memory
+DEFER_BYTES = 64 << 10  # larger elements (the pixel data) are read only when needed
 logging.getLogger("pydicom").setLevel(logging.ERROR)
-PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+PIXEL_DATA = 0x7FE00010
+PIXEL_TAGS = (PIXEL_DATA, 0x7FE00008, 0x7FE00009)  # PixelData, FloatPixelData, DoubleFloat…
+DIRECTORY_RECORDS = 0x00041220
+SOP_CLASS = 0x00080016
 
 
 class DicomFolderAdapter(Adapter):
@@ -97,12 +105,16 @@ class DicomFolderAdapter(Adapter):
 
     def _convert_files(self, files: tuple[str, ...]) -> UnitResult:
         result = UnitResult()
+        # Uncompressed pixel data is read straight into one buffer per part, which becomes the
+        # pixels column as it is (no copy per file); a part's files bound its size.
+        pixels = tensor.CellBuffer(sum(_size(self.source / rel) for rel in files))
         for rel in files:
             try:
                 with warnings.catch_warnings():
                     # pydicom warnings can quote header values (PHI): never let them reach a log
                     warnings.simplefilter("ignore")
-                    self._convert_file(rel, result)
+                    with open(self.source / rel, "rb") as fh:
+                        self._convert_file(rel, fh, pixels, result)
             except MeddataError as exc:
                 result.skip(rel, exc.message, exc)
             except InvalidDicomError as exc:
@@ -111,31 +123,32 @@ class DicomFolderAdapter(Adapter):
                 result.skip(rel, f"could not be read ({type(exc).__name__})", exc)
         return result
 
-    def _convert_file(self, rel: str, result: UnitResult) -> None:
-        path = self.source / rel
-        ds = _read(path)
-        if getattr(ds, "DirectoryRecordSequence", None) is not None:
+    def _convert_file(
+        self, rel: str, fh: BinaryIO, pixels: tensor.CellBuffer, result: UnitResult
+    ) -> None:
+        ds = _read(fh)
+        h = Header(ds)
+        if DIRECTORY_RECORDS in ds._dict:
             result.skip(rel, "DICOMDIR index file, not an image")
             return
-        if not any(t in ds for t in PIXEL_TAGS):
-            modality = str(ds.get("Modality", "") or "unknown")
+        if not any(t in ds._dict for t in PIXEL_TAGS):
+            modality = h.text("Modality") or "unknown"
             result.skip(
                 rel, f"no pixel data (modality {modality}); dicom-folder converts images only"
             )
             return
-        transfer_syntax = str(
-            getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or ""
-        )
-        h = Header(ds)
-        cell = _as_shipped(h, transfer_syntax) if self._codec(transfer_syntax) == "raw" else None
+        transfer_syntax = Header(ds.file_meta).text("TransferSyntaxUID") or ""
+        cell = None
+        if self._codec(transfer_syntax) == "raw":
+            cell = _as_shipped(h, transfer_syntax, fh.fileno(), pixels)
         if cell is None:
             try:
-                pixels = np.asarray(ds.pixel_array)
+                decoded = np.asarray(ds.pixel_array)
             except Exception as exc:
                 raise MeddataError(
                     f"pixel data could not be decoded ({type(exc).__name__})"
                 ) from exc
-            cell = tensor.encode(pixels, self._codec(transfer_syntax), level=1)
+            cell = tensor.encode(decoded, self._codec(transfer_syntax), level=1)
 
         source_person = h.text("PatientID") or "UNKNOWN"
         birth = demographics.parse_dicom_date(h.text("PatientBirthDate"))
@@ -245,8 +258,7 @@ class DicomFolderAdapter(Adapter):
         choice = self.options["codec"]
         if choice != "auto":
             return choice
-        compressed = bool(transfer_syntax) and pydicom.uid.UID(transfer_syntax).is_compressed
-        return "zstd" if compressed else "raw"
+        return "zstd" if _is_compressed(transfer_syntax) else "raw"
 
     def _device(self, h: Header) -> str | None:
         if self.deid is not None and not self._deid_options.get("retain_device_identity", False):
@@ -267,21 +279,24 @@ class DicomFolderAdapter(Adapter):
 _SHIPPED_SYNTAXES = (pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian)
 
 
-def _as_shipped(h: Header, transfer_syntax: str) -> tensor.TensorCell | None:
+def _as_shipped(
+    h: Header, transfer_syntax: str, fd: int, pixels: tensor.CellBuffer
+) -> tensor.TensorCell | None:
     """The pixel bytes exactly as shipped, when they already are the array pydicom would
     return: uncompressed little-endian, one sample per pixel, whole bytes per value, and no bits
-    set above BitsStored (pydicom masks those). Skips a decode and a copy per file; anything
-    else returns None and goes through ``pixel_array``."""
+    set above BitsStored (pydicom masks those). Skips a decode and a copy per file: the bytes
+    are read from the file (descriptor ``fd``) into ``pixels``. Anything else returns None and
+    goes through ``pixel_array``."""
     ds = h.ds
 
     def field(keyword: str, absent: int | None) -> int | None:
         # Absent: the default; present but empty or not a number: None (not shipped as is).
-        return h.integer(keyword) if keyword in ds else absent
+        return h.integer(keyword) if h.has(keyword) else absent
 
     if transfer_syntax not in _SHIPPED_SYNTAXES or field("SamplesPerPixel", 1) != 1:
         return None
     bits, rows, columns = field("BitsAllocated", None), h.integer("Rows"), h.integer("Columns")
-    if bits not in (8, 16, 32) or not rows or not columns or "PixelData" not in ds:
+    if bits not in (8, 16, 32) or not rows or not columns or PIXEL_DATA not in ds._dict:
         return None
     stored, representation = field("BitsStored", bits), field("PixelRepresentation", 0)
     if stored is None or representation not in (0, 1):
@@ -293,16 +308,45 @@ def _as_shipped(h: Header, transfer_syntax: str) -> tensor.TensorCell | None:
     shape = [frames, rows, columns] if frames > 1 else [rows, columns]
     dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
     size = int(np.prod(shape)) * dtype.itemsize
+    data = _shipped_bytes(ds, fd, size, pixels)
+    if data is None:
+        return None
+    if stored < bits and np.any(np.frombuffer(data, dtype) >> stored):
+        if isinstance(data, pa.Buffer):
+            pixels.drop_last(data)
+        return None  # unused high bits set: pydicom's masked array differs from the bytes
+    return tensor.from_encoded(data, "raw", dtype.name, shape)
+
+
+def _shipped_bytes(
+    ds: pydicom.Dataset, fd: int, size: int, pixels: tensor.CellBuffer
+) -> bytes | pa.Buffer | None:
+    """The first ``size`` bytes of the pixel data: read from the file into ``pixels`` when
+    the element was deferred, else from the parsed value; None when there are fewer."""
+    elem = ds.get_item(PIXEL_DATA, keep_deferred=True)
+    if isinstance(elem, RawDataElement) and elem.value is None:  # deferred: still in the file
+        if elem.length < size or elem.value_tell is None:
+            return None
+        return pixels.read(fd, elem.value_tell, size)
     try:
         data = ds.PixelData
     except (AttributeError, TypeError, ValueError):
         return None
     if not isinstance(data, bytes) or len(data) < size:
         return None
-    data = data[:size] if len(data) > size else data
-    if stored < bits and np.any(np.frombuffer(data, dtype) >> stored):
-        return None  # unused high bits set: pydicom's masked array differs from the bytes
-    return tensor.from_encoded(data, "raw", dtype.name, shape)
+    return data[:size] if len(data) > size else data
+
+
+@cache
+def _is_compressed(transfer_syntax: str) -> bool:
+    return bool(transfer_syntax) and pydicom.uid.UID(transfer_syntax).is_compressed
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
@@ -316,12 +360,13 @@ def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
             yield os.path.relpath(full, root).replace(os.sep, "/"), st
 
 
-def _read(path: Path) -> pydicom.Dataset:
+def _read(fh: BinaryIO) -> pydicom.Dataset:
     try:
-        ds = pydicom.dcmread(path)
+        ds = pydicom.dcmread(fh, defer_size=DEFER_BYTES)
     except InvalidDicomError:
-        ds = pydicom.dcmread(path, force=True)  # datasets written without a preamble/file meta
-        if "SOPClassUID" not in ds and not any(t in ds for t in PIXEL_TAGS):
+        fh.seek(0)  # datasets written without a preamble/file meta
+        ds = pydicom.dcmread(fh, force=True, defer_size=DEFER_BYTES)
+        if SOP_CLASS not in ds._dict and not any(t in ds._dict for t in PIXEL_TAGS):
             raise
     meta = getattr(ds, "file_meta", None)
     if meta is None or "TransferSyntaxUID" not in meta:

@@ -10,10 +10,9 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meddata import storage
-from meddata.dataset import Dataset
 from meddata.engine import AdapterSpec, default_workers, run_units, run_units_ray
 from meddata.errors import SourceError, StrictModeError, UsageError
 from meddata.manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, Manifest, write_manifest
@@ -29,6 +28,9 @@ from meddata.writer import (
     sum_deid_counts,
     write_table,
 )
+
+if TYPE_CHECKING:
+    from meddata.dataset import Dataset
 
 QUARANTINE_PATH = "quarantine/report.jsonl"
 
@@ -143,7 +145,13 @@ def convert(
                 )
             runner = run_units_ray if engine == "ray" else run_units
             runner(
-                spec, todo, fs, staging.path, workers=workers or default_workers(), on_done=on_done
+                spec,
+                todo,
+                fs,
+                staging.path,
+                workers=workers or default_workers(),
+                on_done=on_done,
+                on_started=_import_publishing_modules,
             )
 
         entries = staging.entries()
@@ -224,11 +232,12 @@ def convert(
                 "sha256": q_sha,
             },
         }
+        from meddata.dataset import Dataset
+        from meddata.datasheet import write_dataset_datasheet
+
         official = _official_split(Dataset(fs, root, manifest)) if "samples" in written else None
         if official is not None:
             manifest["splits"]["official"] = official
-        from meddata.datasheet import write_dataset_datasheet  # heavy: import only when publishing
-
         manifest["datasheet"] = write_dataset_datasheet(Dataset(fs, root, manifest))
         write_manifest(fs, root, manifest)
         staging.remove()
@@ -246,6 +255,17 @@ def convert(
             seconds=round(time.perf_counter() - started, 3),
             deid=deid,
         )
+
+
+def _import_publishing_modules() -> None:
+    """What publishing needs but the workers do not (polars, the datasheet, JSON Schema):
+    imported while the workers convert, instead of after them (about 0.4 s)."""
+    import jsonschema  # noqa: F401
+    import polars  # noqa: F401
+
+    import meddata.dataset  # noqa: F401
+    import meddata.datasheet  # noqa: F401
+    import meddata.splits  # noqa: F401
 
 
 _PATHLIKE = re.compile(r"[^\s()'\"]+/[^\s()'\"]+")

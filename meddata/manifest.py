@@ -8,7 +8,6 @@ from importlib import resources
 from typing import Any
 
 import fsspec
-import jsonschema
 
 from meddata import storage
 from meddata.errors import FormatVersionError, SchemaError
@@ -45,6 +44,8 @@ def check_format_version(manifest: Manifest, where: str) -> None:
 
 def schema_problems(manifest: Manifest) -> list[str]:
     """Every way ``manifest`` breaks the manifest JSON Schema, as readable lines."""
+    import jsonschema  # ~0.05 s: only when a manifest is checked
+
     validator = jsonschema.Draft202012Validator(manifest_json_schema())
     return [
         f"manifest {'/'.join(str(p) for p in err.absolute_path) or '(root)'}: {err.message}"

@@ -9,6 +9,7 @@ and ``shape`` always describe the decoded array, so a reader knows the size befo
 from __future__ import annotations
 
 import io
+import os
 from typing import Any, TypedDict
 
 import numpy as np
@@ -32,7 +33,7 @@ CODECS = (*ARRAY_CODECS, *IMAGE_CODECS, "mp4")
 class TensorCell(TypedDict):
     """One tensor cell as a Python dict (the row form of ``TENSOR_TYPE``)."""
 
-    data: bytes | memoryview
+    data: bytes | memoryview | pa.Buffer
     codec: str
     dtype: str
     shape: list[int]
@@ -123,8 +124,90 @@ def decode_scalar(scalar: pa.StructScalar) -> np.ndarray:
 
 
 def to_arrow(cells: list[TensorCell | None]) -> pa.StructArray:
-    """Build an Arrow column of tensor cells."""
-    return pa.array(cells, type=TENSOR_TYPE)
+    """Build an Arrow column of tensor cells. Cells whose bytes were read back to back into
+    one :class:`CellBuffer` become the column without being copied."""
+    try:
+        if not cells or any(c is None for c in cells):
+            raise TypeError("null cells")  # the general path handles nulls
+        datas = [c["data"] for c in cells]  # type: ignore[index]
+        data = _buffer_slices_array(datas)
+        if data is None:
+            data = pa.array(
+                [memoryview(d) if isinstance(d, pa.Buffer) else d for d in datas],
+                pa.large_binary(),
+            )
+        children = [
+            data,
+            pa.array([c["codec"] for c in cells], pa.string()),  # type: ignore[index]
+            pa.array([c["dtype"] for c in cells], pa.string()),  # type: ignore[index]
+            pa.array([c["shape"] for c in cells], pa.list_(pa.int32())),  # type: ignore[index]
+        ]
+        if any(child.null_count for child in children):
+            raise TypeError("a cell field is null")
+        return pa.StructArray.from_arrays(children, fields=list(TENSOR_TYPE))
+    except (KeyError, TypeError, pa.ArrowException):
+        # Anything unusual (nulls, malformed cells) goes through Arrow's own conversion, which
+        # either handles it or raises its usual error.
+        cells = [
+            {**c, "data": memoryview(c["data"])}
+            if isinstance(c, dict) and isinstance(c.get("data"), pa.Buffer)
+            else c
+            for c in cells
+        ]
+        return pa.array(cells, type=TENSOR_TYPE)
+
+
+class CellBuffer:
+    """One contiguous, preallocated buffer that several cells' bytes are read into (e.g. the
+    pixel data of a batch of files), so that :func:`to_arrow` makes their column without a
+    copy. The cells hold read-only ``pyarrow.Buffer`` slices of it."""
+
+    def __init__(self, capacity: int) -> None:
+        self._buffer = pa.allocate_buffer(max(1, capacity))
+        self._view = memoryview(self._buffer).cast("B")
+        self._used = 0
+
+    def read(self, fd: int, offset: int, size: int) -> pa.Buffer | None:
+        """Read ``size`` bytes at ``offset`` of file descriptor ``fd``; None when they do not
+        fit or the file ends first (nothing is kept then)."""
+        start = self._used
+        if size < 0 or start + size > len(self._view):
+            return None
+        target = self._view[start : start + size]
+        done = 0
+        while done < size:
+            got = os.preadv(fd, [target[done:]], offset + done)
+            if got <= 0:
+                return None
+            done += got
+        self._used += size
+        return self._buffer.slice(start, size)
+
+    def drop_last(self, piece: pa.Buffer) -> None:
+        """Give back ``piece`` when it is the last one read (its cell is not used after all)."""
+        if piece.address + piece.size == self._buffer.address + self._used:
+            self._used -= piece.size
+
+
+def _buffer_slices_array(datas: list[Any]) -> pa.LargeBinaryArray | None:
+    """The values as one binary array over their common buffer when they are ``pa.Buffer``
+    slices lying back to back in it; else None."""
+    if not all(isinstance(d, pa.Buffer) and d.parent is not None for d in datas):
+        return None
+    parent = datas[0].parent
+    start = datas[0].address
+    offsets = np.empty(len(datas) + 1, np.int64)
+    offsets[0] = 0
+    end = start
+    for i, d in enumerate(datas):
+        if d.address != end or d.parent.address != parent.address:
+            return None
+        end += d.size
+        offsets[i + 1] = end - start
+    values = parent.slice(start - parent.address, end - start)
+    return pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), len(datas), [None, pa.py_buffer(offsets), values]
+    )
 
 
 def _encode_image(array: np.ndarray, codec: str) -> bytes:

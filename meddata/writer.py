@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from meddata import storage
+from meddata import storage, tensor
 from meddata.errors import DatasetExistsError, IncompleteDatasetError, SchemaError
 from meddata.manifest import MANIFEST_NAME
 from meddata.schema import TableSchema, get_schema
@@ -51,8 +51,12 @@ def rows_to_table(table: str, rows: list[dict[str, Any]] | pa.Table) -> pa.Table
     for name in names:
         values = [row.get(name) for row in rows]
         col = schema.column(name)
+        arrow_type = col.arrow_type if col else _extension_type(name)
         try:
-            arr = pa.array(values, type=col.arrow_type if col else _extension_type(name))
+            if arrow_type == TENSOR_TYPE:
+                arr = tensor.to_arrow(values)
+            else:
+                arr = pa.array(values, type=arrow_type)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise SchemaError(
                 f"Values of column {table}.{name} do not fit type {col.type if col else 'inferred'}.",

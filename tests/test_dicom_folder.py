@@ -193,8 +193,13 @@ def test_pixels_are_shipped_as_is_only_when_the_pixel_description_is_complete() 
         return ds
 
     syntax = pydicom.uid.ExplicitVRLittleEndian
-    assert _as_shipped(Header(dataset()), syntax) is not None
-    assert _as_shipped(Header(dataset(SamplesPerPixel=None)), syntax) is not None  # default 1
+    pixels = tensor.CellBuffer(1024)
+
+    def shipped(ds: Dataset) -> object:
+        return _as_shipped(Header(ds), syntax, -1, pixels)  # in memory: no file read
+
+    assert shipped(dataset()) is not None
+    assert shipped(dataset(SamplesPerPixel=None)) is not None  # default 1
     for broken in (
         {"PixelRepresentation": ""},  # present but empty: pydicom would refuse it
         {"BitsStored": ""},
@@ -204,7 +209,7 @@ def test_pixels_are_shipped_as_is_only_when_the_pixel_description_is_complete() 
         {"Rows": 0},
         {"PixelRepresentation": 2},
     ):
-        assert _as_shipped(Header(dataset(**broken)), syntax) is None, broken
+        assert shipped(dataset(**broken)) is None, broken
 
 
 def test_large_units_are_written_part_by_part_into_one_shard(tmp_path: Path) -> None:
@@ -239,3 +244,34 @@ def test_files_per_unit_must_be_a_positive_number(tmp_path: Path, dicom_source: 
             show_progress=False,
             options={"files_per_unit": "zero"},
         )
+
+
+def test_file_cut_inside_its_pixel_data_is_quarantined_and_the_rest_read_exactly(
+    tmp_path: Path, dicom_source: Path
+) -> None:
+    """Pixel data is read lazily, straight into the column's buffer: a file that ends before
+    its pixel data does must not shift or spoil its neighbours' pixels."""
+    src = tmp_path / "src"
+    shutil.copytree(dicom_source, src)
+    files = sorted(src.rglob("*.dcm"))
+    victim = max(files, key=lambda p: p.stat().st_size)
+    victim.write_bytes(victim.read_bytes()[: int(victim.stat().st_size * 0.7)])
+    summary = convert(
+        "dicom-folder",
+        src,
+        tmp_path / "out",
+        workers=1,
+        show_progress=False,
+        options={"files_per_unit": "4"},
+    )
+    ds = meddata.load(summary.path)
+    report = (Path(summary.path) / "quarantine" / "report.jsonl").read_text().splitlines()
+    reasons = {q["item"]: q["reason"] for q in map(json.loads, report)}
+    rel = str(victim.relative_to(src))
+    assert "pixel data" in reasons[rel]
+    for path in files:
+        if path == victim:
+            continue
+        name = str(path.relative_to(src))
+        expected = pydicom.dcmread(path).pixel_array
+        np.testing.assert_array_equal(tensor.decode(_image_by_path(ds, name)["pixels"]), expected)

@@ -103,3 +103,34 @@ def test_values_decoded_from_raw_bytes() -> None:
     assert h.text("PatientID") is None and h.integer("NumberOfFrames") is None
     # decoded without pydicom converting (and caching) the elements
     assert type(raw._dict[pydicom.tag.Tag("Rows")]).__name__ == "RawDataElement"
+
+
+@pytest.mark.parametrize(
+    "charset, values",
+    [
+        (None, {"Manufacturer": "ACME \\ Imaging", "ImageComments": "a\\b  "}),
+        ("ISO_IR 100", {"Manufacturer": "Siemens Médical", "StationName": "CT-Ä "}),
+        ("ISO_IR 192", {"Manufacturer": "Größe 東京", "ImageComments": "line\\ ü "}),
+        ("ISO_IR 144", {"Manufacturer": "Москва"}),  # Cyrillic: pydicom decodes it
+        (["", "ISO 2022 IR 87"], {"Manufacturer": "ACME"}),  # code extensions: pydicom
+        ("GB18030", {"Manufacturer": "中文"}),
+    ],
+)
+def test_text_values_equal_pydicom_for_each_character_set(
+    tmp_path: Path, charset: str | list[str] | None, values: dict[str, str]
+) -> None:
+    ds = pydicom.Dataset()
+    if charset is not None:
+        ds.SpecificCharacterSet = charset
+    for keyword, value in values.items():
+        setattr(ds, keyword, value)
+    ds.PatientID = " MRN 001 "
+    path = tmp_path / "x.dcm"
+    for implicit in (True, False):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds.save_as(path, implicit_vr=implicit, little_endian=True)
+        keywords = [*values, "PatientID", "StationName", "StudyDescription"]
+        fast = Header(pydicom.dcmread(path, force=True))
+        slow = Header(pydicom.dcmread(path, force=True), fast=False)
+        assert [fast.text(k) for k in keywords] == [slow.text(k) for k in keywords], implicit

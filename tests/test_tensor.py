@@ -84,3 +84,54 @@ def test_unknown_codec_is_refused() -> None:
 def test_arrow_type_is_the_spec_struct() -> None:
     assert tensor.TENSOR_TYPE.field("data").type == pa.large_binary()
     assert tensor.TENSOR_TYPE.field("shape").type == pa.list_(pa.int32())
+
+
+def test_cells_read_into_one_buffer_become_the_column_without_a_copy(tmp_path) -> None:
+    arrays = [np.arange(n * 6, dtype=np.int16).reshape(n, 6) for n in (3, 1, 5)]
+    path = tmp_path / "pixels.bin"
+    path.write_bytes(b"header" + b"".join(a.tobytes() for a in arrays))
+    buffer = tensor.CellBuffer(path.stat().st_size)
+    cells = []
+    with open(path, "rb") as fh:
+        offset = 6
+        for a in arrays:
+            data = buffer.read(fh.fileno(), offset, a.nbytes)
+            assert data is not None
+            cells.append(tensor.from_encoded(data, "raw", "int16", list(a.shape)))
+            offset += a.nbytes
+    column = tensor.to_arrow(cells)
+    assert column.type == tensor.TENSOR_TYPE
+    data_buffer = column.field("data").buffers()[2]
+    assert data_buffer.address == cells[0]["data"].address  # the same memory, not a copy
+    for i, a in enumerate(arrays):
+        np.testing.assert_array_equal(tensor.decode_scalar(column[i]), a)
+
+
+def test_mixed_and_null_cells_still_make_a_column() -> None:
+    buffer = tensor.CellBuffer(64)
+    a = np.ones((2, 2), np.uint8)
+    with open(__file__, "rb") as fh:
+        piece = buffer.read(fh.fileno(), 0, 4)
+    assert piece is not None
+    mixed = [tensor.from_encoded(piece, "raw", "uint8", [2, 2]), tensor.encode(a, "raw")]
+    column = tensor.to_arrow(mixed)
+    np.testing.assert_array_equal(tensor.decode_scalar(column[1]), a)
+    assert column[0]["data"].as_py() == bytes(piece)
+    with_null = tensor.to_arrow([None, tensor.encode(a, "zstd")])
+    assert with_null.null_count == 1
+    np.testing.assert_array_equal(tensor.decode_scalar(with_null[1]), a)
+
+
+def test_cell_buffer_refuses_what_does_not_fit_or_is_not_in_the_file(tmp_path) -> None:
+    path = tmp_path / "short.bin"
+    path.write_bytes(b"x" * 10)
+    buffer = tensor.CellBuffer(16)
+    with open(path, "rb") as fh:
+        assert buffer.read(fh.fileno(), 2, 8) is not None
+        assert buffer.read(fh.fileno(), 0, 12) is None  # more than is left in the buffer
+        assert buffer.read(fh.fileno(), 8, 4) is None  # the file ends first
+        last = buffer.read(fh.fileno(), 0, 8)
+        assert last is not None
+        buffer.drop_last(last)  # given back: the next read takes its place
+        again = buffer.read(fh.fileno(), 2, 8)
+        assert again is not None and again.address == last.address

@@ -43,6 +43,9 @@ _DUMMY = {
     "DS": "0",
 }
 # Attributes holding UIDs of classes, syntaxes and coding schemes: never remapped.
+# PixelData, FloatPixelData, DoubleFloatPixelData: never changed, and a conversion may have
+# left them unread in the file (pydicom defer_size).
+_PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 _KEEP_UID_WORDS = ("Class", "TransferSyntax", "CodingScheme", "Implementation", "Creator")
 # Free-text VRs an unlisted attribute is removed for, unless it is a known technical attribute.
 _FREE_TEXT_VRS = frozenset({"LO", "SH", "LT", "ST", "UT", "UC"})
@@ -197,8 +200,10 @@ def _apply(ctx: _Context, ds: Dataset) -> None:
     profile = load_profile()
     options = ctx.deid.options
     counts = ctx.result.counts
-    for elem in list(ds):
-        tag = elem.tag
+    for tag in list(ds.keys()):
+        if tag in _PIXEL_TAGS:
+            continue  # kept as is; converting it here would load pixel data read lazily
+        elem = ds[tag]
         if tag.is_private:
             del ds[tag]
             counts["dicom_private_removed"] += 1
