@@ -196,6 +196,23 @@ def main() -> None:
             f"/ {r['deid_peak_rss_mb']} |"
         )
     print(f"meddata peak RSS growth for ×10 input: ×{growth:.2f} (goal: flat)")
+    # Marginal throughput: the extra files over the extra time from the small to the large
+    # input, which takes out what each side pays once per run (interpreter start, imports,
+    # worker start, publishing).
+    small, large = results
+    extra = large["files"] - small["files"]
+
+    def marginal(key: str) -> float:
+        seconds = large["files"] / large[key] - small["files"] / small[key]
+        return extra / seconds if seconds > 0 else float("inf")
+
+    bare_m, floor_m = marginal("bare_files_per_s"), marginal("write_floor_files_per_s")
+    med_m, deid_m = marginal("meddata_files_per_s"), marginal("deid_files_per_s")
+    print(
+        f"marginal files/s (fixed costs excluded): bare {bare_m:.0f}, write floor {floor_m:.0f}, "
+        f"meddata {med_m:.0f} ({med_m / bare_m:.2f} of bare, {med_m / floor_m:.2f} of the floor), "
+        f"meddata + de-id {deid_m:.0f} ({deid_m / bare_m:.2f} of bare)"
+    )
 
 
 if __name__ == "__main__":

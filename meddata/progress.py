@@ -23,6 +23,7 @@ class _Rich:
 
     def advance(self, n: int = 1) -> None:
         self._progress.advance(self._task, n)  # type: ignore[attr-defined]
+        self._progress.refresh()  # type: ignore[attr-defined]
 
 
 def wanted() -> bool:
@@ -46,5 +47,9 @@ def progress(total: int, description: str, enabled: bool | None = None) -> Itera
         TimeRemainingColumn(),
         console=Console(stderr=True),
         transient=True,
+        # Redrawn on each step, not by a thread: conversion workers are forked while the bar
+        # is shown, and a thread writing to the terminal at that moment could leave a lock
+        # held in the child.
+        auto_refresh=False,
     ) as bar:
         yield _Rich(bar, bar.add_task(description, total=total))

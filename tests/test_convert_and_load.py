@@ -99,6 +99,35 @@ def test_output_is_byte_identical_across_worker_counts_and_shard_sizes(
     assert ds_a.table("image").collect().equals(ds_c.table("image").collect())
 
 
+def test_forked_workers_with_a_progress_bar_give_the_same_bytes(
+    dicom_source: Path, tmp_path: Path
+) -> None:
+    """Several units on two forked workers (a progress bar drawn meanwhile) publish what one
+    process does, and the main process is left as it was (no objects kept frozen)."""
+    import gc
+
+    several = {"files_per_unit": "3"}
+    one = convert(
+        "dicom-folder",
+        dicom_source,
+        tmp_path / "one",
+        workers=1,
+        options=several,
+        show_progress=False,
+    )
+    two = convert(
+        "dicom-folder",
+        dicom_source,
+        tmp_path / "two",
+        workers=2,
+        options=several,
+        show_progress=True,
+    )
+    assert two.units > 2
+    assert _shard_hashes(Path(one.path)) == _shard_hashes(Path(two.path))
+    assert gc.get_freeze_count() == 0
+
+
 def test_load_by_name_through_meddata_home(
     dicom_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
