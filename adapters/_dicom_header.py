@@ -62,6 +62,8 @@ class Header:
             return None
         if not isinstance(elem, RawDataElement) or not elem.is_little_endian:
             return self.ds.get(keyword)
+        if elem.value is None and elem.length:  # larger than dcmread's defer_size: unread
+            return self.ds.get(keyword)
         vr = elem.VR or dictionary_VR(elem.tag)
         data = elem.value or b""
         if vr in _ASCII:
@@ -72,7 +74,8 @@ class Header:
                 return self.ds.get(keyword)  # odd length: let pydicom handle the damage
             ints = [int.from_bytes(data[i : i + size], "little") for i in range(0, len(data), size)]
             return ints[0] if len(ints) == 1 else ints
-        elif (vr in _TEXT or vr in _FREE_TEXT) and self._codec is not None:
+        elif (vr in _TEXT or vr in _FREE_TEXT) and self._codec is not None and b"\x1b" not in data:
+            # (an escape sequence switches character sets: pydicom decodes those)
             try:
                 text = data.decode(self._codec)
             except UnicodeDecodeError:

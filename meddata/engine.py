@@ -9,6 +9,7 @@ import logging
 import multiprocessing as mp
 import os
 import sys
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -118,14 +119,17 @@ def run_units(
             on_done(run_unit(adapter, fs, staging, seq, unit))
         return
     ctx = _worker_context()
-    forking = ctx.get_start_method() == "fork"
-    if forking:
+    # The inherited heap, frozen: never scanned (nor copied on write) by the workers' GC. Not
+    # when the caller froze objects itself: unfreezing afterwards would release theirs too.
+    freeze = ctx.get_start_method() == "fork" and gc.get_freeze_count() == 0
+    if ctx.get_start_method() == "fork":
         _import_lazy_dependencies()
-        gc.freeze()  # the inherited heap: never scanned (nor copied on write) by the workers' GC
+    if freeze:
+        gc.freeze()
     try:
         _run_on_pool(spec, units, fs, staging, workers, on_done, on_started, ctx)
     finally:
-        if forking:
+        if freeze:
             gc.unfreeze()
 
 
@@ -176,11 +180,13 @@ def _run_on_pool(
 
 
 def _worker_context() -> Any:
-    """Fork on Linux: workers start in milliseconds with every module the main process has
-    imported (pyarrow, pydicom, the adapter), where a fork server or spawn makes each import
-    them again (about 0.5 s of CPU per worker). Elsewhere a fork server, or spawn."""
+    """Fork on Linux when no other Python thread runs: workers start in milliseconds with
+    every module the main process has imported (pyarrow, pydicom, the adapter), where a fork
+    server or spawn makes each import them again (about 0.5 s of CPU per worker). With other
+    threads alive (a notebook kernel, a server), a lock one of them holds could stay locked in
+    the child forever: then, and off Linux, a fork server (or spawn)."""
     methods = mp.get_all_start_methods()
-    if sys.platform.startswith("linux") and "fork" in methods:
+    if sys.platform.startswith("linux") and "fork" in methods and threading.active_count() == 1:
         return mp.get_context("fork")
     return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
 

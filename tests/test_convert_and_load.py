@@ -128,6 +128,40 @@ def test_forked_workers_with_a_progress_bar_give_the_same_bytes(
     assert gc.get_freeze_count() == 0
 
 
+def test_workers_fork_only_while_no_other_thread_runs_and_caller_freezes_are_kept(
+    dicom_source: Path, tmp_path: Path
+) -> None:
+    import gc
+    import sys
+    import threading
+
+    from meddata.engine import _worker_context
+
+    if sys.platform.startswith("linux"):
+        assert _worker_context().get_start_method() == "fork"
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:  # a thread of the caller's could hold a lock across a fork: use a fork server
+        assert _worker_context().get_start_method() != "fork"
+    finally:
+        stop.set()
+        other.join()
+    gc.freeze()  # the caller's own frozen objects stay frozen
+    try:
+        convert(
+            "dicom-folder",
+            dicom_source,
+            tmp_path / "out",
+            workers=2,
+            options={"files_per_unit": "3"},
+            show_progress=False,
+        )
+        assert gc.get_freeze_count() > 0  # (frozen objects that died are no longer counted)
+    finally:
+        gc.unfreeze()
+
+
 def test_load_by_name_through_meddata_home(
     dicom_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

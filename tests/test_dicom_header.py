@@ -134,3 +134,24 @@ def test_text_values_equal_pydicom_for_each_character_set(
         fast = Header(pydicom.dcmread(path, force=True))
         slow = Header(pydicom.dcmread(path, force=True), fast=False)
         assert [fast.text(k) for k in keywords] == [slow.text(k) for k in keywords], implicit
+
+
+def test_escape_sequences_and_deferred_values_are_left_to_pydicom(tmp_path: Path) -> None:
+    """Text with ISO 2022 escape sequences (no character set declared) and values too large
+    to be read at parse time (dcmread's defer_size) read exactly as pydicom reads them."""
+    ds = pydicom.Dataset()
+    ds.PatientID = "PLACEHOLDER_"
+    ds.StudyDescription = "D" * 70_000
+    path = tmp_path / "x.dcm"
+    ds.save_as(path, implicit_vr=True, little_endian=True)
+    # same length: "AB", switch to JIS X 0208, two characters, switch back to ASCII
+    path.write_bytes(path.read_bytes().replace(b"PLACEHOLDER_", b"AB\x1b$B;3ED\x1b(B"))
+    keywords = ["PatientID", "StudyDescription"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with open(path, "rb") as fh:
+            fast = Header(pydicom.dcmread(fh, defer_size=64 << 10, force=True))
+            got = [fast.text(k) for k in keywords]
+        slow = Header(pydicom.dcmread(path, force=True), fast=False)
+        assert got == [slow.text(k) for k in keywords]
+    assert got[1] is not None and len(got[1]) == 70_000
