@@ -213,3 +213,70 @@ def test_same_key_same_output_different_key_unlinkable() -> None:
     c = _synthetic()
     Deidentifier(bytes(32)).dicom(c)
     assert c.PatientID != a.PatientID and c.StudyInstanceUID != a.StudyInstanceUID
+
+
+@pytest.mark.parametrize("options", [BASIC_ONLY, ALL_OPTIONS], ids=["basic", "all-options"])
+def test_elements_left_unparsed_give_exactly_the_full_walk(
+    options: DeidOptions, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """De-identifying a freshly read file leaves the elements its rules keep unparsed (faster);
+    the result must equal, element for element and count for count, a walk that parses every
+    element — on every real file — and keep no identifier."""
+    from meddata.deid import dicom as deid_dicom
+
+    compared = 0
+    for path in [*_real_files(), *_crafted_files(tmp_path)]:
+        try:
+            fast, full, original = (_read(path) for _ in range(3))
+            list(original.iterall())
+        except Exception:
+            continue  # pydicom cannot read it (the conformance tests list these)
+        if original.get("BurnedInAnnotation", "") == "YES" and not options.allow_burned_in:
+            continue
+        fast_result = Deidentifier(KEY, options).dicom(fast)
+        monkeypatch.setattr(deid_dicom, "_LEAVE_RAW", False)
+        full_result = Deidentifier(KEY, options).dicom(full)
+        monkeypatch.setattr(deid_dicom, "_LEAVE_RAW", True)
+        assert fast == full, path.name
+        assert fast_result.counts == full_result.counts, path.name
+        assert [(hex(t), a) for t, a in kept_identifiers(original, fast, options)] == []
+        compared += 1
+    assert compared > 100
+
+
+def _crafted_files(folder: Path) -> list[Path]:
+    """Elements no profile rule lists (a person name, an instance UID, free text), inside and
+    outside a sequence, in implicit and explicit VR, and a person name the file marks UN."""
+    ds = Dataset()
+    ds.PatientName = "Doe^Jane"
+    ds.SecondaryReviewerName = "Roe^Richard"  # PN, unlisted
+    ds.MappingResourceUID = "1.2.826.0.1.3680043.8.498.1"  # UI, unlisted
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ds.ImageComments = "seen by Dr Smith on 2020-01-02"
+    ds.Modality, ds.Rows, ds.StudyDate = "CT", 4, "20200102"
+    item = Dataset()
+    item.SecondaryReviewerName = "Poe^Edgar"
+    item.MappingResourceUID = "1.2.826.0.1.3680043.8.498.2"
+    item.CodeValue = "123"
+    ds.ReferencedImageSequence = Sequence([item])
+    ds.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.3"
+    paths = []
+    for syntax in (pydicom.uid.ImplicitVRLittleEndian, pydicom.uid.ExplicitVRLittleEndian):
+        ds.file_meta = pydicom.dataset.FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = syntax
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        path = folder / f"crafted-{len(paths)}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        assert pydicom.dcmread(path).SecondaryReviewerName == "Roe^Richard"
+        paths.append(path)
+    # explicit VR, PatientName written with VR UN (pydicom reads it back as PN)
+    raw = paths[1].read_bytes()
+    at = raw.index(b"\x10\x00\x10\x00PN")
+    paths.append(folder / "crafted-un.dcm")
+    length = int.from_bytes(raw[at + 6 : at + 8], "little")
+    paths[2].write_bytes(
+        raw[:at] + b"\x10\x00\x10\x00UN\x00\x00" + length.to_bytes(4, "little") + raw[at + 8 :]
+    )
+    assert str(pydicom.dcmread(paths[2]).PatientName) == "Doe^Jane"
+    return paths

@@ -17,8 +17,8 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pydicom
-from pydicom.datadict import dictionary_has_tag, repeater_has_tag
-from pydicom.dataelem import DataElement
+from pydicom.datadict import dictionary_has_tag, dictionary_VR, repeater_has_tag
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
@@ -46,6 +46,8 @@ _DUMMY = {
 # PixelData, FloatPixelData, DoubleFloatPixelData: never changed, and a conversion may have
 # left them unread in the file (pydicom defer_size).
 _PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
+# Elements a rule keeps are left unparsed (see _kept_unread); off only to test equivalence.
+_LEAVE_RAW = True
 _KEEP_UID_WORDS = ("Class", "TransferSyntax", "CodingScheme", "Implementation", "Creator")
 # Free-text VRs an unlisted attribute is removed for, unless it is a known technical attribute.
 _FREE_TEXT_VRS = frozenset({"LO", "SH", "LT", "ST", "UT", "UC"})
@@ -203,12 +205,14 @@ def _apply(ctx: _Context, ds: Dataset) -> None:
     for tag in list(ds.keys()):
         if tag in _PIXEL_TAGS:
             continue  # kept as is; converting it here would load pixel data read lazily
-        elem = ds[tag]
         if tag.is_private:
             del ds[tag]
             counts["dicom_private_removed"] += 1
             continue
         rule = profile.rule_for(int(tag))
+        if _LEAVE_RAW and _kept_unread(ds._dict[tag], rule, options):
+            continue
+        elem = ds[tag]
         if rule is None:
             _unlisted(ctx, ds, elem)
             continue
@@ -233,6 +237,25 @@ def _apply(ctx: _Context, ds: Dataset) -> None:
             _clean(ctx, elem)
         elif action == "K" and tag == 0x00101010 and elem.value:
             elem.value = _cap_age_string(str(elem.value))
+
+
+def _kept_unread(elem: DataElement | RawDataElement, rule: Any, options: Any) -> bool:
+    """Whether an element not yet parsed (pydicom converts a raw element on first access,
+    ~25 µs) certainly stays as it is: not a sequence, UID, person name or text, and kept by
+    its rule (or unlisted and standard). Anything in doubt is converted and decided as usual."""
+    if not isinstance(elem, RawDataElement):
+        return False
+    vr = elem.VR
+    if vr is None or vr == "UN":  # implicit VR, or unknown in the file: as pydicom resolves it
+        try:
+            vr = dictionary_VR(elem.tag)
+        except KeyError:
+            return False
+    if vr in ("SQ", "UI", "PN", "UN") or vr in _FREE_TEXT_VRS:
+        return False
+    if rule is None:
+        return dictionary_has_tag(elem.tag) or repeater_has_tag(elem.tag)
+    return bool(rule.action(options) == "K" and elem.tag != 0x00101010)  # (age is capped)
 
 
 def _unlisted(ctx: _Context, ds: Dataset, elem: DataElement) -> None:
