@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,64 +120,61 @@ def run_units(
             on_done(run_unit(adapter, fs, staging, seq, unit))
         return
     ctx = _worker_context()
-    # The inherited heap, frozen: never scanned (nor copied on write) by the workers' GC. Not
-    # when the caller froze objects itself: unfreezing afterwards would release theirs too.
-    freeze = ctx.get_start_method() == "fork" and gc.get_freeze_count() == 0
-    if ctx.get_start_method() == "fork":
-        _import_lazy_dependencies()
+    with _prepared_to_fork(ctx):
+        done: set[int] = set()
+
+        def finish(entry: JournalEntry) -> None:
+            on_done(entry)
+            done.add(entry.seq)
+
+        try:
+            with ProcessPoolExecutor(
+                workers, mp_context=ctx, initializer=_init_worker, initargs=(spec,)
+            ) as pool:
+                pending: set[Future[JournalEntry]] = set()
+                todo: Iterator[tuple[int, WorkUnit]] = iter(units)
+                try:
+                    for seq, unit in todo:
+                        pending.add(pool.submit(_worker_run, fs, staging, seq, unit))
+                        if on_started is not None:  # the workers are running from the first submit
+                            on_started()
+                            on_started = None
+                        if len(pending) >= workers * 4:  # bounded in-flight work keeps memory flat
+                            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                            for fut in finished:
+                                finish(fut.result())
+                    for fut in _as_done(pending):
+                        finish(fut.result())
+                except BaseException:
+                    for fut in pending:
+                        fut.cancel()
+                    raise
+        except BrokenProcessPool:
+            # A worker died (a crashing decoder, the OOM killer): find the unit that kills it by
+            # running each unfinished unit alone, and quarantine that one.
+            for seq, unit in units:
+                if seq not in done:
+                    finish(_run_isolated(spec, fs, staging, seq, unit, ctx))
+
+
+@contextmanager
+def _prepared_to_fork(ctx: Any) -> Iterator[None]:
+    """Before forking workers: import what every worker would otherwise import on its own,
+    and freeze the inherited heap so the workers' GC never scans it (nor copies it on write).
+    Not frozen when the caller froze objects itself: unfreezing afterwards would release
+    theirs too."""
+    if ctx.get_start_method() != "fork":
+        yield
+        return
+    _import_lazy_dependencies()
+    freeze = gc.get_freeze_count() == 0
     if freeze:
         gc.freeze()
     try:
-        _run_on_pool(spec, units, fs, staging, workers, on_done, on_started, ctx)
+        yield
     finally:
         if freeze:
             gc.unfreeze()
-
-
-def _run_on_pool(
-    spec: AdapterSpec,
-    units: Sequence[tuple[int, WorkUnit]],
-    fs: fsspec.AbstractFileSystem,
-    staging: str,
-    workers: int,
-    on_done: Callable[[JournalEntry], None],
-    on_started: Callable[[], None] | None,
-    ctx: Any,
-) -> None:
-    done: set[int] = set()
-
-    def finish(entry: JournalEntry) -> None:
-        on_done(entry)
-        done.add(entry.seq)
-
-    try:
-        with ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_init_worker, initargs=(spec,)
-        ) as pool:
-            pending: set[Future[JournalEntry]] = set()
-            todo: Iterator[tuple[int, WorkUnit]] = iter(units)
-            try:
-                for seq, unit in todo:
-                    pending.add(pool.submit(_worker_run, fs, staging, seq, unit))
-                    if on_started is not None:  # the workers are running from the first submit
-                        on_started()
-                        on_started = None
-                    if len(pending) >= workers * 4:  # bounded in-flight work keeps memory flat
-                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for fut in finished:
-                            finish(fut.result())
-                for fut in _as_done(pending):
-                    finish(fut.result())
-            except BaseException:
-                for fut in pending:
-                    fut.cancel()
-                raise
-    except BrokenProcessPool:
-        # A worker died (a crashing decoder, the OOM killer): find the unit that kills it by
-        # running each unfinished unit alone, and quarantine that one.
-        for seq, unit in units:
-            if seq not in done:
-                finish(_run_isolated(spec, fs, staging, seq, unit, ctx))
 
 
 def _worker_context() -> Any:
