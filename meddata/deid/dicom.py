@@ -210,16 +210,16 @@ def _apply(ctx: _Context, ds: Dataset) -> None:
             counts["dicom_private_removed"] += 1
             continue
         rule = profile.rule_for(int(tag))
-        if _LEAVE_RAW and _kept_unread(ds._dict[tag], rule, options):
+        action = rule.action(options) if rule is not None else None
+        if action == "X":  # removed: no need to parse its value first
+            del ds[tag]
+            counts["dicom_removed"] += 1
+            continue
+        if _LEAVE_RAW and _kept_unread(ds._dict[tag], rule, action):
             continue
         elem = ds[tag]
         if rule is None:
             _unlisted(ctx, ds, elem)
-            continue
-        action = rule.action(options)
-        if action == "X":
-            del ds[tag]
-            counts["dicom_removed"] += 1
         elif action == "Z" or (action == "D" and elem.VR == "SQ"):
             # A sequence to replace by a dummy (Content Sequence, Graphic Annotation Sequence…)
             # carries free text in its items: without a clean option it becomes empty.
@@ -239,7 +239,7 @@ def _apply(ctx: _Context, ds: Dataset) -> None:
             elem.value = _cap_age_string(str(elem.value))
 
 
-def _kept_unread(elem: DataElement | RawDataElement, rule: Any, options: Any) -> bool:
+def _kept_unread(elem: DataElement | RawDataElement, rule: Any, action: str | None) -> bool:
     """Whether an element not yet parsed (pydicom converts a raw element on first access,
     ~25 µs) certainly stays as it is: not a sequence, UID, person name or text, and kept by
     its rule (or unlisted and standard). Anything in doubt is converted and decided as usual."""
@@ -255,7 +255,7 @@ def _kept_unread(elem: DataElement | RawDataElement, rule: Any, options: Any) ->
         return False
     if rule is None:
         return dictionary_has_tag(elem.tag) or repeater_has_tag(elem.tag)
-    return bool(rule.action(options) == "K" and elem.tag != 0x00101010)  # (age is capped)
+    return action == "K" and elem.tag != 0x00101010  # (the age is capped)
 
 
 def _unlisted(ctx: _Context, ds: Dataset, elem: DataElement) -> None:
