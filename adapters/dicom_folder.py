@@ -128,10 +128,10 @@ class DicomFolderAdapter(Adapter):
     ) -> None:
         ds = _read(fh)
         h = Header(ds)
-        if DIRECTORY_RECORDS in ds._dict:
+        if DIRECTORY_RECORDS in ds:
             result.skip(rel, "DICOMDIR index file, not an image")
             return
-        if not any(t in ds._dict for t in PIXEL_TAGS):
+        if not any(t in ds for t in PIXEL_TAGS):
             modality = h.text("Modality") or "unknown"
             result.skip(
                 rel, f"no pixel data (modality {modality}); dicom-folder converts images only"
@@ -296,7 +296,7 @@ def _as_shipped(
     if transfer_syntax not in _SHIPPED_SYNTAXES or field("SamplesPerPixel", 1) != 1:
         return None
     bits, rows, columns = field("BitsAllocated", None), h.integer("Rows"), h.integer("Columns")
-    if bits not in (8, 16, 32) or not rows or not columns or PIXEL_DATA not in ds._dict:
+    if bits not in (8, 16, 32) or not rows or not columns or PIXEL_DATA not in ds:
         return None
     stored, representation = field("BitsStored", bits), field("PixelRepresentation", 0)
     if stored is None or representation not in (0, 1):
@@ -366,7 +366,7 @@ def _read(fh: BinaryIO) -> pydicom.Dataset:
     except InvalidDicomError:
         fh.seek(0)  # datasets written without a preamble/file meta
         ds = pydicom.dcmread(fh, force=True, defer_size=DEFER_BYTES)
-        if SOP_CLASS not in ds._dict and not any(t in ds._dict for t in PIXEL_TAGS):
+        if SOP_CLASS not in ds and not any(t in ds for t in PIXEL_TAGS):
             raise
     meta = getattr(ds, "file_meta", None)
     if meta is None or "TransferSyntaxUID" not in meta:

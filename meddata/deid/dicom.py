@@ -215,7 +215,7 @@ def _apply(ctx: _Context, ds: Dataset) -> None:
             del ds[tag]
             counts["dicom_removed"] += 1
             continue
-        if _LEAVE_RAW and _kept_unread(ds._dict[tag], rule, action):
+        if _LEAVE_RAW and _kept_unread(ds.get_item(tag, keep_deferred=True), rule, action):
             continue
         elem = ds[tag]
         if rule is None:
