@@ -137,7 +137,8 @@ def test_workers_fork_only_while_no_other_thread_runs_and_caller_freezes_are_kep
 
     from meddata.engine import _worker_context
 
-    if sys.platform.startswith("linux"):
+    if sys.platform.startswith("linux") and threading.active_count() == 1:
+        # (other tests may leave a thread running, e.g. the local S3 server's)
         assert _worker_context().get_start_method() == "fork"
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
