@@ -127,38 +127,33 @@ def main() -> None:
             # wrote a gigabyte pays for flushing it (the kernel throttles writers).
             os.sync()
             size = sum(f.stat().st_size for f in src.rglob("*.dcm"))
-            bare = min(
-                (
-                    run_measured([sys.executable, str(bare_script), str(src), str(args.workers)])
-                    for _ in range(args.repeat)
-                ),
-                key=lambda r: r[0],
-            )
             floor_script = work / "floor.py"
             floor_script.write_text(WRITE_FLOOR)
-            floor_runs = []
-            for _ in range(args.repeat):
-                dest = work / "floor-out"
-                dest.mkdir()
-                cmd = [sys.executable, str(floor_script), str(src), str(args.workers), str(dest)]
-                floor_runs.append(run_measured(cmd))
-                shutil.rmtree(dest)
-                os.sync()
-            floor = min(floor_runs, key=lambda r: r[0])
             key = work / "bench.key"
             key.write_bytes(os.urandom(32))
-            sides = {"meddata": ["--no-deid"], "meddata_deid": ["--deid-key-file", str(key)]}
-            best = {}
-            for side, extra in sides.items():
-                runs = []
-                for r in range(args.repeat):
-                    out = work / f"out{scale}-{side}-{r}"
-                    cmd = [sys.executable, "-m", "meddata.cli", "convert", "dicom-folder", str(src)]
-                    cmd += ["-o", str(out), "--workers", str(args.workers), "--json", *extra]
-                    runs.append(run_measured(cmd))
-                    shutil.rmtree(out)
+            out = {side: work / f"out-{side}" for side in ("floor", "meddata", "meddata_deid")}
+            convert = [sys.executable, "-m", "meddata.cli", "convert", "dicom-folder", str(src)]
+            convert += ["--workers", str(args.workers), "--json", "-o"]
+            sides = {
+                "bare": [sys.executable, str(bare_script), str(src), str(args.workers)],
+                "floor": [sys.executable, str(floor_script), str(src), str(args.workers)]
+                + [str(out["floor"])],
+                "meddata": [*convert, str(out["meddata"]), "--no-deid"],
+                "meddata_deid": [*convert, str(out["meddata_deid"]), "--deid-key-file", str(key)],
+            }
+            runs: dict[str, list[tuple[float, int, str]]] = {side: [] for side in sides}
+            # Round robin (bare, floor, meddata, de-id, bare, ...): this VM's speed drifts within
+            # minutes, and drift then touches every side alike instead of one side's runs.
+            for _ in range(args.repeat):
+                for side, command in sides.items():
+                    if side == "floor":
+                        out["floor"].mkdir()  # the floor script writes into an existing folder
+                    runs[side].append(run_measured(command))
+                    for folder in out.values():
+                        shutil.rmtree(folder, ignore_errors=True)
                     os.sync()
-                best[side] = min(runs, key=lambda r: r[0])
+            best = {side: min(r, key=lambda r: r[0]) for side, r in runs.items()}
+            bare, floor = best["bare"], best["floor"]
             row = {
                 "files": n,
                 "input_mb": round(size / 1e6, 1),
