@@ -16,7 +16,6 @@ from typing import Any, BinaryIO
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-CHUNK = 1 << 20
 HASH_CHUNK = 256 << 10
 
 

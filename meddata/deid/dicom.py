@@ -42,12 +42,12 @@ _DUMMY = {
     "IS": "0",
     "DS": "0",
 }
-# Attributes holding UIDs of classes, syntaxes and coding schemes: never remapped.
 # PixelData, FloatPixelData, DoubleFloatPixelData: never changed, and a conversion may have
 # left them unread in the file (pydicom defer_size).
 _PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 # Elements a rule keeps are left unparsed (see _kept_unread); off only to test equivalence.
 _LEAVE_RAW = True
+# Attributes holding UIDs of classes, syntaxes and coding schemes: never remapped.
 _KEEP_UID_WORDS = ("Class", "TransferSyntax", "CodingScheme", "Implementation", "Creator")
 # Free-text VRs an unlisted attribute is removed for, unless it is a known technical attribute.
 _FREE_TEXT_VRS = frozenset({"LO", "SH", "LT", "ST", "UT", "UC"})
