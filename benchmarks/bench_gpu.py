@@ -1,14 +1,15 @@
 """GPU feeding check (issue #7): does the meddata loader keep a DenseNet-121 fed on one GPU?
 
-Two synthesized datasets of the same chest-like images: JPEG cells (MIMIC-CXR-JPG style; with
-``device="cuda"`` and torchvision installed they are decoded on the GPU by nvJPEG) and PNG cells
-(CheXpert style; decoded in the loader's workers). For each, a DenseNet-121 (torchvision, 14
+Two synthesized datasets of the same chest-like images: JPEG cells (MIMIC-CXR-JPG style;
+decoded in the loader's workers, and, with ``--gpu-decode on|both``, also on the GPU by nvJPEG
+through torchvision, ``gpu_decode=True``) and PNG cells (CheXpert style; decoded in the
+workers). For each, a DenseNet-121 (torchvision, 14
 outputs, bf16 autocast, channels-last, SGD) trains for ``--steps`` steps from
 ``ds.torch(None, preset="chexpert", shuffle=True, device=...)`` (one epoch: a new epoch restarts
 the workers, which would count as waiting); the script reports the fraction of step
 time spent waiting for the next batch (goal < 5%), samples/s, and the step time of the same
-model on one batch already on the GPU (the compute bound). Each step is synchronised, so the
-wait is not hidden behind queued GPU work.
+model on one batch already on the GPU (the compute bound, queued and synchronised). Each step
+is synchronised, so the wait is not hidden behind queued GPU work.
 
 On the device machine (it has torch + torchvision; carry meddata's missing dependencies as
 wheels, see benchmarks/README.md, "GPU check"):
@@ -103,9 +104,15 @@ def train_steps(
 
 
 def compute_bound(
-    model: torch.nn.Module, device: torch.device, batch: int, image: int, steps: int
+    model: torch.nn.Module,
+    device: torch.device,
+    batch: int,
+    image: int,
+    steps: int,
+    synced: bool = False,
 ) -> float:
-    """Milliseconds per training step on one fixed batch already on the device."""
+    """Milliseconds per training step on one fixed batch already on the device; ``synced``
+    waits for the GPU after every step, as the timed training loop does."""
     x = torch.randn(batch, 3, image, image, device=device).contiguous(
         memory_format=torch.channels_last
     )
@@ -122,6 +129,8 @@ def compute_bound(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if synced:
+            sync(device)
     sync(device)
     return round(1000 * (time.perf_counter() - start) / steps, 2)
 
@@ -141,6 +150,13 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--work", type=Path, default=None, help="where the datasets go (temp dir)")
     ap.add_argument("--out", type=Path, default=None, help="folder for results.json")
+    ap.add_argument(
+        "--gpu-decode",
+        choices=["on", "off", "both"],
+        default="both",
+        help="JPEG cells decoded by nvJPEG in the main process (on) or in the workers (off)",
+    )
+    ap.add_argument("--codecs", default="jpeg,png", help="comma-separated: jpeg, png")
     args = ap.parse_args()
     if (args.steps + args.warmup) * args.batch > args.n:
         ap.error("--n must cover (steps + warmup) × batch samples: one epoch, no worker restart")
@@ -165,32 +181,45 @@ def main() -> None:
     model = make_model(args.model, device)
     results: dict[str, Any] = {"info": info}
     results["compute_bound_step_ms"] = compute_bound(model, device, args.batch, args.image, 20)
-    print(f"compute bound: {results['compute_bound_step_ms']} ms/step", flush=True)
-    for codec in ("jpeg", "png"):
+    results["synced_step_ms"] = compute_bound(model, device, args.batch, args.image, 20, True)
+    print(
+        f"compute bound: {results['compute_bound_step_ms']} ms/step, "
+        f"{results['synced_step_ms']} ms/step waiting for the GPU after each step",
+        flush=True,
+    )
+    codecs = args.codecs.split(",")
+    for codec in codecs:
         t = time.perf_counter()
         root = write_cxr_dataset(
             work / codec, n=args.n, size=(args.size, args.size), codec=codec, with_notes=False
         )
         made = round(time.perf_counter() - t, 1)
         ds = meddata.load(root)
-        loader = ds.torch(
-            None,
-            preset="chexpert",
-            shuffle=True,
-            size=args.image,
-            batch_size=args.batch,
-            num_workers=args.workers,
-            device=device,
+        decodes = (
+            [True, False]
+            if args.gpu_decode == "both" and codec == "jpeg"
+            else [args.gpu_decode != "off"]
         )
-        gpu_decode = bool(getattr(loader.stream.preset, "gpu_decode", False))
-        row = train_steps(loader, model, device, args.steps, args.warmup)
-        row.update(codec=codec, gpu_decode=gpu_decode, synth_s=made)
-        results[codec] = row
-        print(json.dumps(row), flush=True)
+        for want_gpu in decodes:
+            loader = ds.torch(
+                None,
+                preset="chexpert",
+                shuffle=True,
+                size=args.image,
+                batch_size=args.batch,
+                num_workers=args.workers,
+                device=device,
+                gpu_decode=want_gpu,
+            )
+            gpu_decode = bool(getattr(loader.stream.preset, "gpu_decode", False))
+            row = train_steps(loader, model, device, args.steps, args.warmup)
+            row.update(codec=codec, gpu_decode=gpu_decode, synth_s=made)
+            results[codec + ("_nvjpeg" if want_gpu and codec == "jpeg" else "")] = row
+            print(json.dumps(row), flush=True)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "results.json").write_text(json.dumps(results, indent=2))
-    worst = max(results[c]["wait_fraction"] for c in ("jpeg", "png"))
+    worst = max(r["wait_fraction"] for k, r in results.items() if k.split("_")[0] in codecs)
     print(f"largest wait fraction {worst:.1%} (goal < 5%)", file=sys.stderr)
 
 

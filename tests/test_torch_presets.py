@@ -235,6 +235,34 @@ def test_gpu_decode_mode_leaves_monochrome1_jpegs_to_the_cpu(tmp_path: Path) -> 
     assert np.array_equal(inverted, preset.prepare(payload, 0))  # exactly the CPU path
 
 
+def test_gpu_decode_mode_collates_batches_without_jpegs_on_the_cpu(tmp_path: Path) -> None:
+    """A GPU-decode batch with nothing for the GPU decoder (PNG cells) is stacked in the worker
+    like a CPU batch; a mixed one ships its CPU-decoded planes as writable tensors."""
+    import warnings
+
+    import pyarrow.parquet as pq
+
+    from meddata.torch.presets import arrow_column
+
+    ds = meddata.load(write_cxr_dataset(tmp_path, n=4, size=SIZE, codec="png", with_notes=False))
+    shard = ds.manifest["tables"]["image"]["shards"][0]["path"]
+    table = pq.read_table(Path(ds.root) / shard)
+    payload = {c: arrow_column(table, c) for c in table.column_names}
+    preset = get_preset("chexpert", size=32)
+    items = [preset.prepare(payload, i) for i in range(table.num_rows)]
+    cpu = preset.collate(items, None)
+    preset.gpu_decode = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "non-writable NumPy array" warning either
+        gpu = preset.collate(items, None)
+        mixed = preset.collate([torch.zeros(10, dtype=torch.uint8), *items[1:]], None)
+    assert set(gpu) == set(cpu) and torch.equal(gpu[preset.key], cpu[preset.key])
+    planes = mixed["_jpeg"][3]
+    assert planes[0].ndim == 1 and all(
+        torch.equal(p, torch.tensor(x[0])) for p, x in zip(planes[1:], items[1:], strict=True)
+    )
+
+
 def test_cache_entries_of_two_copies_of_a_dataset_do_not_prune_each_other(tmp_path: Path) -> None:
     cache_dir = tmp_path / "cache"
     a = meddata.load(write_cxr_dataset(tmp_path / "a", n=8, size=SIZE, seed=1, with_notes=False))

@@ -173,8 +173,11 @@ class ImagePreset(Preset):
     def collate(self, items: Any, rng: np.random.Generator | None) -> dict[str, Any]:
         n = len(items)
         aug = T.draw_augment(rng if self.augment else None, n, self.resize, self.size, self.hflip)
-        if self.gpu_decode and not isinstance(items, np.ndarray):
-            planes = [x if isinstance(x, torch.Tensor) else torch.from_numpy(x[0]) for x in items]
+        if self.gpu_decode and any(isinstance(x, torch.Tensor) for x in items):
+            # Planes decoded here (inverted images) may be read-only views: copy those few.
+            planes = [
+                x if isinstance(x, torch.Tensor) else torch.from_numpy(x[0].copy()) for x in items
+            ]
             return {"_jpeg": (self.key, self.resize, self.square, planes, aug), "_size": self.size}
         if isinstance(items, np.ndarray):
             stacked = torch.from_numpy(items)
