@@ -9,7 +9,6 @@ import click
 
 from meddata.convert import convert as run_convert
 from meddata.convert import parse_options
-from meddata.errors import UsageError
 from meddata.registry import get_adapter
 
 
@@ -97,6 +96,11 @@ def convert(
     deid_key: bytes | None = None
     if not no_deid:
         deid_key = _deid_key(deid_key_file, out, name or cls.dataset_name, quiet=as_json)
+    deid_options = {
+        "allow_burned_in": allow_burned_in,
+        "retain_device_identity": retain_device_identity,
+        "retain_patient_characteristics": retain_patient_characteristics,
+    }
     summary = run_convert(
         adapter,
         source,
@@ -109,13 +113,9 @@ def convert(
         strict=strict,
         resume=resume,
         overwrite=overwrite,
+        deid=not no_deid,
         deid_key=deid_key,
-        deid_options={
-            "retain_longitudinal_dates": True,  # shift DICOM dates like text and EHR dates
-            "allow_burned_in": allow_burned_in,
-            "retain_device_identity": retain_device_identity,
-            "retain_patient_characteristics": retain_patient_characteristics,
-        },
+        deid_options=None if no_deid else deid_options,
         show_progress=None if not as_json else False,
     )
     if as_json:
@@ -145,20 +145,16 @@ def sample(adapter: str, dest: Path, n: int, seed: int) -> int:
 
 
 def _deid_key(key_file: Path | None, out: str, name: str, *, quiet: bool) -> bytes:
-    """The de-identification key: the given file, or one kept beside ``OUT/<name>``."""
+    """The de-identification key: the given file, or the one kept beside ``OUT/<name>``."""
     import warnings
 
-    from meddata.deid import load_or_create_key
+    from meddata.deid.keys import key_beside_output, read_key
 
-    if key_file is None and "://" in out:
-        raise UsageError(
-            "A de-identification key is needed for a remote output.",
-            "Pass --deid-key-file KEY (create one with: head -c 32 /dev/urandom > KEY), or --no-deid.",
-        )
-    Path(out).mkdir(parents=True, exist_ok=True) if "://" not in out else None
-    with warnings.catch_warnings(record=True):
+    if key_file is not None:
+        return read_key(key_file)
+    with warnings.catch_warnings(record=True):  # said once, below, in the CLI's words
         warnings.simplefilter("always")
-        key, path, created = load_or_create_key(key_file, Path(out) / name)
+        key, path, created = key_beside_output(out, name)
     if created and not quiet:
         click.echo(
             f"warning: created a new de-identification key at {path}. Keep it secret and pass it "

@@ -77,7 +77,6 @@ def quickstart(directory: Path, n: int, workers: int, as_json: bool) -> int:
             out,
             workers=workers,
             deid_key=key,
-            deid_options={"retain_longitudinal_dates": True},
             show_progress=not as_json and None,
         )
         split = _split(summary.path)

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from meddata.dataset import Dataset
 
 QUARANTINE_PATH = "quarantine/report.jsonl"
+# De-identification options every conversion starts from: DICOM dates are shifted by the
+# person's offset like text and EHR dates, so intervals across modalities survive.
+DEID_DEFAULTS: dict[str, Any] = {"retain_longitudinal_dates": True}
 
 
 @dataclass
@@ -70,13 +73,20 @@ def convert(
     strict: bool = False,
     resume: bool = False,
     overwrite: bool = False,
+    deid: bool = True,
     deid_key: bytes | None = None,
     deid_options: dict[str, Any] | None = None,
     show_progress: bool | None = None,
     target_shard_bytes: int = TARGET_SHARD_BYTES,
     row_group_bytes: int = ROW_GROUP_BYTES,
 ) -> ConvertSummary:
-    """Convert ``source`` with adapter ``adapter_name`` into ``out/<name>/<version>/``."""
+    """Convert ``source`` with adapter ``adapter_name`` into ``out/<name>/<version>/``.
+
+    De-identified by default, as by ``meddata convert``: with no ``deid_key`` the key kept beside
+    ``out/<name>`` is used, or created there with a warning (keep it secret, reuse it so
+    pseudonyms and date shifts stay stable). ``deid=False`` is for releases that are already
+    de-identified. ``deid_options`` (see ``meddata.deid.DeidOptions``) go over ``DEID_DEFAULTS``.
+    """
     started = time.perf_counter()
     cls = get_adapter(adapter_name)
     if not Path(source).exists():
@@ -85,11 +95,24 @@ def convert(
             f"Point it at a {cls.source_release or cls.name} release, or make a sample with "
             f"`meddata sample {cls.name} DEST`.",
         )
-    spec = AdapterSpec(cls, str(source), cls.resolve_options(options or {}), deid_key, deid_options)
-    adapter = spec.build()
     name = name or cls.dataset_name
     version = version or cls.dataset_version
     _check_name_and_version(name, version)
+    if not deid:
+        if deid_key is not None or deid_options:
+            raise UsageError(
+                "deid=False was given together with a deid_key or deid_options.",
+                "Leave deid on to de-identify, or pass deid=False alone for a release that is "
+                "already de-identified.",
+            )
+    else:
+        if deid_key is None:
+            from meddata.deid.keys import key_beside_output
+
+            deid_key = key_beside_output(str(out), name)[0]
+        deid_options = {**DEID_DEFAULTS, **(deid_options or {})}
+    spec = AdapterSpec(cls, str(source), cls.resolve_options(options or {}), deid_key, deid_options)
+    adapter = spec.build()
     units = list(adapter.discover())
     if not units:
         raise SourceError(
@@ -195,9 +218,9 @@ def convert(
             if w.duplicates_dropped and w.schema.kind != "omop"
         ]
         q_sha = _write_quarantine(fs, root, quarantine)
-        deid = None
+        deid_report = None
         if adapter.deid is not None:
-            deid = {
+            deid_report = {
                 "profile": adapter.deid.profile_summary(),
                 "key_fingerprint": adapter.deid.key_fingerprint,
                 "counts": sum_deid_counts(entries),
@@ -225,7 +248,7 @@ def convert(
                 "sensitive_attributes": list(cls.sensitive_attributes),
             },
             "splits": {},
-            "deid": deid,
+            "deid": deid_report,
             "quarantine": {
                 "count": len(quarantine),
                 "path": QUARANTINE_PATH if quarantine else None,
@@ -253,7 +276,7 @@ def convert(
             if quarantine
             else None,
             seconds=round(time.perf_counter() - started, 3),
-            deid=deid,
+            deid=deid_report,
         )
 
 

@@ -53,4 +53,6 @@ def dicom_dataset(dicom_source: Path, tmp_path_factory: pytest.TempPathFactory) 
     from meddata.convert import convert
 
     out = tmp_path_factory.mktemp("out")
-    return Path(convert("dicom-folder", dicom_source, out, workers=1, show_progress=False).path)
+    return Path(
+        convert("dicom-folder", dicom_source, out, workers=1, show_progress=False, deid=False).path
+    )

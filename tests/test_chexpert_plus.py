@@ -57,7 +57,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def dataset(source: Path, tmp_path_factory: pytest.TempPathFactory) -> meddata.Dataset:
     out = tmp_path_factory.mktemp("out")
-    summary = convert("chexpert-plus", source, out, workers=1, show_progress=False)
+    summary = convert("chexpert-plus", source, out, workers=1, show_progress=False, deid=False)
     assert summary.quarantined == 0
     return meddata.load(summary.path)
 
@@ -219,6 +219,7 @@ def test_dicom_option(source: Path, tmp_path: Path) -> None:
         options={"images": "dicom"},
         workers=1,
         show_progress=False,
+        deid=False,
     )
     ds = meddata.load(summary.path)
     assert ds.manifest["adapter"]["options"]["images"] == "dicom"
@@ -262,10 +263,10 @@ def test_missing_required_column_is_a_source_error(source: Path, tmp_path: Path)
     header = [c for c in COLUMNS if c != "deid_patient_id"]
     _write_csv(src, _csv_rows(source), header)
     with pytest.raises(SourceError, match="deid_patient_id"):
-        convert("chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False)
+        convert("chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False, deid=False)
     (src / CSV_NAME).unlink()
     with pytest.raises(SourceError, match=CSV_NAME):
-        convert("chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False)
+        convert("chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False, deid=False)
 
 
 def test_dicom_option_without_dicom_tree(source: Path, tmp_path: Path) -> None:
@@ -279,6 +280,7 @@ def test_dicom_option_without_dicom_tree(source: Path, tmp_path: Path) -> None:
             options={"images": "dicom"},
             workers=1,
             show_progress=False,
+            deid=False,
         )
 
 
@@ -315,7 +317,9 @@ def test_bad_input_is_quarantined_not_dropped(source: Path, tmp_path: Path) -> N
             )
             + "\n"
         )
-    summary = convert("chexpert-plus", src, tmp_path / "out", workers=2, show_progress=False)
+    summary = convert(
+        "chexpert-plus", src, tmp_path / "out", workers=2, show_progress=False, deid=False
+    )
     report = _quarantine(summary.path)
     reasons = {q["item"]: q["reason"] for q in report}
     assert "missing" in reasons[missing]
@@ -344,7 +348,9 @@ def test_radgraph_misalignment_is_reported(source: Path, tmp_path: Path) -> None
     path = src / "radgraph-XL-annotations/section_findings.json"
     graph = json.loads(path.read_text())
     path.write_text(json.dumps(graph[1:]))  # one entry lost: everything after shifts
-    summary = convert("chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False)
+    summary = convert(
+        "chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False, deid=False
+    )
     reasons = [q["reason"] for q in _quarantine(summary.path)]
     assert any("do not match" in r for r in reasons) and any(
         "aligned in order" in r for r in reasons
@@ -397,7 +403,9 @@ def test_non_utf8_label_lines_and_ragged_rows_are_quarantined(source: Path, tmp_
         for i, r in enumerate(rows):
             values = [r[c] for c in COLUMNS]
             writer.writerow(values[:-1] if i == ragged else values)
-    summary = convert("chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False)
+    summary = convert(
+        "chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False, deid=False
+    )
     report = _quarantine(summary.path)
     reasons = [q["reason"] for q in report]
     assert sum("not valid UTF-8" in r for r in reasons) == 2
@@ -442,7 +450,9 @@ def test_report_keys_and_malformed_entities(source: Path, tmp_path: Path) -> Non
     entities["98"] = "not an entity"
     entities["99"] = {"tokens": "x", "label": "OBS-DP", "start_ix": "a", "end_ix": 1}
     path.write_text(json.dumps(graph))
-    summary = convert("chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False)
+    summary = convert(
+        "chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False, deid=False
+    )
     report = _quarantine(summary.path)
     reasons = {q["item"]: q["reason"] for q in report}
     assert "report text differs" in reasons[rows[second]["path_to_image"]]
@@ -482,7 +492,9 @@ def test_failed_report_leaves_no_half_converted_rows(
     monkeypatch.setattr(ChexpertPlusAdapter, "_observations", broken)
     src = tmp_path / "src"
     shutil.copytree(source, src, ignore=shutil.ignore_patterns("DICOM"))
-    summary = convert("chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False)
+    summary = convert(
+        "chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False, deid=False
+    )
     reasons = [q["reason"] for q in _quarantine(summary.path)]
     assert reasons and all("report could not be converted" in r for r in reasons)
     assert "note" not in summary.tables and "note_nlp" not in summary.tables

@@ -64,24 +64,52 @@ def test_load_reads_tables_lazily(dicom_dataset: Path, dicom_source: Path) -> No
 
 
 def test_load_from_parent_picks_latest_version(dicom_source: Path, tmp_path: Path) -> None:
-    convert("dicom-folder", dicom_source, tmp_path, version="1.2", workers=1, show_progress=False)
-    convert("dicom-folder", dicom_source, tmp_path, version="1.10", workers=1, show_progress=False)
+    convert(
+        "dicom-folder",
+        dicom_source,
+        tmp_path,
+        version="1.2",
+        workers=1,
+        show_progress=False,
+        deid=False,
+    )
+    convert(
+        "dicom-folder",
+        dicom_source,
+        tmp_path,
+        version="1.10",
+        workers=1,
+        show_progress=False,
+        deid=False,
+    )
     assert meddata.load(str(tmp_path / "dicom-folder")).version == "1.10"
     assert meddata.load(str(tmp_path / "dicom-folder"), version="1.2").version == "1.2"
 
 
 def test_published_versions_are_immutable(dicom_source: Path, tmp_path: Path) -> None:
-    convert("dicom-folder", dicom_source, tmp_path, workers=1, show_progress=False)
+    convert("dicom-folder", dicom_source, tmp_path, workers=1, show_progress=False, deid=False)
     with pytest.raises(DatasetExistsError, match="--version"):
-        convert("dicom-folder", dicom_source, tmp_path, workers=1, show_progress=False)
-    convert("dicom-folder", dicom_source, tmp_path, workers=1, overwrite=True, show_progress=False)
+        convert("dicom-folder", dicom_source, tmp_path, workers=1, show_progress=False, deid=False)
+    convert(
+        "dicom-folder",
+        dicom_source,
+        tmp_path,
+        workers=1,
+        overwrite=True,
+        show_progress=False,
+        deid=False,
+    )
 
 
 def test_output_is_byte_identical_across_worker_counts_and_shard_sizes(
     dicom_source: Path, tmp_path: Path
 ) -> None:
-    a = convert("dicom-folder", dicom_source, tmp_path / "a", workers=1, show_progress=False)
-    b = convert("dicom-folder", dicom_source, tmp_path / "b", workers=2, show_progress=False)
+    a = convert(
+        "dicom-folder", dicom_source, tmp_path / "a", workers=1, show_progress=False, deid=False
+    )
+    b = convert(
+        "dicom-folder", dicom_source, tmp_path / "b", workers=2, show_progress=False, deid=False
+    )
     assert _shard_hashes(Path(a.path)) == _shard_hashes(Path(b.path))
     small = convert(
         "dicom-folder",
@@ -91,6 +119,7 @@ def test_output_is_byte_identical_across_worker_counts_and_shard_sizes(
         show_progress=False,
         target_shard_bytes=1_000,
         row_group_bytes=500,
+        deid=False,
     )
     manifest = json.loads((Path(small.path) / "meddata.json").read_text())
     assert len(manifest["tables"]["samples"]["shards"]) > 1
@@ -114,6 +143,7 @@ def test_forked_workers_with_a_progress_bar_give_the_same_bytes(
         workers=1,
         options=several,
         show_progress=False,
+        deid=False,
     )
     two = convert(
         "dicom-folder",
@@ -122,6 +152,7 @@ def test_forked_workers_with_a_progress_bar_give_the_same_bytes(
         workers=2,
         options=several,
         show_progress=True,
+        deid=False,
     )
     assert two.units > 2
     assert _shard_hashes(Path(one.path)) == _shard_hashes(Path(two.path))
@@ -157,6 +188,7 @@ def test_workers_fork_only_while_no_other_thread_runs_and_caller_freezes_are_kep
             workers=2,
             options={"files_per_unit": "3"},
             show_progress=False,
+            deid=False,
         )
         assert gc.get_freeze_count() > 0  # (frozen objects that died are no longer counted)
     finally:
@@ -172,7 +204,9 @@ def test_load_by_name_through_meddata_home(
     assert "meddata convert dicom-folder" in str(err.value) and str(tmp_path / "home") in str(
         err.value
     )
-    convert("dicom-folder", dicom_source, tmp_path / "home", workers=1, show_progress=False)
+    convert(
+        "dicom-folder", dicom_source, tmp_path / "home", workers=1, show_progress=False, deid=False
+    )
     monkeypatch.chdir(tmp_path)
     assert meddata.load("dicom-folder").name == "dicom-folder"
     with pytest.raises(DatasetNotFoundError, match="meddata list"):
@@ -181,7 +215,9 @@ def test_load_by_name_through_meddata_home(
 
 def test_unknown_major_format_version_is_refused(dicom_source: Path, tmp_path: Path) -> None:
     root = Path(
-        convert("dicom-folder", dicom_source, tmp_path, workers=1, show_progress=False).path
+        convert(
+            "dicom-folder", dicom_source, tmp_path, workers=1, show_progress=False, deid=False
+        ).path
     )
     manifest = json.loads((root / "meddata.json").read_text())
     manifest["format_version"] = "7.0"
@@ -198,7 +234,12 @@ def test_unpublished_directory_says_resume(tmp_path: Path) -> None:
 
 def test_remote_fsspec_output_and_read(dicom_source: Path) -> None:
     summary = convert(
-        "dicom-folder", dicom_source, "memory://bucket/out", workers=1, show_progress=False
+        "dicom-folder",
+        dicom_source,
+        "memory://bucket/out",
+        workers=1,
+        show_progress=False,
+        deid=False,
     )
     assert summary.path.startswith("memory://")
     ds = meddata.load(summary.path)
@@ -218,8 +259,55 @@ def test_missing_source_and_unknown_adapter(tmp_path: Path) -> None:
     from meddata.errors import SourceError
 
     with pytest.raises(SourceError, match="meddata sample dicom-folder"):
-        convert("dicom-folder", tmp_path / "nope", tmp_path)
+        convert("dicom-folder", tmp_path / "nope", tmp_path, deid=False)
     with pytest.raises(UsageError, match="meddata list"):
-        convert("no-such-adapter", tmp_path, tmp_path)
+        convert("no-such-adapter", tmp_path, tmp_path, deid=False)
     with pytest.raises(UsageError, match="codec"):
-        convert("dicom-folder", tmp_path, tmp_path, options={"colour": "x"})
+        convert("dicom-folder", tmp_path, tmp_path, options={"colour": "x"}, deid=False)
+
+
+def test_python_convert_de_identifies_by_default_like_the_cli(
+    dicom_source: Path, tmp_path: Path
+) -> None:
+    """Privacy by construction holds for the Python API too: no key given → the key kept beside
+    OUT/<name> is created (with a warning), reused by the next run, and no source id survives."""
+    raw_ids = {
+        str(pydicom.dcmread(p, stop_before_pixels=True).PatientID)
+        for p in dicom_source.rglob("*.dcm")
+    }
+    out = tmp_path / "out"
+    with pytest.warns(UserWarning, match="new one was saved beside the output"):
+        first = convert("dicom-folder", dicom_source, out, workers=1, show_progress=False)
+    key_file = out / "dicom-folder.deid-key"
+    assert key_file.exists() and not any(
+        p.name.endswith(".deid-key") for p in Path(first.path).rglob("*")
+    )
+    ds = meddata.load(first.path)
+    assert ds.manifest["deid"] is not None
+    people = set(ds.table("person").collect()["person_source_value"].to_list())
+    assert raw_ids and not people & raw_ids
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the key now exists: reused, nothing to warn about
+        again = convert(
+            "dicom-folder", dicom_source, out, version="2", workers=1, show_progress=False
+        )
+    assert set(meddata.load(again.path).table("person").collect()["person_source_value"]) == people
+
+    plain = convert(
+        "dicom-folder", dicom_source, tmp_path / "plain", workers=1, show_progress=False, deid=False
+    )
+    assert meddata.load(plain.path).manifest["deid"] is None
+    assert set(meddata.load(plain.path).table("person").collect()["person_source_value"]) == raw_ids
+
+
+def test_python_convert_refuses_contradictory_or_keyless_remote_de_identification(
+    dicom_source: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(UsageError, match="deid=False was given together"):
+        convert("dicom-folder", dicom_source, tmp_path, deid=False, deid_key=b"k" * 32)
+    with pytest.raises(UsageError, match="remote output"):
+        convert("dicom-folder", dicom_source, "memory://meddata-keyless", show_progress=False)
+    assert not list(tmp_path.iterdir())  # nothing written by either refusal

@@ -258,7 +258,9 @@ def test_chexpert_plus_croissant_validates_despite_spaces_in_label_names(tmp_pat
 
     src = ChexpertPlusAdapter.synthesize(tmp_path / "src", n=8, seed=3)
     ds = meddata.load(
-        convert("chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False).path
+        convert(
+            "chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False, deid=False
+        ).path
     )
     result = make_splits(ds.table("samples").collect(), seed=0)
     ds = add_split(ds, "fair", result.assignments, strategy=result.strategy, report=result.report)

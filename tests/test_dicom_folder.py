@@ -28,7 +28,7 @@ def pydicom_dataset(
     if not src.exists():
         pytest.skip(f"pydicom test files not found at {src}")
     out = tmp_path_factory.mktemp("pyd")
-    summary = convert("dicom-folder", src, out, workers=2, show_progress=False)
+    summary = convert("dicom-folder", src, out, workers=2, show_progress=False, deid=False)
     root = Path(summary.path)
     report = [
         json.loads(line) for line in (root / "quarantine" / "report.jsonl").read_text().splitlines()
@@ -108,7 +108,9 @@ def test_nibabel_dicoms(tmp_path: Path) -> None:
             shutil.copy(p, src / p.name)
         elif p.name.endswith(".dcm.gz"):
             (src / p.name[:-3]).write_bytes(gzip.decompress(p.read_bytes()))
-    summary = convert("dicom-folder", src, tmp_path / "out", workers=1, show_progress=False)
+    summary = convert(
+        "dicom-folder", src, tmp_path / "out", workers=1, show_progress=False, deid=False
+    )
     ds = meddata.load(summary.path)
     assert summary.tables["image"] >= 5
     for rel in ("siemens_dwi_1000.dcm", "0.dcm"):
@@ -123,9 +125,19 @@ def test_strict_stops_at_first_bad_file_with_its_path(tmp_path: Path, dicom_sour
     victim = sorted(src.rglob("*.dcm"))[0]
     victim.write_bytes(victim.read_bytes()[:300])  # truncated
     with pytest.raises(StrictModeError) as err:
-        convert("dicom-folder", src, tmp_path / "out", workers=1, strict=True, show_progress=False)
+        convert(
+            "dicom-folder",
+            src,
+            tmp_path / "out",
+            workers=1,
+            strict=True,
+            show_progress=False,
+            deid=False,
+        )
     assert str(victim.relative_to(src)) in str(err.value)
-    summary = convert("dicom-folder", src, tmp_path / "out2", workers=1, show_progress=False)
+    summary = convert(
+        "dicom-folder", src, tmp_path / "out2", workers=1, show_progress=False, deid=False
+    )
     assert summary.quarantined == 1
 
 
@@ -164,7 +176,12 @@ def test_pixels_kept_as_shipped_match_pydicom_even_with_unused_high_bits(tmp_pat
     write("signed12.dcm", np.array([[1, 2], [3, 0x0FFF]], np.uint16), 12, 1)  # needs sign extension
     ds = meddata.load(
         convert(
-            "dicom-folder", tmp_path / "src", tmp_path / "out", workers=1, show_progress=False
+            "dicom-folder",
+            tmp_path / "src",
+            tmp_path / "out",
+            workers=1,
+            show_progress=False,
+            deid=False,
         ).path
     )
     for name in ("clean12.dcm", "dirty12.dcm", "signed12.dcm"):
@@ -216,7 +233,7 @@ def test_large_units_are_written_part_by_part_into_one_shard(tmp_path: Path) -> 
     from meddata.adapters.dicom_folder import DicomFolderAdapter
 
     src = DicomFolderAdapter.synthesize(tmp_path / "src", n=30, seed=3)  # about 100 files
-    big = convert("dicom-folder", src, tmp_path / "big", workers=1, show_progress=False)
+    big = convert("dicom-folder", src, tmp_path / "big", workers=1, show_progress=False, deid=False)
     small = convert(
         "dicom-folder",
         src,
@@ -224,6 +241,7 @@ def test_large_units_are_written_part_by_part_into_one_shard(tmp_path: Path) -> 
         workers=2,
         show_progress=False,
         options={"files_per_unit": "8"},
+        deid=False,
     )
     a, b = meddata.load(big.path), meddata.load(small.path)
     assert big.units == 1 and small.units > 10
@@ -243,6 +261,7 @@ def test_files_per_unit_must_be_a_positive_number(tmp_path: Path, dicom_source: 
             tmp_path,
             show_progress=False,
             options={"files_per_unit": "zero"},
+            deid=False,
         )
 
 
@@ -263,6 +282,7 @@ def test_file_cut_inside_its_pixel_data_is_quarantined_and_the_rest_read_exactly
         workers=1,
         show_progress=False,
         options={"files_per_unit": "4"},
+        deid=False,
     )
     ds = meddata.load(summary.path)
     report = (Path(summary.path) / "quarantine" / "report.jsonl").read_text().splitlines()

@@ -27,7 +27,7 @@ def _hashes(root: Path) -> dict[str, str]:
 
 
 # Several work units from a small source (the default is 128 files per unit).
-SMALL: dict = {"options": {"files_per_unit": "32"}}
+SMALL: dict = {"options": {"files_per_unit": "32"}, "deid": False}
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,15 @@ def test_sigkill_then_resume(big_source: Path, tmp_path: Path, attempt: int) -> 
     with pytest.raises(IncompleteDatasetError, match="--resume"):
         meddata.load(str(new))
     with pytest.raises(IncompleteDatasetError, match="--resume"):
-        convert("dicom-folder", big_source, out, version="2.0", workers=1, show_progress=False)
+        convert(
+            "dicom-folder",
+            big_source,
+            out,
+            version="2.0",
+            workers=1,
+            show_progress=False,
+            deid=False,
+        )
 
     summary = convert(
         "dicom-folder",
@@ -108,7 +116,15 @@ def test_resume_refuses_a_different_source(
     staged.mkdir(parents=True)
     (staged / "run.json").write_text(json.dumps({"adapter": "other"}))
     with pytest.raises(IncompleteDatasetError, match="same command line"):
-        convert("dicom-folder", dicom_source, tmp_path, resume=True, workers=1, show_progress=False)
+        convert(
+            "dicom-folder",
+            dicom_source,
+            tmp_path,
+            resume=True,
+            workers=1,
+            show_progress=False,
+            deid=False,
+        )
 
 
 def test_resume_redoes_units_whose_staged_files_are_torn(big_source: Path, tmp_path: Path) -> None:

@@ -67,6 +67,7 @@ def test_strict_still_fails_on_resume(dicom_source: Path, tmp_path: Path) -> Non
                 strict=True,
                 resume=True,
                 show_progress=False,
+                deid=False,
             )
 
 
@@ -80,19 +81,28 @@ def test_write_errors_stop_the_run_instead_of_quarantining(
 
     monkeypatch.setattr(UnitStager, "add", disk_full)
     with pytest.raises(OSError, match="No space left"):
-        convert("dicom-folder", dicom_source, tmp_path / "o", workers=1, show_progress=False)
+        convert(
+            "dicom-folder", dicom_source, tmp_path / "o", workers=1, show_progress=False, deid=False
+        )
     assert not (tmp_path / "o" / "dicom-folder" / "1.0" / "meddata.json").exists()
 
 
 def test_memory_store_works_with_several_workers(dicom_source: Path) -> None:
     summary = convert(
-        "dicom-folder", dicom_source, "memory://hardening/out", workers=2, show_progress=False
+        "dicom-folder",
+        dicom_source,
+        "memory://hardening/out",
+        workers=2,
+        show_progress=False,
+        deid=False,
     )
     assert meddata.load(summary.path).table("image").collect().height == summary.tables["image"]
 
 
 def test_failed_overwrite_keeps_the_published_version(dicom_source: Path, tmp_path: Path) -> None:
-    first = convert("dicom-folder", dicom_source, tmp_path, workers=1, show_progress=False)
+    first = convert(
+        "dicom-folder", dicom_source, tmp_path, workers=1, show_progress=False, deid=False
+    )
     src = _broken_source(dicom_source, tmp_path)
     with pytest.raises(StrictModeError):
         convert(
@@ -103,6 +113,7 @@ def test_failed_overwrite_keeps_the_published_version(dicom_source: Path, tmp_pa
             strict=True,
             overwrite=True,
             show_progress=False,
+            deid=False,
         )
     assert validate(first.path).ok  # still published and whole
 
@@ -125,7 +136,9 @@ def test_split_overwrite_never_rewrites_a_published_file(
 def test_bad_name_is_a_usage_error_before_any_work(dicom_source: Path, tmp_path: Path) -> None:
     for name in ("My_Data", "../escape"):
         with pytest.raises(UsageError, match="cannot name a dataset"):
-            convert("dicom-folder", dicom_source, tmp_path, name=name, show_progress=False)
+            convert(
+                "dicom-folder", dicom_source, tmp_path, name=name, show_progress=False, deid=False
+            )
     assert not any(tmp_path.iterdir())
     out = run_cli(
         "convert",
@@ -146,7 +159,7 @@ def test_nothing_is_published_when_every_input_is_quarantined(tmp_path: Path) ->
     (src / "a.txt").write_text("x")
     (src / "b.txt").write_text("y")
     with pytest.raises(SourceError, match="Every input"):
-        convert("dicom-folder", src, tmp_path / "o", workers=1, show_progress=False)
+        convert("dicom-folder", src, tmp_path / "o", workers=1, show_progress=False, deid=False)
     assert not (tmp_path / "o" / "dicom-folder" / "1.0" / "meddata.json").exists()
 
 
@@ -196,7 +209,9 @@ def test_a_unit_that_kills_its_worker_is_quarantined(
     monkeypatch.setitem(
         meddata.registry.BUILTIN, "crashing", "tests._crashing_adapter:CrashingAdapter"
     )
-    summary = convert("crashing", tmp_path, tmp_path / "out", workers=2, show_progress=False)
+    summary = convert(
+        "crashing", tmp_path, tmp_path / "out", workers=2, show_progress=False, deid=False
+    )
     assert summary.tables == {"person": 2} and summary.quarantined == 1
     report = (Path(summary.path) / "quarantine" / "report.jsonl").read_text()
     assert "worker process died" in report and '"item": "boom"' in report
@@ -212,7 +227,9 @@ def test_a_second_conversion_of_the_same_version_is_refused(
     lock.parent.mkdir(parents=True)
     lock.write_text(f"{socket.gethostname()} {os.getpid()}")  # a live holder
     with pytest.raises(IncompleteDatasetError, match="Another conversion"):
-        convert("dicom-folder", dicom_source, tmp_path, workers=1, show_progress=False)
+        convert("dicom-folder", dicom_source, tmp_path, workers=1, show_progress=False, deid=False)
     lock.write_text(f"{socket.gethostname()} 999999999")  # its process is gone: taken over
-    summary = convert("dicom-folder", dicom_source, tmp_path, workers=1, show_progress=False)
+    summary = convert(
+        "dicom-folder", dicom_source, tmp_path, workers=1, show_progress=False, deid=False
+    )
     assert validate(summary.path).ok and not lock.exists()

@@ -45,7 +45,12 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def dataset(source: Path, tmp_path_factory: pytest.TempPathFactory) -> meddata.Dataset:
     summary = convert(
-        "mimic-cxr-jpg", source, tmp_path_factory.mktemp("out"), workers=1, show_progress=False
+        "mimic-cxr-jpg",
+        source,
+        tmp_path_factory.mktemp("out"),
+        workers=1,
+        show_progress=False,
+        deid=False,
     )
     assert summary.quarantined == 0
     return meddata.load(summary.path)
@@ -128,7 +133,9 @@ def test_reports_to_notes(dataset: meddata.Dataset, source: Path) -> None:
 
 def test_without_reports(tmp_path: Path) -> None:
     src = MimicCxrJpgAdapter.synthesize(tmp_path / "src", n=3, seed=2, reports=False)
-    summary = convert("mimic-cxr-jpg", src, tmp_path / "out", workers=1, show_progress=False)
+    summary = convert(
+        "mimic-cxr-jpg", src, tmp_path / "out", workers=1, show_progress=False, deid=False
+    )
     assert "note" not in summary.tables and summary.quarantined == 0
     ds = meddata.load(summary.path)
     assert ds.table("samples").collect()["note_id"].null_count() == summary.tables["samples"]
@@ -161,7 +168,9 @@ def test_bad_input(source: Path, tmp_path: Path) -> None:
         [*labels, {**labels[0], "study_id": "59999999"}],
         list(labels[0]),
     )
-    summary = convert("mimic-cxr-jpg", src, tmp_path / "out", workers=1, show_progress=False)
+    summary = convert(
+        "mimic-cxr-jpg", src, tmp_path / "out", workers=1, show_progress=False, deid=False
+    )
     report = [
         json.loads(x)
         for x in (Path(summary.path) / "quarantine/report.jsonl").read_text().splitlines()
@@ -176,7 +185,7 @@ def test_bad_input(source: Path, tmp_path: Path) -> None:
     assert "Dr." not in json.dumps(report)
     _write(src / META, meta, [h for h in header if h != "ViewPosition"])
     with pytest.raises(SourceError, match="ViewPosition"):
-        convert("mimic-cxr-jpg", src, tmp_path / "out2", workers=1, show_progress=False)
+        convert("mimic-cxr-jpg", src, tmp_path / "out2", workers=1, show_progress=False, deid=False)
 
 
 def test_silent_changes_are_quarantined(source: Path, tmp_path: Path) -> None:
@@ -208,7 +217,9 @@ def test_silent_changes_are_quarantined(source: Path, tmp_path: Path) -> None:
     labels[0]["Edema"] = "yes"
     unlabeled = labels[-1]["study_id"]
     _write(src / "mimic-cxr-2.0.0-chexpert.csv.gz", labels[:-1], list(labels[0]))
-    summary = convert("mimic-cxr-jpg", src, tmp_path / "out", workers=1, show_progress=False)
+    summary = convert(
+        "mimic-cxr-jpg", src, tmp_path / "out", workers=1, show_progress=False, deid=False
+    )
     report = [
         json.loads(x)
         for x in (Path(summary.path) / "quarantine/report.jsonl").read_text().splitlines()

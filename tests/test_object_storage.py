@@ -48,7 +48,12 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def test_convert_load_validate_on_s3(s3: str, dicom_source: Path) -> None:
     summary = convert(
-        "dicom-folder", dicom_source, "s3://meddata-test/datasets", workers=2, show_progress=False
+        "dicom-folder",
+        dicom_source,
+        "s3://meddata-test/datasets",
+        workers=2,
+        show_progress=False,
+        deid=False,
     )
     assert summary.path == "s3://meddata-test/datasets/dicom-folder/1.0"
     ds = meddata.load("s3://meddata-test/datasets/dicom-folder")

@@ -21,10 +21,16 @@ def _hashes(path: str) -> dict[str, str]:
 
 def test_ray_engine_matches_local(dicom_source: Path, tmp_path: Path) -> None:
     ray_run = convert(
-        "dicom-folder", dicom_source, tmp_path / "ray", engine="ray", workers=2, show_progress=False
+        "dicom-folder",
+        dicom_source,
+        tmp_path / "ray",
+        engine="ray",
+        workers=2,
+        show_progress=False,
+        deid=False,
     )
     local = convert(
-        "dicom-folder", dicom_source, tmp_path / "local", workers=1, show_progress=False
+        "dicom-folder", dicom_source, tmp_path / "local", workers=1, show_progress=False, deid=False
     )
     assert ray_run.tables == local.tables
     assert _hashes(ray_run.path) == _hashes(local.path)

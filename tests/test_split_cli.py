@@ -95,7 +95,9 @@ def test_official_split_is_kept_with_its_report(tmp_path: Path) -> None:
 
     src = ChexpertPlusAdapter.synthesize(tmp_path / "src", n=8, seed=2)
     ds = meddata.load(
-        convert("chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False).path
+        convert(
+            "chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False, deid=False
+        ).path
     )
     official = ds.splits["official"]
     assert official["path"] is None and official["strategy"]["kind"] == "official"

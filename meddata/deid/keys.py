@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 from meddata.deid.errors import DeidKeyError
+from meddata.errors import UsageError
 
 KEY_BYTES = 32
 MIN_KEY_BYTES = 16
@@ -93,3 +94,19 @@ def load_or_create_key(key_file: Path | None, output_dir: Path) -> tuple[bytes, 
         stacklevel=2,
     )
     return key, path, True
+
+
+def key_beside_output(out: str, name: str) -> tuple[bytes, Path, bool]:
+    """The key kept beside ``OUT/<name>``: reused, or created (with a warning) on the first run.
+
+    Returns ``(key, path, created)``. A remote ``out`` has no place for it that stays private.
+    """
+    if "://" in out:
+        raise UsageError(
+            "A de-identification key is needed for a remote output.",
+            "Pass a key (CLI: --deid-key-file KEY, made with: head -c 32 /dev/urandom > KEY; "
+            "Python: deid_key=...), or turn de-identification off (--no-deid, deid=False) for a "
+            "release that is already de-identified.",
+        )
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return load_or_create_key(None, Path(out) / name)
