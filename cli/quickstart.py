@@ -37,8 +37,8 @@ from meddata.validate import validate as run_validate
     "n",
     default=10,
     show_default=True,
-    type=click.IntRange(min=2),
-    help="Patients per sample source.",
+    type=click.IntRange(min=3),
+    help="Patients per sample source (at least 3: train, val and test each get one).",
 )
 @click.option(
     "--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Worker processes."
@@ -132,7 +132,12 @@ def quickstart(directory: Path, n: int, workers: int, as_json: bool) -> int:
         console.print(
             f"\nDatasheet of {results[0]['adapter']} (md, html, Croissant, HF card) in {directory / 'datasheet'}"
         )
-        console.print(f"  open {Path(sheet_files['html']).resolve().as_uri()} in a browser")
+        console.print(
+            f"  open {Path(sheet_files['html']).resolve().as_uri()} in a browser",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
     if training:
         console.print(
             f"\nTrained a compact CNN for {training['steps']} steps on {results[0]['adapter']} "
@@ -140,13 +145,14 @@ def quickstart(directory: Path, n: int, workers: int, as_json: bool) -> int:
             f"{training['loss_first']:.3f} → {training['loss_last']:.3f}"
         )
     console.print("\n[bold]Try next[/bold]")
-    console.print(f"  meddata info {first}")
-    console.print(
-        f"  python -c \"import meddata; ds = meddata.load('{first}'); print(ds.table('samples').collect())\""
-    )
-    console.print(
-        "  meddata list   # every adapter; `meddata convert ADAPTER SOURCE -o OUT` on a real release"
-    )
+    # Commands are printed unwrapped (the terminal wraps them) so they copy as one line.
+    for command in (
+        f"meddata info {first}",
+        f"python -c \"import meddata; ds = meddata.load('{first}'); "
+        "print(ds.table('samples').collect())\"",
+        "meddata list   # every adapter; `meddata convert ADAPTER SOURCE -o OUT` on a real release",
+    ):
+        console.print(f"  {command}", soft_wrap=True, markup=False, highlight=False)
     return 0 if ok else 1
 
 

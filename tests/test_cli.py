@@ -113,3 +113,17 @@ def test_quickstart_runs_the_main_job(tmp_path: Path) -> None:
     result = json.loads(out.stdout)
     assert result["ok"] and {d["adapter"] for d in result["datasets"]} >= {"dicom-folder"}
     assert all(d["valid"] for d in result["datasets"])
+
+
+def test_quickstart_prints_its_next_commands_whole_in_a_narrow_pipe(tmp_path: Path) -> None:
+    """The 'Try next' commands are meant to be copied: never wrapped mid-command."""
+    out = run_cli("quickstart", "--dir", str(tmp_path / "qs"), "--n", "3", env={"COLUMNS": "60"})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    snippet = next(line for line in lines if "python -c" in line)
+    assert snippet.strip().endswith("print(ds.table('samples').collect())\"")
+    assert any(line.strip().startswith("open file://") and "in a browser" in line for line in lines)
+
+    too_few = run_cli("quickstart", "--dir", str(tmp_path / "qs2"), "--n", "2")
+    assert too_few.returncode == 2
+    assert "--n" in too_few.stderr and not (tmp_path / "qs2").exists()

@@ -187,8 +187,9 @@ def test_manifest_paths_outside_the_dataset_are_refused(
 
 def test_quickstart_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
     (tmp_path / "thesis.tex").write_text("precious")
-    out = run_cli("quickstart", "--dir", str(tmp_path), "--n", "2")
+    out = run_cli("quickstart", "--dir", str(tmp_path), "--n", "3")
     assert out.returncode == 2 and (tmp_path / "thesis.tex").exists()
+    assert str(tmp_path) in out.stderr and "--n" not in out.stderr  # refused for the folder
 
 
 def test_zstd_cells_cannot_claim_more_memory_than_their_shape() -> None:
