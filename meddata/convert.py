@@ -109,7 +109,7 @@ def convert(
         if deid_key is None:
             from meddata.deid.keys import key_beside_output
 
-            deid_key = key_beside_output(str(out), name)[0]
+            deid_key = key_beside_output(str(out), name, stacklevel=4)[0]  # warn at the caller
         deid_options = {**DEID_DEFAULTS, **(deid_options or {})}
     spec = AdapterSpec(cls, str(source), cls.resolve_options(options or {}), deid_key, deid_options)
     adapter = spec.build()

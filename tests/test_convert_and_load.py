@@ -276,8 +276,9 @@ def test_python_convert_de_identifies_by_default_like_the_cli(
         for p in dicom_source.rglob("*.dcm")
     }
     out = tmp_path / "out"
-    with pytest.warns(UserWarning, match="new one was saved beside the output"):
+    with pytest.warns(UserWarning, match="new one was saved beside the output") as record:
         first = convert("dicom-folder", dicom_source, out, workers=1, show_progress=False)
+    assert record[0].filename == __file__  # the warning points at the caller's line
     key_file = out / "dicom-folder.deid-key"
     assert key_file.exists() and not any(
         p.name.endswith(".deid-key") for p in Path(first.path).rglob("*")

@@ -75,7 +75,9 @@ def default_key_path(output_dir: Path) -> Path:
     return output_dir.with_name(output_dir.name + KEY_SUFFIX)
 
 
-def load_or_create_key(key_file: Path | None, output_dir: Path) -> tuple[bytes, Path, bool]:
+def load_or_create_key(
+    key_file: Path | None, output_dir: Path, *, stacklevel: int = 2
+) -> tuple[bytes, Path, bool]:
     """Load ``key_file``, or (when None) reuse or create ``<output_dir>.deid-key`` beside the output.
 
     Returns ``(key, path, created)``; ``created`` is True when a new key was written, and a
@@ -91,12 +93,12 @@ def load_or_create_key(key_file: Path | None, output_dir: Path) -> tuple[bytes, 
     warnings.warn(
         "No de-identification key was given; a new one was saved beside the output "
         f"({path.name}). Keep it secret and reuse it to keep pseudonyms stable.",
-        stacklevel=2,
+        stacklevel=stacklevel,  # the warning points at the caller's line (raise it for wrappers)
     )
     return key, path, True
 
 
-def key_beside_output(out: str, name: str) -> tuple[bytes, Path, bool]:
+def key_beside_output(out: str, name: str, *, stacklevel: int = 3) -> tuple[bytes, Path, bool]:
     """The key kept beside ``OUT/<name>``: reused, or created (with a warning) on the first run.
 
     Returns ``(key, path, created)``. A remote ``out`` has no place for it that stays private.
@@ -109,4 +111,4 @@ def key_beside_output(out: str, name: str) -> tuple[bytes, Path, bool]:
             "release that is already de-identified.",
         )
     Path(out).mkdir(parents=True, exist_ok=True)
-    return load_or_create_key(None, Path(out) / name)
+    return load_or_create_key(None, Path(out) / name, stacklevel=stacklevel)
