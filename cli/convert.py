@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import click
 
 from meddata.convert import convert as run_convert
 from meddata.convert import parse_options
+from meddata.errors import UsageError
 from meddata.registry import get_adapter
 
 
@@ -92,32 +94,41 @@ def convert(
     Annex E Basic profile and free text goes through the PHI recogniser. The key comes from
     --deid-key-file, or is created beside (never inside) OUT/<name> with a warning.
     """
-    cls = get_adapter(adapter)
-    deid_key: bytes | None = None
-    if not no_deid:
-        deid_key = _deid_key(deid_key_file, out, name or cls.dataset_name, quiet=as_json)
+    if no_deid and deid_key_file is not None:
+        raise UsageError(
+            "--no-deid and --deid-key-file contradict each other.", "Give one or the other."
+        )
     deid_options = {
         "allow_burned_in": allow_burned_in,
         "retain_device_identity": retain_device_identity,
         "retain_patient_characteristics": retain_patient_characteristics,
     }
-    summary = run_convert(
-        adapter,
-        source,
-        out,
-        options=parse_options(list(options)),
-        name=name,
-        version=version,
-        workers=workers,
-        engine=engine,
-        strict=strict,
-        resume=resume,
-        overwrite=overwrite,
-        deid=not no_deid,
-        deid_key=deid_key,
-        deid_options=None if no_deid else deid_options,
-        show_progress=None if not as_json else False,
-    )
+    with warnings.catch_warnings():  # a new key is announced below, in the CLI's words
+        warnings.filterwarnings("ignore", message="No de-identification key was given")
+        summary = run_convert(
+            adapter,
+            source,
+            out,
+            options=parse_options(list(options)),
+            name=name,
+            version=version,
+            workers=workers,
+            engine=engine,
+            strict=strict,
+            resume=resume,
+            overwrite=overwrite,
+            deid=not no_deid,
+            deid_key=deid_key_file,
+            deid_options=None if no_deid else deid_options,
+            show_progress=None if not as_json else False,
+        )
+    if summary.deid_key_created and not as_json:
+        click.echo(
+            f"warning: created a new de-identification key at {summary.deid_key_created}. Keep "
+            "it secret and pass it with --deid-key-file to later runs so pseudonyms and date "
+            "shifts stay stable.",
+            err=True,
+        )
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2))
     else:
@@ -139,26 +150,8 @@ def convert(
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
 def sample(adapter: str, dest: Path, n: int, seed: int) -> int:
     """Write a small synthetic source for ADAPTER, in its exact upstream layout, to DEST."""
+    if dest.exists() and not dest.is_dir():
+        raise UsageError(f"{dest} is a file.", "Give a folder for the sample source.")
     root = get_adapter(adapter).synthesize(dest, n=n, seed=seed)
     click.echo(str(root))
     return 0
-
-
-def _deid_key(key_file: Path | None, out: str, name: str, *, quiet: bool) -> bytes:
-    """The de-identification key: the given file, or the one kept beside ``OUT/<name>``."""
-    import warnings
-
-    from meddata.deid.keys import key_beside_output, read_key
-
-    if key_file is not None:
-        return read_key(key_file)
-    with warnings.catch_warnings(record=True):  # said once, below, in the CLI's words
-        warnings.simplefilter("always")
-        key, path, created = key_beside_output(out, name)
-    if created and not quiet:
-        click.echo(
-            f"warning: created a new de-identification key at {path}. Keep it secret and pass it "
-            "with --deid-key-file to later runs so pseudonyms and date shifts stay stable.",
-            err=True,
-        )
-    return key

@@ -161,7 +161,7 @@ class Adapter(ABC):
         if self._deid is None and self._deid_key is not None:
             from meddata.deid import Deidentifier, DeidOptions
 
-            self._deid = Deidentifier(self._deid_key, DeidOptions(**self._deid_options))
+            self._deid = Deidentifier(self._deid_key, DeidOptions.from_mapping(self._deid_options))
         return self._deid
 
     def person_id(self, source_person_id: str) -> int:

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class ConvertSummary:
     quarantine_path: str | None
     seconds: float
     deid: dict[str, Any] | None = None
+    deid_key_created: str | None = None  # where a de-identification key was created by this run
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,7 +76,7 @@ def convert(
     resume: bool = False,
     overwrite: bool = False,
     deid: bool = True,
-    deid_key: bytes | None = None,
+    deid_key: bytes | str | os.PathLike[str] | None = None,
     deid_options: dict[str, Any] | None = None,
     show_progress: bool | None = None,
     target_shard_bytes: int = TARGET_SHARD_BYTES,
@@ -82,7 +84,8 @@ def convert(
 ) -> ConvertSummary:
     """Convert ``source`` with adapter ``adapter_name`` into ``out/<name>/<version>/``.
 
-    De-identified by default, as by ``meddata convert``: with no ``deid_key`` the key kept beside
+    De-identified by default, as by ``meddata convert``. ``deid_key`` is the key (bytes: raw, or
+    the hex text of a key file) or a key file's path; without it the key kept beside
     ``out/<name>`` is used, or created there with a warning (keep it secret, reuse it so
     pseudonyms and date shifts stay stable). ``deid=False`` is for releases that are already
     de-identified. ``deid_options`` (see ``meddata.deid.DeidOptions``) go over ``DEID_DEFAULTS``.
@@ -92,33 +95,39 @@ def convert(
     if not Path(source).exists():
         raise SourceError(
             f"The source {source} does not exist.",
-            f"Point it at a {cls.source_release or cls.name} release, or make a sample with "
+            f"Point it at the source ({cls.source_release or cls.name}), or make a sample with "
             f"`meddata sample {cls.name} DEST`.",
         )
+    _check_output_place(out, source)
     name = name or cls.dataset_name
     version = version or cls.dataset_version
     _check_name_and_version(name, version)
-    if not deid:
-        if deid_key is not None or deid_options:
-            raise UsageError(
-                "deid=False was given together with a deid_key or deid_options.",
-                "Leave deid on to de-identify, or pass deid=False alone for a release that is "
-                "already de-identified.",
-            )
-    else:
-        if deid_key is None:
-            from meddata.deid.keys import key_beside_output
+    if not deid and (deid_key is not None or deid_options):
+        raise UsageError(
+            "deid=False was given together with a deid_key or deid_options.",
+            "Leave deid on to de-identify, or pass deid=False alone for a release that is "
+            "already de-identified.",
+        )
+    if deid:
+        from meddata.deid.options import DeidOptions
 
-            deid_key = key_beside_output(str(out), name, stacklevel=4)[0]  # warn at the caller
         deid_options = {**DEID_DEFAULTS, **(deid_options or {})}
-    spec = AdapterSpec(cls, str(source), cls.resolve_options(options or {}), deid_key, deid_options)
-    adapter = spec.build()
-    units = list(adapter.discover())
+        DeidOptions.from_mapping(deid_options)  # a misspelt option is refused before any work
+    if engine not in ("local", "ray"):
+        raise UsageError(f"Unknown engine {engine!r}.", "Use engine='local' or engine='ray'.")
+    options = cls.resolve_options(options or {})
+    units = list(cls(str(source), options).discover())
     if not units:
         raise SourceError(
             f"Adapter {cls.name} found nothing to convert in {source}.",
-            f"Check that it is the root of a {cls.source_release or cls.name} release.",
+            f"Check that it is the root of the source ({cls.source_release or cls.name}).",
         )
+    key: bytes | None = None
+    key_created: str | None = None
+    if deid:
+        key, key_created = _deid_key(deid_key, str(out), name)
+    spec = AdapterSpec(cls, str(source), options, key, deid_options)
+    adapter = spec.build()
     fingerprint = _fingerprint(units)
     fs, out_path = storage.open_fs(out)
     root = storage.join(out_path, name, version)
@@ -138,7 +147,7 @@ def convert(
             workers = 1  # e.g. memory://: worker processes would each see their own empty store
         todo = [(seq, u) for seq, u in enumerate(units) if not staging.done(seq, u.fingerprint)]
         redact = _PathRedactor(
-            fs, storage.join(out_path, f"{name}-{version}.quarantine-paths.jsonl"), deid_key
+            fs, storage.join(out_path, f"{name}-{version}.quarantine-paths.jsonl"), key
         )
         resumed = len(units) - len(todo)
 
@@ -162,10 +171,6 @@ def convert(
 
             for entry in staging.entries():
                 check_strict(entry)  # units staged by an earlier run without --strict
-            if engine not in ("local", "ray"):
-                raise UsageError(
-                    f"Unknown engine {engine!r}.", "Use --engine local or --engine ray."
-                )
             runner = run_units_ray if engine == "ray" else run_units
             runner(
                 spec,
@@ -277,7 +282,24 @@ def convert(
             else None,
             seconds=round(time.perf_counter() - started, 3),
             deid=deid_report,
+            deid_key_created=key_created,
         )
+
+
+def _deid_key(
+    given: bytes | str | os.PathLike[str] | None, out: str, name: str
+) -> tuple[bytes, str | None]:
+    """The key to de-identify with: ``given`` (key bytes, or a key file's path), else the key
+    kept beside ``out/<name>``, created there with a warning on the first run. Second: the
+    path of a key created now."""
+    from meddata.deid.keys import key_beside_output, parse_key, read_key
+
+    if given is None:
+        key, path, created = key_beside_output(out, name, stacklevel=5)  # warns at the caller
+        return key, str(path) if created else None
+    if isinstance(given, bytes):
+        return parse_key(given, "deid_key"), None
+    return read_key(Path(given)), None
 
 
 def _import_publishing_modules() -> None:
@@ -336,6 +358,8 @@ class _PathRedactor:
             out.append(redacted)
         body = "".join(json.dumps({"id": k, "path": v}) + "\n" for k, v in sorted(mapping.items()))
         self.fs.pipe_file(self.mapping_path, body.encode("utf-8"))
+        if storage.is_local(self.fs):  # paths can name patients: for the operator's eyes only
+            os.chmod(self.mapping_path, 0o600)
         return out
 
 
@@ -357,6 +381,24 @@ def _write_quarantine(fs: Any, root: str, records: list[dict[str, str]]) -> str 
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+def _check_output_place(out: str | Path, source: str | Path) -> None:
+    """A local output must be a folder (or not exist yet) and lie outside the source: inside
+    it, the next conversion would read the dataset, and its key, as input."""
+    fs, path = storage.open_fs(out)
+    if not storage.is_local(fs):
+        return
+    where, src = Path(path).resolve(), Path(source).resolve()
+    if where.exists() and not where.is_dir():
+        raise UsageError(
+            f"The output {out} is a file.", "Give a folder (it is created if missing)."
+        )
+    if where == src or src in where.parents:
+        raise UsageError(
+            f"The output {out} is inside the source {source}.",
+            "Write the dataset to a folder outside the source.",
+        )
 
 
 def _check_name_and_version(name: str, version: str) -> None:

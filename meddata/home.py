@@ -24,24 +24,44 @@ def _version_key(text: str) -> list[tuple[int, int | str]]:
 
 
 def locate(target: str, version: str | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
-    """Find the published version directory for a path, URL or registered dataset name."""
-    looks_like_path = (
-        "://" in target or os.sep in target or target.startswith(".") or Path(target).exists()
-    )
-    if looks_like_path:
+    """Find the published version directory for a path, URL or registered dataset name.
+
+    A bare name (no separator, no scheme) is a folder here when one exists and holds a
+    dataset; otherwise it is looked up in ``MEDDATA_HOME`` (a source folder that shares the
+    dataset's name does not hide the converted dataset).
+    """
+    bare_name = not ("://" in target or os.sep in target or target.startswith("."))
+    local_folder = bare_name and Path(target).exists()
+    if not bare_name or local_folder:
         fs, path = storage.open_fs(target)
         found = _version_dir(fs, path, version)
-        if found is None:
-            raise DatasetNotFoundError(
-                f"No meddata dataset at {target}.",
-                "Give the folder that holds meddata.json (or its parent with version folders).",
-            )
-        return fs, found
+        if found is not None:
+            return fs, found
+        if not bare_name:
+            raise DatasetNotFoundError(*_not_found_at(fs, path, target, version))
     fs, base = storage.open_fs(home() / target)
     found = _version_dir(fs, base, version) if fs.exists(base) else None
     if found is None:
-        raise DatasetNotFoundError(*_not_found_message(target, version))
+        message, hint = _not_found_message(target, version)
+        if local_folder:
+            message += f" The folder ./{target} here holds no meddata dataset either."
+        raise DatasetNotFoundError(message, hint)
     return fs, found
+
+
+def _not_found_at(
+    fs: fsspec.AbstractFileSystem, path: str, target: str, version: str | None
+) -> tuple[str, str]:
+    versions = _published_versions(fs, path) if fs.isdir(path) else []
+    if version is not None and versions:
+        return (
+            f"The dataset at {target} has no version {version}.",
+            f"Versions there: {', '.join(sorted(versions, key=_version_key))}.",
+        )
+    return (
+        f"No meddata dataset at {target}.",
+        "Give the folder that holds meddata.json (or its parent with version folders).",
+    )
 
 
 def _version_dir(fs: fsspec.AbstractFileSystem, path: str, version: str | None) -> str | None:
@@ -56,17 +76,21 @@ def _version_dir(fs: fsspec.AbstractFileSystem, path: str, version: str | None) 
     if not fs.isdir(path):
         return None
     _raise_if_incomplete(fs, path)
-    versions = [
-        p.rstrip("/").rsplit("/", 1)[-1]
-        for p in fs.ls(path, detail=False)
-        if _published(fs, p.rstrip("/"))
-    ]
+    versions = _published_versions(fs, path)
     if not versions:
         sub_staged = [p for p in fs.ls(path, detail=False) if fs.exists(storage.join(p, STAGING))]
         if sub_staged:
             _raise_if_incomplete(fs, sub_staged[0].rstrip("/"))
         return None
     return storage.join(path, max(versions, key=_version_key))
+
+
+def _published_versions(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
+    return [
+        p.rstrip("/").rsplit("/", 1)[-1]
+        for p in fs.ls(path, detail=False)
+        if _published(fs, p.rstrip("/"))
+    ]
 
 
 def _published(fs: fsspec.AbstractFileSystem, path: str) -> bool:
@@ -94,8 +118,9 @@ def _not_found_message(name: str, version: str | None) -> tuple[str, str]:
         )
     release = cls.source_release or cls.name
     url = f" from {cls.source_url}" if cls.source_url else ""
+    flag = f" --version {version}" if version else ""
     return (
         f"The dataset {what} is not in MEDDATA_HOME ({home()}).",
-        f"Obtain the {release} release{url}, then run: meddata convert {cls.name} "
-        f"/path/to/release -o {home()}",
+        f"Obtain the source ({release}){url}, then run: meddata convert {cls.name} "
+        f"/path/to/source -o {home()}{flag}",
     )

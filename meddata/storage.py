@@ -87,7 +87,12 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A killed process whose parent has not reaped it yet (a zombie) answers signal 0 too.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): trust the signal
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def join(base: str, *parts: str) -> str:

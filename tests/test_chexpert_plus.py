@@ -245,7 +245,7 @@ def test_cli_convert_and_load_by_name(
         meddata.load("chexpert-plus")
     text = str(err.value)
     assert "CheXpert Plus (Stanford AIMI, 2024)" in text
-    assert f"meddata convert chexpert-plus /path/to/release -o {home}" in text
+    assert f"meddata convert chexpert-plus /path/to/source -o {home}" in text
     done = run_cli(
         "convert", "chexpert-plus", str(source), "-o", str(home), "--json", "--workers", "1"
     )

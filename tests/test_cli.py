@@ -127,3 +127,47 @@ def test_quickstart_prints_its_next_commands_whole_in_a_narrow_pipe(tmp_path: Pa
     too_few = run_cli("quickstart", "--dir", str(tmp_path / "qs2"), "--n", "2")
     assert too_few.returncode == 2
     assert "--n" in too_few.stderr and not (tmp_path / "qs2").exists()
+
+
+def test_convert_checks_its_arguments_before_writing_anything(tmp_path: Path) -> None:
+    """No output folder, no key, for a run refused up front; each refusal is a usage error."""
+    src = tmp_path / "src"
+    assert run_cli("sample", "dicom-folder", str(src), "--n", "3").returncode == 0
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+    cases = {
+        "missing source": (["convert", "dicom-folder", str(tmp_path / "nosuch"), "-o"], 1),
+        "unknown option": (["convert", "dicom-folder", str(src), "-O", "nope=1", "-o"], 2),
+        "output inside the source": (["convert", "dicom-folder", str(src), "-o"], 2),
+        "contradiction": (
+            ["convert", "dicom-folder", str(src), "--no-deid", "--deid-key-file", "k", "-o"],
+            2,
+        ),
+    }
+    for what, (args, code) in cases.items():
+        out = tmp_path / "out" if what != "output inside the source" else src / "out"
+        result = run_cli(*args, str(out))
+        assert result.returncode == code, (what, result.stderr)
+        assert "Traceback" not in result.stderr and not out.exists(), what
+    assert not list(src.parent.glob("**/*.deid-key"))
+    for args in (["convert", "dicom-folder", str(src), "-o"], ["sample", "dicom-folder"]):
+        result = run_cli(*args, str(a_file))
+        assert result.returncode == 2 and "is a file" in result.stderr, result.stderr
+
+
+def test_convert_json_reports_a_new_key_and_keeps_path_map_private(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    assert run_cli("sample", "dicom-folder", str(src), "--n", "3").returncode == 0
+    (src / "not-dicom.txt").write_text("hello")  # one quarantined input, so a path map is kept
+    out = tmp_path / "out"
+    result = run_cli("convert", "dicom-folder", str(src), "-o", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["deid_key_created"] == str(out / "dicom-folder.deid-key")
+    assert (out / "dicom-folder.deid-key").stat().st_mode & 0o777 == 0o600
+    paths = out / "dicom-folder-1.0.quarantine-paths.jsonl"
+    assert summary["quarantined"] == 1 and paths.stat().st_mode & 0o777 == 0o600
+    again = run_cli("convert", "dicom-folder", str(src), "-o", str(out), "--version", "2")
+    assert again.returncode == 0 and "created a new" not in again.stderr  # the key is reused
+    human = run_cli("convert", "dicom-folder", str(src), "-o", str(tmp_path / "o2"))
+    assert "warning: created a new de-identification key at" in human.stderr

@@ -211,6 +211,17 @@ def test_load_by_name_through_meddata_home(
     assert meddata.load("dicom-folder").name == "dicom-folder"
     with pytest.raises(DatasetNotFoundError, match="meddata list"):
         meddata.load("no-such-dataset")
+    # A folder here named like the dataset (its raw source, say) does not hide it...
+    (tmp_path / "dicom-folder").mkdir()
+    assert (
+        meddata.load("dicom-folder").path == meddata.load(str(tmp_path / "home/dicom-folder")).path
+    )
+    # ...and when the name is found nowhere, the error says both places were looked at.
+    with pytest.raises(DatasetNotFoundError, match="version 9.9.*--version 9.9") as err:
+        meddata.load("dicom-folder", version="9.9")
+    assert "./dicom-folder here holds no meddata dataset either" in str(err.value)
+    with pytest.raises(DatasetNotFoundError, match="has no version 9.9.*Versions there: 1.0"):
+        meddata.load(str(tmp_path / "home" / "dicom-folder"), version="9.9")
 
 
 def test_unknown_major_format_version_is_refused(dicom_source: Path, tmp_path: Path) -> None:
@@ -261,9 +272,18 @@ def test_missing_source_and_unknown_adapter(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="meddata sample dicom-folder"):
         convert("dicom-folder", tmp_path / "nope", tmp_path, deid=False)
     with pytest.raises(UsageError, match="meddata list"):
-        convert("no-such-adapter", tmp_path, tmp_path, deid=False)
+        convert("no-such-adapter", tmp_path, tmp_path / "out", deid=False)
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
     with pytest.raises(UsageError, match="codec"):
-        convert("dicom-folder", tmp_path, tmp_path, options={"colour": "x"}, deid=False)
+        convert("dicom-folder", src, out, options={"colour": "x"}, deid=False)
+    with pytest.raises(UsageError, match="inside the source"):
+        convert("dicom-folder", src, src / "out", deid=False)
+    with pytest.raises(UsageError, match="Unknown engine"):
+        convert("dicom-folder", src, out, engine="spark", deid=False)
+    with pytest.raises(UsageError, match="Unknown de-identification option 'retain_dates'"):
+        convert("dicom-folder", src, out, deid_options={"retain_dates": 1})
+    assert not out.exists() and not (src / "out").exists()  # refused before writing anything
 
 
 def test_python_convert_de_identifies_by_default_like_the_cli(

@@ -210,8 +210,9 @@ def test_a_unit_that_kills_its_worker_is_quarantined(
     monkeypatch.setitem(
         meddata.registry.BUILTIN, "crashing", "tests._crashing_adapter:CrashingAdapter"
     )
+    (tmp_path / "src").mkdir()
     summary = convert(
-        "crashing", tmp_path, tmp_path / "out", workers=2, show_progress=False, deid=False
+        "crashing", tmp_path / "src", tmp_path / "out", workers=2, show_progress=False, deid=False
     )
     assert summary.tables == {"person": 2} and summary.quarantined == 1
     report = (Path(summary.path) / "quarantine" / "report.jsonl").read_text()
@@ -234,3 +235,36 @@ def test_a_second_conversion_of_the_same_version_is_refused(
         "dicom-folder", dicom_source, tmp_path, workers=1, show_progress=False, deid=False
     )
     assert validate(summary.path).ok and not lock.exists()
+
+
+def test_a_lock_held_by_a_killed_but_unreaped_process_is_taken_over(
+    dicom_source: Path, tmp_path: Path
+) -> None:
+    """SIGKILL leaves a zombie until its parent reaps it; it answers signal 0 like a live
+    process, but it can no longer be converting."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        os.kill(child.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # not reaped: wait until the kernel marks it Z
+            if Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z":
+                break
+            time.sleep(0.01)
+        else:
+            pytest.skip("the killed child did not become a zombie here")
+        lock = tmp_path / "dicom-folder" / "1.0.lock"
+        lock.parent.mkdir(parents=True)
+        lock.write_text(f"{socket.gethostname()} {child.pid}")
+        summary = convert(
+            "dicom-folder", dicom_source, tmp_path, workers=1, show_progress=False, deid=False
+        )
+        assert validate(summary.path).ok and not lock.exists()
+    finally:
+        child.wait()

@@ -147,7 +147,7 @@ def test_not_found_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(DatasetNotFoundError) as err:
         meddata.load("mimic-cxr-jpg")
     assert "MIMIC-CXR-JPG v2.0.0 (PhysioNet)" in str(err.value)
-    assert f"meddata convert mimic-cxr-jpg /path/to/release -o {tmp_path}" in str(err.value)
+    assert f"meddata convert mimic-cxr-jpg /path/to/source -o {tmp_path}" in str(err.value)
 
 
 def test_bad_input(source: Path, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import secrets
 import warnings
 from pathlib import Path
 
+from meddata import storage
 from meddata.deid.errors import DeidKeyError
 from meddata.errors import UsageError
 
@@ -45,17 +46,23 @@ def read_key(path: Path) -> bytes:
         raw = path.read_bytes()
     except OSError as exc:
         raise DeidKeyError(
-            f"Cannot read the de-identification key file ({type(exc).__name__}).",
-            "Check the --deid-key-file path and its permissions.",
+            f"Cannot read the de-identification key file {path} ({type(exc).__name__}).",
+            "Check the key file's path and its permissions.",
         ) from None
-    text = raw.strip()
+    return parse_key(raw, f"key file {path}")
+
+
+def parse_key(raw: bytes, where: str) -> bytes:
+    """A key from its stored form: hex text (as ``write_key`` writes it), or raw bytes.
+    ``where`` names it in the error when it is too short."""
     try:
-        key = bytes.fromhex(text.decode("ascii"))
+        key = bytes.fromhex(raw.strip().decode("ascii"))
     except (UnicodeDecodeError, ValueError):
         key = raw
     if len(key) < MIN_KEY_BYTES:
         raise DeidKeyError(
-            f"The de-identification key has {len(key)} bytes; at least {MIN_KEY_BYTES} are needed.",
+            f"The de-identification key ({where}) has {len(key)} bytes; at least "
+            f"{MIN_KEY_BYTES} are needed.",
             "Create one with: python -c 'import secrets; print(secrets.token_hex(32))' > KEY",
         )
     return key
@@ -91,8 +98,8 @@ def load_or_create_key(
     key = generate_key()
     write_key(path, key)
     warnings.warn(
-        "No de-identification key was given; a new one was saved beside the output "
-        f"({path.name}). Keep it secret and reuse it to keep pseudonyms stable.",
+        f"No de-identification key was given; a new one was saved beside the output: {path}. "
+        "Keep it secret and reuse it to keep pseudonyms stable.",
         stacklevel=stacklevel,  # the warning points at the caller's line (raise it for wrappers)
     )
     return key, path, True
@@ -103,12 +110,13 @@ def key_beside_output(out: str, name: str, *, stacklevel: int = 3) -> tuple[byte
 
     Returns ``(key, path, created)``. A remote ``out`` has no place for it that stays private.
     """
-    if "://" in out:
+    fs, path = storage.open_fs(out)
+    if not storage.is_local(fs):
         raise UsageError(
             "A de-identification key is needed for a remote output.",
             "Pass a key (CLI: --deid-key-file KEY, made with: head -c 32 /dev/urandom > KEY; "
             "Python: deid_key=...), or turn de-identification off (--no-deid, deid=False) for a "
             "release that is already de-identified.",
         )
-    Path(out).mkdir(parents=True, exist_ok=True)
-    return load_or_create_key(None, Path(out) / name, stacklevel=stacklevel)
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return load_or_create_key(None, Path(path) / name, stacklevel=stacklevel)

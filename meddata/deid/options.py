@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -35,6 +36,21 @@ class DeidOptions:
                 f"date_shift_range must satisfy 0 < low <= high, got ({low}, {high}).",
                 "Use a range of days such as (30, 365).",
             )
+
+    @classmethod
+    def from_mapping(cls, options: Mapping[str, Any]) -> DeidOptions:
+        """Options from a plain mapping (``convert(deid_options=...)``), refusing unknown names."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise UsageError(
+                f"Unknown de-identification option {unknown[0]!r}.",
+                f"Known options: {', '.join(sorted(known))}.",
+            )
+        values = dict(options)
+        if "date_shift_range" in values:
+            values["date_shift_range"] = tuple(values["date_shift_range"])
+        return cls(**values)
 
     def as_dict(self) -> dict[str, Any]:
         """The options as plain JSON-ready values (for the manifest)."""
