@@ -133,9 +133,16 @@ class DicomFolderAdapter(Adapter):
             return
         if not any(t in ds for t in PIXEL_TAGS):
             modality = h.text("Modality") or "unknown"
-            result.skip(
-                rel, f"no pixel data (modality {modality}); dicom-folder converts images only"
-            )
+            if h.has("Rows") and h.has("Columns"):  # an image header whose pixels never came
+                result.skip(
+                    rel,
+                    f"no pixel data although the header describes a {modality} "
+                    "image: the file looks truncated",
+                )
+            else:
+                result.skip(
+                    rel, f"no pixel data (modality {modality}); dicom-folder converts images only"
+                )
             return
         transfer_syntax = Header(ds.file_meta).text("TransferSyntaxUID") or ""
         cell = None

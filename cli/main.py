@@ -83,6 +83,10 @@ def _shorten(text: str, limit: int) -> str:
 
 
 _DEBUG = {"on": False}
+_INTERRUPTED = (
+    "Interrupted: nothing was published. A conversion goes on from where it stopped with the "
+    "same command and --resume."
+)
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -100,6 +104,8 @@ def cli(debug: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns (and exits with) its exit code."""
     args = sys.argv[1:] if argv is None else argv
+    if "--debug" in args[1:]:  # accepted after the command too: `meddata convert ... --debug`
+        args = ["--debug", *[a for a in args if a != "--debug"]]
     try:
         result = cli.main(args=args, prog_name="meddata", standalone_mode=False)
         code = result if isinstance(result, int) else 0
@@ -108,9 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         code = 2
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        code = 1
+    except click.exceptions.Abort as exc:  # click turns Ctrl-C into Abort
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            click.echo(_INTERRUPTED, err=True)
+            code = 130
+        else:
+            click.echo("Aborted.", err=True)
+            code = 1
     except MeddataError as exc:
         if _DEBUG["on"] or "--debug" in args:
             traceback.print_exc()
@@ -119,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             click.echo(f"  → {exc.hint}", err=True)
         code = exc.exit_code
     except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
+        click.echo(_INTERRUPTED, err=True)
         code = 130
     except Exception as exc:  # a bug or an environment failure: one line, no paths or values
         if _DEBUG["on"] or "--debug" in args:

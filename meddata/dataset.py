@@ -100,9 +100,17 @@ class Dataset:
         info = self.splits.get(splits)
         if info is None:
             known = ", ".join(self.splits) or "none yet"
+            name = "fair" if splits == "official" else splits  # 'official' is the release's own
             raise UsageError(
                 f"Dataset {self.name} has no split set called {splits!r} (it has: {known}).",
-                f"Create one with `meddata split {self.path} --name {splits}`.",
+                f"Create one with `meddata split {self.path} --name {name}` and pass "
+                f"splits={name!r}.",
+            )
+        names = list(((info.get("report") or {}).get("splits")) or {})
+        if names and split not in names:
+            raise UsageError(
+                f"Split set {splits!r} of {self.name} has no split {split!r}.",
+                f"Its splits: {', '.join(names)}.",
             )
         if info.get("path") is None:  # the release's own split lives in samples.split
             return frame.filter(pl.col("split") == split)

@@ -29,7 +29,8 @@ def add_split(
     report: dict[str, Any],
     overwrite: bool = False,
 ) -> Dataset:
-    """Write ``splits/<name>.parquet`` (person_id → split) and record it in the manifest."""
+    """Write ``splits/<name>-<sha256[:12]>.parquet`` (person_id → split) and record it in the
+    manifest."""
     if not _SPLIT_NAME.match(name) or name in RESERVED:
         raise UsageError(
             f"{name!r} cannot name a split set.",

@@ -332,3 +332,24 @@ def test_python_convert_refuses_contradictory_or_keyless_remote_de_identificatio
     with pytest.raises(UsageError, match="remote output"):
         convert("dicom-folder", dicom_source, "memory://meddata-keyless", show_progress=False)
     assert not list(tmp_path.iterdir())  # nothing written by either refusal
+
+
+def test_samples_of_a_missing_split_set_or_split_name_say_what_exists(
+    dicom_source: Path, tmp_path: Path
+) -> None:
+    from meddata.publish import add_split
+    from meddata.splits import make_splits
+
+    ds = meddata.load(
+        convert(
+            "dicom-folder", dicom_source, tmp_path, workers=1, show_progress=False, deid=False
+        ).path
+    )
+    # dicom-folder has no official split: the hint must name a split set that can be made
+    with pytest.raises(UsageError, match="--name fair` and pass splits='fair'"):
+        ds.samples("train")
+    result = make_splits(ds.table("samples").collect(), seed=0)
+    ds = add_split(ds, "fair", result.assignments, strategy=result.strategy, report=result.report)
+    assert ds.samples("train", splits="fair").collect().height > 0
+    with pytest.raises(UsageError, match="has no split 'validation'.*Its splits: train, val, test"):
+        ds.samples("validation", splits="fair")

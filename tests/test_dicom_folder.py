@@ -295,3 +295,23 @@ def test_file_cut_inside_its_pixel_data_is_quarantined_and_the_rest_read_exactly
         name = str(path.relative_to(src))
         expected = pydicom.dcmread(path).pixel_array
         np.testing.assert_array_equal(tensor.decode(_image_by_path(ds, name)["pixels"]), expected)
+
+
+def test_an_image_file_cut_before_its_pixel_data_is_called_truncated(tmp_path: Path) -> None:
+    src = pydicom_test_files() / "CT_small.dcm"
+    if not src.exists():
+        pytest.skip("CT_small.dcm is not in this pydicom wheel")
+    raw = src.read_bytes()
+    cut = raw.rfind(b"\xe0\x7f\x10\x00")  # the (7FE0,0010) Pixel Data tag, little endian
+    assert cut > 0
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "cut.dcm").write_bytes(raw[:cut])
+    shutil.copy(src, folder / "whole.dcm")
+    summary = convert(
+        "dicom-folder", folder, tmp_path / "out", workers=1, show_progress=False, deid=False
+    )
+    report = (Path(summary.path) / "quarantine" / "report.jsonl").read_text().splitlines()
+    assert summary.tables["image"] == 1 and len(report) == 1
+    entry = json.loads(report[0])
+    assert entry["item"] == "cut.dcm" and "CT image: the file looks truncated" in entry["reason"]
