@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import re
 import sys
 import warnings
 from collections import Counter
@@ -15,7 +17,7 @@ import click
 from meddata.deid import BurnedInAnnotationError, Deidentifier, DeidOptions, load_or_create_key
 from meddata.deid.dicom import quiet_pydicom
 from meddata.deid.keys import generate_key, read_key
-from meddata.errors import UsageError
+from meddata.errors import SourceError, UsageError
 
 
 @click.group()
@@ -88,12 +90,25 @@ def dicom_cmd(
     clean_descriptors: bool,
     allow_burned_in: bool,
 ) -> None:
-    """De-identify every DICOM file under IN_DIR into OUT_DIR (named by the new SOP UID)."""
+    """De-identify every DICOM file under IN_DIR into OUT_DIR (named by the new SOP UID).
+
+    Files that share a SOP Instance UID get a numeric suffix (UID-1.dcm, …) in sorted input
+    order; files without one are named by a keyed id of their input path. Inputs that could not
+    be de-identified are listed, by id, in OUT_DIR/quarantine.jsonl. The id → input path map is
+    written beside OUT_DIR as OUT_DIR.quarantine-paths.jsonl, readable by its owner only (paths
+    can name patients).
+    """
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     if out_dir.resolve() == in_dir.resolve() or in_dir.resolve() in out_dir.resolve().parents:
         raise UsageError("OUT_DIR must not be IN_DIR or inside it.", "Choose another folder.")
+    paths = sorted(p for p in in_dir.rglob("*") if p.is_file())
+    if not paths:
+        raise SourceError(
+            "IN_DIR holds no files: there is nothing to de-identify.",
+            "Check that IN_DIR is the folder that holds the DICOM files (subfolders are searched).",
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the CLI prints its own warning below
         key, key_path, created = load_or_create_key(key_file, out_dir)
@@ -114,10 +129,14 @@ def dicom_cmd(
     out_dir.mkdir(parents=True, exist_ok=True)
     summary: Counter[str] = Counter()
     quarantine: list[dict[str, str]] = []
-    for path in sorted(p for p in in_dir.rglob("*") if p.is_file()):
-        # Keyed, so a quarantine entry cannot be matched to a guessed file name without the key.
-        rel = str(path.relative_to(in_dir)).encode()
-        ref = "hmac-sha256:" + hmac.new(key, rel, hashlib.sha256).hexdigest()[:32]
+    id_paths: dict[str, str] = {}  # id → relative input path of each id in OUT_DIR (operator only)
+    used: set[str] = set()
+    for path in paths:
+        rel = str(path.relative_to(in_dir))
+        # Keyed, so an id cannot be matched to a guessed file name without the key.
+        digest = hmac.new(key, os.fsencode(rel), hashlib.sha256).hexdigest()[:32]
+        ref = "hmac-sha256:" + digest
+        id_paths[ref] = rel  # dropped below if it is written under its UID
         with quiet_pydicom():  # pydicom's warnings can quote header values (PHI)
             try:
                 ds = pydicom.dcmread(path)
@@ -129,24 +148,74 @@ def dicom_cmd(
                 summary["quarantined_error"] += 1
                 quarantine.append({"file": ref, "reason": f"unreadable ({type(exc).__name__})"})
                 continue
+            part: Path | None = None
             try:
                 result = engine.dicom(ds)
                 if "modality_often_burned_in" in result.flags:
                     summary["flagged_modality_often_burned_in"] += 1
-                uid = str(ds.SOPInstanceUID)
-                ds.save_as(out_dir / f"{uid}.dcm", enforce_file_format=False)
+                uid = str(ds.get("SOPInstanceUID") or "")
+                named_by_uid = _UID.fullmatch(uid) is not None
+                name = _unique_name(uid if named_by_uid else digest, used)
+                part = out_dir / f"{name}.part"  # nothing half-written gets a .dcm name
+                ds.save_as(part, enforce_file_format=False)
+                part.replace(out_dir / name)
             except BurnedInAnnotationError:
                 summary["quarantined_burned_in"] += 1
                 quarantine.append({"file": ref, "reason": "BurnedInAnnotation=YES"})
                 continue
             except Exception as exc:  # noqa: BLE001 - the type only: messages can quote PHI
+                if part is not None:
+                    part.unlink(missing_ok=True)
                 summary["quarantined_error"] += 1
                 quarantine.append({"file": ref, "reason": f"error ({type(exc).__name__})"})
                 continue
+        used.add(name)
+        if named_by_uid:
+            del id_paths[ref]
+        else:
+            summary["written_named_by_id"] += 1
         summary["written"] += 1
+    report = out_dir / "quarantine.jsonl"
     if quarantine:
-        with open(out_dir / "quarantine.jsonl", "w") as fh:
-            for row in quarantine:
-                fh.write(json.dumps(row) + "\n")
+        report.write_text("".join(json.dumps(row) + "\n" for row in quarantine))
+        click.echo(f"{len(quarantine)} input(s) quarantined: see {report}", err=True)
+    else:
+        report.unlink(missing_ok=True)  # a stale report from an earlier run
+    map_path = _paths_map_path(out_dir)
+    if id_paths:
+        _write_private(map_path, id_paths)
+        click.echo(
+            f"The input path of each id is in {map_path} (owner-only: paths can name patients).",
+            err=True,
+        )
+    else:
+        map_path.unlink(missing_ok=True)
     counts = engine.take_counts()
     click.echo(json.dumps({"files": dict(summary), "counts": counts, **engine.profile_summary()}))
+
+
+_UID = re.compile(r"[0-9]+(?:\.[0-9]+)*")  # a UID is safe as a file name; anything else is not
+
+
+def _unique_name(stem: str, used: set[str]) -> str:
+    """``<stem>.dcm``, or ``<stem>-N.dcm`` with the smallest N >= 1 not in ``used``."""
+    name, n = f"{stem}.dcm", 0
+    while name in used:
+        n += 1
+        name = f"{stem}-{n}.dcm"
+    return name
+
+
+def _paths_map_path(out_dir: Path) -> Path:
+    """``<OUT_DIR>.quarantine-paths.jsonl`` beside OUT_DIR, never inside it."""
+    out = out_dir.absolute()
+    return out.with_name(out.name + ".quarantine-paths.jsonl")
+
+
+def _write_private(path: Path, id_paths: dict[str, str]) -> None:
+    """Write ``{"id": ..., "path": ...}`` lines (as ``meddata convert`` does), mode 0600."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        os.fchmod(fh.fileno(), 0o600)  # an existing file keeps its old mode through open()
+        for id_, rel in sorted(id_paths.items()):
+            fh.write(json.dumps({"id": id_, "path": rel}) + "\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import traceback
 
@@ -128,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         if exc.hint:
             click.echo(f"  → {exc.hint}", err=True)
         code = exc.exit_code
+        if "--json" in args:  # scripts read stdout: the failure is there too, as JSON
+            click.echo(json.dumps({"ok": False, "error": exc.message, "hint": exc.hint}))
     except KeyboardInterrupt:
         click.echo(_INTERRUPTED, err=True)
         code = 130

@@ -99,8 +99,8 @@ def convert(
             f"`meddata sample {cls.name} DEST`.",
         )
     _check_output_place(out, source)
-    name = name or cls.dataset_name
-    version = version or cls.dataset_version
+    name = cls.dataset_name if name is None else name
+    version = cls.dataset_version if version is None else version
     _check_name_and_version(name, version)
     if not deid and (deid_key is not None or deid_options):
         raise UsageError(
@@ -435,6 +435,9 @@ def parse_options(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise UsageError(f"Option {pair!r} is not KEY=VALUE.", "Write it like -O images=dicom.")
+            raise UsageError(
+                f"Option {pair!r} is not KEY=VALUE.",
+                "Write it as -O KEY=VALUE, e.g. -O files_per_unit=64 for dicom-folder.",
+            )
         out[key.strip()] = value.strip()
     return out

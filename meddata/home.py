@@ -101,7 +101,8 @@ def _raise_if_incomplete(fs: fsspec.AbstractFileSystem, path: str) -> None:
     if fs.exists(storage.join(path, STAGING)):
         raise IncompleteDatasetError(
             f"The dataset at {storage.url_of(fs, path)} was never published (its conversion was interrupted).",
-            "Re-run the same `meddata convert` command with --resume to finish it.",
+            "Re-run the same `meddata convert` command with --resume (Python: resume=True) to "
+            "finish it.",
         )
 
 

@@ -156,6 +156,7 @@ def make_splits(
             "Hold out either by attribute values or by time, not both in one split.",
             "Make two named splits instead.",
         )
+    _check_holdout(samples, holdout)
     kind, names, probs = _resolve_targets(
         fractions, folds, ood=bool(holdout) or time_column is not None
     )
@@ -748,6 +749,21 @@ def _assign_greedy(
 # --------------------------------------------------------------------------------------------
 # Out-of-distribution holdouts
 # --------------------------------------------------------------------------------------------
+
+
+def _check_holdout(samples: pl.DataFrame, holdout: Mapping[str, Sequence[str]] | None) -> None:
+    """Refuse holdout columns the samples table lacks or never fills in."""
+    if not holdout:
+        return
+    _require_columns(samples, list(holdout), what="Holdout")
+    for column in holdout:
+        known = samples.get_column(column).cast(pl.String).str.strip_chars().drop_nulls()
+        if not (known != "").any():
+            raise UsageError(
+                f"Column {column} has no known values in this dataset, so nothing can be "
+                "held out by it.",
+                "Hold out by a column that is filled in, or hold out by time with --time-column.",
+            )
 
 
 def _holdout_mask(

@@ -215,7 +215,8 @@ class Staging:
         if fs.exists(storage.join(root, MANIFEST_NAME)) and not overwrite:
             raise DatasetExistsError(
                 f"A published dataset already exists at {where}.",
-                "Versions are immutable: pass --version to write a new one, or --overwrite to replace it.",
+                "Versions are immutable: pass --version (version=) to write a new one, or --overwrite "
+                "(overwrite=True) to replace it.",
             )
         staging = cls(fs, root)
         if overwrite and fs.exists(staging.path):
@@ -224,20 +225,21 @@ class Staging:
         elif fs.exists(staging.path):
             if not resume:
                 raise IncompleteDatasetError(
-                    f"An interrupted conversion is staged at {where}.",
-                    "Re-run the same command with --resume to finish it, or --overwrite to start again.",
+                    f"An unfinished conversion (interrupted, or stopped by an error) is staged at {where}.",
+                    "Re-run the same command with --resume (resume=True) to finish it, or --overwrite "
+                    "(overwrite=True) to start again.",
                 )
             try:
                 previous = json.loads(fs.cat_file(storage.join(staging.path, "run.json")))
             except (FileNotFoundError, json.JSONDecodeError):
                 raise IncompleteDatasetError(
                     f"The conversion staged at {where} was cut before it recorded what it converts.",
-                    "Start it again with --overwrite.",
+                    "Start it again with --overwrite (overwrite=True).",
                 ) from None
             if previous != run:
                 raise IncompleteDatasetError(
                     f"The conversion staged at {where} used another adapter, options or source.",
-                    "Resume with the same command line, or pass --overwrite to start again.",
+                    "Resume with the same command line, or pass --overwrite (overwrite=True) to start again.",
                 )
             staging._load_journal()
             return staging

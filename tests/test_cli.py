@@ -209,3 +209,24 @@ def test_ctrl_c_says_how_to_go_on_and_resume_finishes(tmp_path: Path) -> None:
 def test_debug_is_accepted_after_the_command(tmp_path: Path) -> None:
     result = run_cli("info", str(tmp_path / "nothing"), "--debug")
     assert result.returncode == 1 and "Traceback" in result.stderr
+
+
+def test_json_mode_reports_failures_as_json_on_stdout(tmp_path: Path) -> None:
+    for args in (
+        ["info", str(tmp_path / "nothing"), "--json"],
+        ["convert", "dicom-folder", str(tmp_path / "nosuch"), "-o", str(tmp_path / "o"), "--json"],
+    ):
+        result = run_cli(*args)
+        assert result.returncode == 1 and "error:" in result.stderr
+        report = json.loads(result.stdout)
+        assert report["ok"] is False and report["error"] and report["hint"]
+
+
+def test_bad_option_syntax_and_empty_version_are_usage_errors(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    assert run_cli("sample", "dicom-folder", str(src), "--n", "3").returncode == 0
+    bad = run_cli("convert", "dicom-folder", str(src), "-o", str(tmp_path / "o"), "-O", "x")
+    assert bad.returncode == 2 and "-O KEY=VALUE" in bad.stderr
+    empty = run_cli("convert", "dicom-folder", str(src), "-o", str(tmp_path / "o"), "--version", "")
+    assert empty.returncode == 2 and "cannot be a dataset version" in empty.stderr
+    assert not (tmp_path / "o").exists()

@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import json
+import re
+import stat
 from importlib import resources
 from pathlib import Path
 
 import pydicom
+import pytest
 from click.testing import CliRunner
 
 from meddata.cli.deid import deid
+from meddata.cli.main import main
+
+TEST_FILES = Path(str(resources.files("pydicom") / "data" / "test_files"))
+
+
+def _copy_test_files(dest: Path, *names: str) -> None:
+    """Copy pydicom's real test files into ``dest``, skipping the test if one is missing."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if not (TEST_FILES / name).is_file():
+            pytest.skip(f"pydicom test file {name} is not installed")
+        (dest / name).write_bytes((TEST_FILES / name).read_bytes())
+
+
+def _summary(output: str) -> dict[str, dict[str, int]]:
+    summary: dict[str, dict[str, int]] = json.loads(output.strip().splitlines()[-1])
+    return summary
 
 
 def test_text_with_key_is_stable_and_spans_have_no_values(tmp_path: Path) -> None:
@@ -57,3 +77,105 @@ def test_dicom_folder(tmp_path: Path) -> None:
     )
     assert again.exit_code == 0
     assert sorted(p.name for p in (tmp_path / "out2").glob("*.dcm")) == [p.name for p in written]
+
+
+def test_text_missing_key_names_no_other_commands_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["deid", "text", "--key-file", str(tmp_path / "nosuch.key")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Cannot read the de-identification key file" in err
+    assert "--deid-key-file" not in err
+
+
+def test_dicom_empty_in_dir_is_an_error_and_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    code = main(["deid", "dicom", str(tmp_path / "in"), str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and "nothing to de-identify" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]  # no key, no OUT_DIR
+
+
+def test_dicom_shared_sop_uids_are_all_written_under_distinct_names(tmp_path: Path) -> None:
+    names = ("MR_small.dcm", "MR_small_RLE.dcm", "MR_small_bigendian.dcm", "MR_small_implicit.dcm")
+    _copy_test_files(tmp_path / "in", *names)
+    key = tmp_path / "k"
+    key.write_text("ab" * 32)
+    runs = []
+    for out in (tmp_path / "out", tmp_path / "out2"):
+        args = ["dicom", str(tmp_path / "in"), str(out), "--key-file", str(key)]
+        result = CliRunner().invoke(deid, args)
+        assert result.exit_code == 0, result.output
+        assert _summary(result.stdout)["files"] == {"written": 4}
+        written = {p.name: pydicom.dcmread(p) for p in out.glob("*.dcm")}
+        assert len(written) == 4 and not list(out.glob("*.part"))
+        uid = written[min(written, key=len)].SOPInstanceUID
+        assert set(written) == {f"{uid}.dcm"} | {f"{uid}-{n}.dcm" for n in (1, 2, 3)}
+        runs.append({n: str(ds.file_meta.TransferSyntaxUID) for n, ds in written.items()})
+    assert runs[0] == runs[1]  # the same input gets the same name on every run
+
+
+def test_dicom_without_sop_uid_is_written_under_a_keyed_id(tmp_path: Path) -> None:
+    names = ("priv_SQ.dcm", "nested_priv_SQ.dcm", "UN_sequence.dcm", "empty_charset_LEI.dcm")
+    _copy_test_files(tmp_path / "in" / "Doe^John", *names)
+    result = CliRunner().invoke(deid, ["dicom", str(tmp_path / "in"), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert _summary(result.stdout)["files"] == {"written": 4, "written_named_by_id": 4}
+    written = sorted((tmp_path / "out").iterdir())
+    assert len(written) == 4 and all(re.fullmatch(r"[0-9a-f]{32}\.dcm", p.name) for p in written)
+    assert all(pydicom.dcmread(p).PatientIdentityRemoved == "YES" for p in written)
+    rows = [json.loads(line) for line in (tmp_path / "out.quarantine-paths.jsonl").open()]
+    by_id = {row["id"].removeprefix("hmac-sha256:") + ".dcm": row["path"] for row in rows}
+    assert by_id.keys() == {p.name for p in written}
+    assert sorted(by_id.values()) == sorted(f"Doe^John/{n}" for n in names)
+
+
+def test_dicom_quarantine_ids_map_to_paths_beside_out_dir_for_the_owner_only(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "in" / "Smith^Jane"
+    _copy_test_files(src, "CT_small.dcm")
+    (src / "notes.txt").write_text("not dicom")
+    burned = pydicom.dcmread(src / "CT_small.dcm")
+    burned.BurnedInAnnotation = "YES"
+    burned.save_as(src / "burned.dcm")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(deid, ["dicom", str(tmp_path / "in"), str(out)])
+    assert result.exit_code == 0, result.output
+    paths_map = tmp_path / "out.quarantine-paths.jsonl"
+    assert str(paths_map) in result.stderr and "quarantine-paths" in _help()
+    assert stat.S_IMODE(paths_map.stat().st_mode) == 0o600
+    report = [json.loads(line) for line in (out / "quarantine.jsonl").open()]
+    rows = [json.loads(line) for line in paths_map.open()]
+    assert all(set(row) == {"id", "path"} for row in rows)
+    assert {r["file"] for r in report} == {row["id"] for row in rows}
+    assert sorted(row["path"] for row in rows) == ["Smith^Jane/burned.dcm", "Smith^Jane/notes.txt"]
+    assert not any("Smith" in p.name or b"Smith" in p.read_bytes() for p in out.iterdir())
+    (src / "notes.txt").unlink()
+    (src / "burned.dcm").unlink()
+    again = CliRunner().invoke(deid, ["dicom", str(tmp_path / "in"), str(out)])
+    assert (
+        again.exit_code == 0 and not paths_map.exists() and not (out / "quarantine.jsonl").exists()
+    )
+
+
+def _help() -> str:
+    return CliRunner().invoke(deid, ["dicom", "--help"]).output
+
+
+def test_dicom_failed_write_leaves_no_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _copy_test_files(tmp_path / "in", "CT_small.dcm")
+
+    def broken_save(self: pydicom.Dataset, filename: Path, **kwargs: object) -> None:
+        Path(filename).write_bytes(b"half")
+        raise TypeError("disk trouble")
+
+    monkeypatch.setattr(pydicom.Dataset, "save_as", broken_save)
+    result = CliRunner().invoke(deid, ["dicom", str(tmp_path / "in"), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert _summary(result.stdout)["files"] == {"quarantined_error": 1}
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["quarantine.jsonl"]

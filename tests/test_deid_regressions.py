@@ -189,7 +189,9 @@ def test_pydicom_warnings_and_logs_are_silenced(caplog: pytest.LogCaptureFixture
     assert logging.getLogger("pydicom").level == before  # restored afterwards
 
 
-def test_cli_quarantines_a_bad_file_with_a_keyed_ref(tmp_path: Path) -> None:
+def test_cli_names_a_file_without_sop_uid_by_a_keyed_id_never_its_path(tmp_path: Path) -> None:
+    """A file with no SOP Instance UID used to be quarantined; it is now de-identified and
+    written under a keyed id of its path, and the patient-named path stays out of OUT_DIR."""
     src = tmp_path / "in"
     src.mkdir()
     files = Path(str(resources.files("pydicom") / "data" / "test_files"))
@@ -201,11 +203,10 @@ def test_cli_quarantines_a_bad_file_with_a_keyed_ref(tmp_path: Path) -> None:
     result = CliRunner().invoke(deid_cli, ["dicom", str(src), str(out)])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
-    assert summary["files"]["written"] == 1 and summary["files"]["quarantined_error"] == 1
-    rows = [json.loads(line) for line in (out / "quarantine.jsonl").read_text().splitlines()]
-    assert rows[0]["reason"] == "error (AttributeError)"
-    assert rows[0]["file"].startswith("hmac-sha256:")
-    assert "Okonkwo" not in (out / "quarantine.jsonl").read_text()
+    assert summary["files"]["written"] == 2 and summary["files"]["written_named_by_id"] == 1
+    names = sorted(p.name for p in out.iterdir())
+    assert len(names) == 2 and not any("Okonkwo" in n for n in names)
+    assert not (out / "quarantine.jsonl").exists()
 
 
 def test_long_whitespace_and_garbage_notes_finish() -> None:
