@@ -202,6 +202,10 @@ def _apply(ctx: _Context, ds: Dataset) -> None:
     profile = load_profile()
     options = ctx.deid.options
     counts = ctx.result.counts
+    # An element read without a VR can only be written back as read when the dataset is
+    # written implicit too (a file whose body is implicit VR under an explicit VR transfer
+    # syntax is read, with a warning, and must be converted element by element to be saved).
+    implicit = getattr(ds, "is_implicit_VR", None) is True
     for tag in list(ds.keys()):
         if tag in _PIXEL_TAGS:
             continue  # kept as is; converting it here would load pixel data read lazily
@@ -215,7 +219,8 @@ def _apply(ctx: _Context, ds: Dataset) -> None:
             del ds[tag]
             counts["dicom_removed"] += 1
             continue
-        if _LEAVE_RAW and _kept_unread(ds.get_item(tag, keep_deferred=True), rule, action):
+        raw = ds.get_item(tag, keep_deferred=True)
+        if _LEAVE_RAW and _kept_unread(raw, rule, action, implicit):
             continue
         elem = ds[tag]
         if rule is None:
@@ -239,11 +244,14 @@ def _apply(ctx: _Context, ds: Dataset) -> None:
             elem.value = _cap_age_string(str(elem.value))
 
 
-def _kept_unread(elem: DataElement | RawDataElement, rule: Any, action: str | None) -> bool:
+def _kept_unread(
+    elem: DataElement | RawDataElement, rule: Any, action: str | None, implicit: bool
+) -> bool:
     """Whether an element not yet parsed (pydicom converts a raw element on first access,
-    ~25 µs) certainly stays as it is: not a sequence, UID, person name or text, and kept by
-    its rule (or unlisted and standard). Anything in doubt is converted and decided as usual."""
-    if not isinstance(elem, RawDataElement):
+    ~25 µs) certainly stays as it is: not a sequence, UID, person name or text, kept by its
+    rule (or unlisted and standard), and writable as read (it has a VR, or the dataset is
+    written implicit VR). Anything in doubt is converted and decided as usual."""
+    if not isinstance(elem, RawDataElement) or (elem.VR is None and not implicit):
         return False
     vr = elem.VR
     if vr is None or vr == "UN":  # implicit VR, or unknown in the file: as pydicom resolves it
