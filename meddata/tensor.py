@@ -45,7 +45,7 @@ class TensorDecodeError(MeddataError):
 
 def encode(array: np.ndarray, codec: str = "zstd", *, level: int = 3) -> TensorCell:
     """Encode a NumPy array into a tensor cell with ``codec`` (raw, zstd, png or jpeg)."""
-    array = np.ascontiguousarray(array)
+    array = np.asarray(array, order="C")  # (np.ascontiguousarray would make a 0-d array 1-d)
     if array.dtype.byteorder == ">":
         array = array.astype(array.dtype.newbyteorder("<"))
     dtype, shape = array.dtype.name, [int(s) for s in array.shape]
@@ -210,20 +210,30 @@ def _buffer_slices_array(datas: list[Any]) -> pa.LargeBinaryArray | None:
     )
 
 
+# What PIL writes, per codec: dtype → channel counts (a trailing channel axis of 1 is dropped).
+_IMAGE_LAYOUTS: dict[str, dict[np.dtype[Any], tuple[int, ...]]] = {
+    "png": {np.dtype(np.uint8): (1, 2, 3, 4), np.dtype(np.uint16): (1,)},
+    "jpeg": {np.dtype(np.uint8): (1, 3)},
+}
+
+
 def _encode_image(array: np.ndarray, codec: str) -> bytes:
     from PIL import Image
 
-    if codec == "jpeg" and array.dtype != np.uint8:
-        raise MeddataError(
-            "JPEG cells hold uint8 images only.", "Use codec png or zstd for deeper images."
+    plane = array[..., 0] if array.ndim == 3 and array.shape[2] == 1 else array
+    channels = 1 if plane.ndim == 2 else (plane.shape[2] if plane.ndim == 3 else 0)
+    allowed = _IMAGE_LAYOUTS[codec].get(array.dtype, ())
+    if channels not in allowed or plane.size == 0:
+        kinds = "; ".join(
+            f"{dt.name} with {'/'.join(map(str, ch))} channel(s)"
+            for dt, ch in _IMAGE_LAYOUTS[codec].items()
         )
-    if array.dtype not in (np.uint8, np.uint16) or array.ndim not in (2, 3):
         raise MeddataError(
-            f"{codec} cells hold 2-D uint8/uint16 images (H×W or H×W×C), not {array.dtype} {array.shape}.",
-            "Use codec zstd for other arrays.",
+            f"A {codec} cell cannot hold a {array.dtype} array of shape {tuple(array.shape)}.",
+            f"{codec} holds non-empty H×W or H×W×C images: {kinds}. Use codec zstd for others.",
         )
     buf = io.BytesIO()
-    image = Image.fromarray(array)
+    image = Image.fromarray(np.ascontiguousarray(plane))
     if codec == "png":
         image.save(buf, format="PNG", compress_level=1)
     else:

@@ -185,6 +185,9 @@ def test_dicom_folder_dataset_gets_the_template(dicom_dataset: Path, tmp_path: P
     assert sheet.statistics.labels == [] and sheet.statistics.splits == {}
     written = publish(ds, ["html", "croissant"], tmp_path)
     assert "<svg" in written["html"].read_text()
+    # a plain string names one format (or several, comma-separated), not its letters
+    assert set(publish(ds, "md", tmp_path / "one")) == {"md"}
+    assert set(publish(ds, "md,json", tmp_path / "two")) == {"md", "json"}
 
 
 def test_cli_check_strict_exit_codes(mini: Dataset) -> None:  # noqa: F811

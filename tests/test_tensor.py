@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from meddata import tensor
+from meddata.errors import MeddataError
 
 DTYPES = st.sampled_from([np.uint8, np.uint16, np.int16, np.int32, np.float32, np.float64])
 
@@ -135,3 +136,37 @@ def test_cell_buffer_refuses_what_does_not_fit_or_is_not_in_the_file(tmp_path) -
         buffer.drop_last(last)  # given back: the next read takes its place
         again = buffer.read(fh.fileno(), 2, 8)
         assert again is not None and again.address == last.address
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype", "codec"),
+    [((4, 5, 1), np.uint8, "png"), ((4, 5, 2), np.uint8, "png"), ((4, 5, 1), np.uint8, "jpeg")],
+)
+def test_image_codecs_take_every_layout_they_promise(shape, dtype, codec) -> None:
+    a = np.full(shape, 200, dtype=dtype)
+    out = tensor.decode(tensor.encode(a, codec))
+    assert out.shape == a.shape and out.dtype == a.dtype
+    if codec == "png":
+        assert np.array_equal(out, a)
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype", "codec"),
+    [
+        ((4, 5, 3), np.uint16, "png"),
+        ((0, 5), np.uint8, "png"),
+        ((4, 5, 4), np.uint8, "jpeg"),
+        ((4, 5, 2), np.uint8, "jpeg"),
+        ((4, 5), np.float32, "png"),
+        ((4, 5), np.uint16, "jpeg"),
+    ],
+)
+def test_image_codecs_refuse_what_they_cannot_hold_with_a_clear_error(shape, dtype, codec) -> None:
+    with pytest.raises(MeddataError, match=f"A {codec} cell cannot hold.*Use codec zstd"):
+        tensor.encode(np.zeros(shape, dtype=dtype), codec)
+
+
+def test_zero_dimensional_arrays_keep_their_shape() -> None:
+    for codec in ("raw", "zstd"):
+        out = tensor.decode(tensor.encode(np.array(3.5), codec))
+        assert out.shape == () and out == 3.5

@@ -82,8 +82,11 @@ def write_dataset_datasheet(ds: Dataset) -> dict[str, Any]:
     }
 
 
-def resolve_formats(formats: Iterable[str]) -> list[str]:
-    """Expand ``all`` and check names; order follows :data:`FORMATS`."""
+def resolve_formats(formats: str | Iterable[str]) -> list[str]:
+    """Expand ``all`` and check names; order follows :data:`FORMATS`. One name may be given
+    as a plain string (``"md"``), or several comma-separated (``"md,html"``)."""
+    if isinstance(formats, str):
+        formats = [f.strip() for f in formats.split(",") if f.strip()]
     wanted: set[str] = set()
     for name in formats:
         if name == "all":
@@ -100,7 +103,7 @@ def resolve_formats(formats: Iterable[str]) -> list[str]:
 
 def publish(
     ds: Dataset,
-    formats: Iterable[str],
+    formats: str | Iterable[str],
     out_dir: str | os.PathLike[str],
     *,
     sheet: Healthsheet | None = None,
