@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 from typing import TYPE_CHECKING, Any
 
 import fsspec
 import polars as pl
 
 from meddata import storage
-from meddata.errors import SchemaError, UsageError
+from meddata.errors import MeddataError, SchemaError, UsageError
 from meddata.home import locate
 from meddata.manifest import Manifest, read_manifest
 from meddata.schema import resolve_ref
@@ -114,7 +116,7 @@ class Dataset:
             )
         if info.get("path") is None:  # the release's own split lives in samples.split
             return frame.filter(pl.col("split") == split)
-        assignments = self._split_frame(info["path"])
+        assignments = self._split_frame(info["path"], info.get("sha256"))
         chosen = assignments.filter(pl.col("split") == split).select("person_id")
         return (
             frame.drop("split")
@@ -122,11 +124,17 @@ class Dataset:
             .with_columns(pl.lit(split).alias("split"))
         )
 
-    def _split_frame(self, rel: str) -> pl.LazyFrame:
-        path = storage.join(self.root, rel)
-        if storage.is_local(self.fs):
-            return pl.scan_parquet(path)
-        return pl.scan_pyarrow_dataset(_arrow_dataset(self.fs, [path]))
+    def _split_frame(self, rel: str, sha256: str | None) -> pl.LazyFrame:
+        """A split set's assignments, read whole (one small file) and checked against the
+        manifest's checksum, so a damaged file is named here rather than deep in a query."""
+        data = self.fs.cat_file(storage.join(self.root, rel))
+        if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+            raise MeddataError(
+                f"The split file {rel} of {self.name} does not match its checksum.",
+                f"Run `meddata validate {self.path}`; recreate the split set with "
+                "`meddata split ... --overwrite`.",
+            )
+        return pl.read_parquet(io.BytesIO(data)).lazy()
 
     def _entry(self, table: str) -> dict[str, Any]:
         try:

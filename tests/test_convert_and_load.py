@@ -353,3 +353,7 @@ def test_samples_of_a_missing_split_set_or_split_name_say_what_exists(
     assert ds.samples("train", splits="fair").collect().height > 0
     with pytest.raises(UsageError, match="has no split 'validation'.*Its splits: train, val, test"):
         ds.samples("validation", splits="fair")
+    split_file = Path(ds.path) / ds.splits["fair"]["path"]
+    split_file.write_bytes(split_file.read_bytes()[:-20] + b"\0" * 20)  # damaged on disk
+    with pytest.raises(meddata.MeddataError, match="does not match its checksum.*validate"):
+        ds.samples("train", splits="fair")
