@@ -152,9 +152,7 @@ class DicomFolderAdapter(Adapter):
             try:
                 decoded = np.asarray(ds.pixel_array)
             except Exception as exc:
-                raise MeddataError(
-                    f"pixel data could not be decoded ({type(exc).__name__})"
-                ) from exc
+                raise MeddataError(_decode_failure(transfer_syntax, exc)) from exc
             cell = tensor.encode(decoded, self._codec(transfer_syntax), level=1)
 
         source_person = h.text("PatientID") or "UNKNOWN"
@@ -384,3 +382,15 @@ def _read(fh: BinaryIO) -> pydicom.Dataset:
             pydicom.uid.ImplicitVRLittleEndian if implicit else pydicom.uid.ExplicitVRLittleEndian
         )
     return ds
+
+
+def _decode_failure(transfer_syntax: str, exc: Exception) -> str:
+    """Why pixel data could not be decoded, in words that hold no header value (pydicom's own
+    messages can quote them): the transfer syntax's standard name and the error's type."""
+    if not transfer_syntax:
+        return "pixel data could not be decoded: the file meta names no transfer syntax"
+    uid = pydicom.uid.UID(transfer_syntax)
+    name = uid.name if uid.is_transfer_syntax else "an unknown transfer syntax"
+    if uid.is_compressed and isinstance(exc, RuntimeError):
+        return f"no installed decoder could decode this {name} pixel data ({type(exc).__name__})"
+    return f"pixel data could not be decoded ({name}, {type(exc).__name__})"

@@ -187,6 +187,7 @@ def convert(
         tables_seen += sorted({t for e in entries for t in e.rows} - set(tables_seen))
         if not tables_seen:
             reasons = sorted({q["reason"] for q in collect_quarantine(entries)})[:3]
+            staging.remove()  # nothing worth resuming: a rerun starts clean
             raise SourceError(
                 f"Every input of {source} was quarantined; nothing was published "
                 f"({'; '.join(reasons) or 'no rows'}).",

@@ -161,6 +161,9 @@ def test_nothing_is_published_when_every_input_is_quarantined(tmp_path: Path) ->
     with pytest.raises(SourceError, match="Every input"):
         convert("dicom-folder", src, tmp_path / "o", workers=1, show_progress=False, deid=False)
     assert not (tmp_path / "o" / "dicom-folder" / "1.0" / "meddata.json").exists()
+    # nothing worth resuming was kept: the same call fails the same way, not as "unfinished"
+    with pytest.raises(SourceError, match="Every input"):
+        convert("dicom-folder", src, tmp_path / "o", workers=1, show_progress=False, deid=False)
 
 
 def test_unexpected_errors_are_one_line(tmp_path: Path) -> None:
