@@ -152,6 +152,12 @@ def sample(adapter: str, dest: Path, n: int, seed: int) -> int:
     """Write a small synthetic source for ADAPTER, in its exact upstream layout, to DEST."""
     if dest.exists() and not dest.is_dir():
         raise UsageError(f"{dest} is a file.", "Give a folder for the sample source.")
+    if dest.is_dir() and any(dest.iterdir()):
+        raise UsageError(
+            f"{dest} is not empty: a sample mixed into other files would not be the adapter's "
+            "upstream layout.",
+            "Give a new or empty folder.",
+        )
     root = get_adapter(adapter).synthesize(dest, n=n, seed=seed)
     click.echo(str(root))
     return 0

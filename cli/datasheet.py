@@ -57,6 +57,8 @@ def datasheet(
     Without -o the Markdown is printed. Answers come from --sheet, else the dataset's stored
     datasheet/healthsheet.json, else the packaged datasheets/<name>.yaml.
     """
+    if strict and not check:
+        raise UsageError("--strict only applies to --check.", "Add --check, or drop --strict.")
     ds = load(target, version)
     # Stored answers (or --sheet), with statistics recomputed: split sets added since count.
     doc = build_healthsheet(ds, load_healthsheet_yaml(sheet) if sheet else load_healthsheet(ds))

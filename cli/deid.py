@@ -32,7 +32,13 @@ def deid() -> None:
     help="Secret key file (hex). Without it a one-off key is used and pseudonyms change.",
 )
 @click.option("--person-id", default="", help="Source person id (for consistent date shifts).")
-@click.option("--spans", "show_spans", is_flag=True, help="Print JSON with the text and spans.")
+@click.option(
+    "--spans",
+    "show_spans",
+    is_flag=True,
+    help="Print JSON: the de-identified text, and the PHI spans found (type and offsets into "
+    "the input text; never the values).",
+)
 def text_cmd(key_file: Path | None, person_id: str, show_spans: bool) -> None:
     """Read text on stdin, write it de-identified on stdout."""
     if key_file is None:
@@ -42,7 +48,8 @@ def text_cmd(key_file: Path | None, person_id: str, show_spans: bool) -> None:
         key = read_key(key_file)
     result = Deidentifier(key).text(sys.stdin.read(), person_id)
     if show_spans:
-        click.echo(json.dumps({"text": result.text, "spans": result.spans_as_dicts()}))
+        spans = result.spans_as_dicts()
+        click.echo(json.dumps({"text": result.text, "spans": spans, "spans_refer_to": "input"}))
     else:
         click.echo(result.text, nl=False)
 

@@ -230,3 +230,15 @@ def test_bad_option_syntax_and_empty_version_are_usage_errors(tmp_path: Path) ->
     empty = run_cli("convert", "dicom-folder", str(src), "-o", str(tmp_path / "o"), "--version", "")
     assert empty.returncode == 2 and "cannot be a dataset version" in empty.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_sample_refuses_a_folder_with_other_files(tmp_path: Path) -> None:
+    (tmp_path / "mine.txt").write_text("x")
+    result = run_cli("sample", "dicom-folder", str(tmp_path))
+    assert result.returncode == 2 and "not empty" in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
+
+
+def test_datasheet_strict_without_check_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_cli("datasheet", str(tmp_path), "--strict")
+    assert result.returncode == 2 and "--strict only applies to --check" in result.stderr

@@ -108,3 +108,19 @@ def test_uid_remapping(uid: str) -> None:
     a = Deidentifier(KEY).uid(uid)
     assert a == Deidentifier(KEY).uid(uid) and a != Deidentifier(OTHER).uid(uid)
     assert a.startswith("2.25.") and len(a) <= 64 and a[5:].isdigit()
+
+
+def test_a_key_file_others_can_read_is_used_with_a_warning(tmp_path: Path) -> None:
+    import warnings
+
+    from meddata.deid.keys import read_key
+
+    key = tmp_path / "site.key"
+    key.write_bytes(os.urandom(32))
+    key.chmod(0o644)
+    with pytest.warns(UserWarning, match="can be read by other users.*chmod 600"):
+        assert len(read_key(key)) == 32
+    key.chmod(0o600)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_key(key)

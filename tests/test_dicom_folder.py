@@ -75,8 +75,9 @@ def test_unreadable_inputs_are_quarantined_with_reasons(
     ds, report = pydicom_dataset
     reasons = {r["item"]: r["reason"] for r in report}
     assert "not a DICOM file" in reasons["README.txt"]
-    assert "pixel data could not be decoded (Explicit VR Little Endian, ValueError)" in (
-        reasons["MR_truncated.dcm"]
+    assert (
+        "pixel data could not be decoded (Explicit VR Little Endian, ValueError)"
+        in (reasons["MR_truncated.dcm"])
     )
     if "JPEG-lossy.dcm" in reasons:  # 12-bit JPEG Extended: no decoder here takes it
         assert "no installed decoder could decode this JPEG Extended" in reasons["JPEG-lossy.dcm"]

@@ -32,7 +32,7 @@ def parse_healthsheet(data: Any, source: str) -> Healthsheet:
     if not isinstance(data, dict):
         raise SchemaError(
             f"{source} must hold a mapping of Healthsheet sections, not {type(data).__name__}.",
-            "Start from datasheets/dicom-folder.yaml.",
+            f"Start from a copy of {_installed('meddata.datasheets', 'dicom-folder.yaml')}.",
         )
     if "statistics" in data:
         raise SchemaError(
@@ -45,8 +45,14 @@ def parse_healthsheet(data: Any, source: str) -> Healthsheet:
         problems = [_describe(err) for err in exc.errors()]
         raise SchemaError(
             f"{source} is not a valid Healthsheet: " + "; ".join(problems),
-            "Fix the listed fields (see schemas/healthsheet.schema.json for every question).",
+            "Fix the listed fields (every question is in "
+            f"{_installed('meddata.schemas', 'healthsheet.schema.json')}).",
         ) from None
+
+
+def _installed(package: str, name: str) -> str:
+    """Where a file shipped with meddata is on this machine (for hints a user can follow)."""
+    return str(resources.files(package).joinpath(name))
 
 
 def load_healthsheet_yaml(path: str | Path) -> Healthsheet:

@@ -49,6 +49,12 @@ def read_key(path: Path) -> bytes:
             f"Cannot read the de-identification key file {path} ({type(exc).__name__}).",
             "Check the key file's path and its permissions.",
         ) from None
+    if os.name == "posix" and path.stat().st_mode & 0o077:
+        warnings.warn(
+            f"The de-identification key file {path} can be read by other users; anyone who "
+            f"reads it can link pseudonyms back to patients. Restrict it: chmod 600 {path}",
+            stacklevel=2,
+        )
     return parse_key(raw, f"key file {path}")
 
 
