@@ -112,9 +112,13 @@ def quickstart(directory: Path, n: int, workers: int, as_json: bool) -> int:
             )
         )
         return 0 if ok else 1
-    table = Table(
-        "adapter", "tables", "persons", "samples", "PHI replaced", "quarantined", "valid", "s"
+    # Compact enough for an 80-column pipe (CI logs): names are never cut.
+    table = Table(padding=(0, 1), box=None, header_style="bold")
+    table.add_column(
+        "adapter", no_wrap=True, min_width=max([7, *(len(r["adapter"]) for r in results)])
     )
+    for name in ("tables", "persons", "samples", "PHI replaced", "quarantined", "valid", "s"):
+        table.add_column(name, justify="right", no_wrap=True)
     for r in results:
         table.add_row(
             r["adapter"],

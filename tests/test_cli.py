@@ -122,6 +122,7 @@ def test_quickstart_prints_its_next_commands_whole_in_a_narrow_pipe(tmp_path: Pa
     out = run_cli("quickstart", "--dir", str(tmp_path / "qs"), "--n", "3", env={"COLUMNS": "60"})
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
+    assert any(line.split()[:1] == ["dicom-folder"] for line in lines)  # names never cut
     snippet = next(line for line in lines if "python -c" in line)
     assert snippet.strip().endswith("print(ds.table('samples').collect())\"")
     assert any(line.strip().startswith("open file://") and "in a browser" in line for line in lines)
