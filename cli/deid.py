@@ -110,6 +110,11 @@ def dicom_cmd(
 
     if out_dir.resolve() == in_dir.resolve() or in_dir.resolve() in out_dir.resolve().parents:
         raise UsageError("OUT_DIR must not be IN_DIR or inside it.", "Choose another folder.")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        raise UsageError(
+            f"OUT_DIR {out_dir} is not empty: files of an earlier run would mix with this one's.",
+            "Give a new or empty folder.",
+        )
     paths = sorted(p for p in in_dir.rglob("*") if p.is_file())
     if not paths:
         raise SourceError(
@@ -199,6 +204,11 @@ def dicom_cmd(
         map_path.unlink(missing_ok=True)
     counts = engine.take_counts()
     click.echo(json.dumps({"files": dict(summary), "counts": counts, **engine.profile_summary()}))
+    if not summary["written"]:
+        raise SourceError(
+            f"No input could be de-identified: all {len(paths)} were quarantined ({report}).",
+            "Check that IN_DIR holds DICOM files; the report gives each file's reason.",
+        )
 
 
 _UID = re.compile(r"[0-9]+(?:\.[0-9]+)*")  # a UID is safe as a file name; anything else is not

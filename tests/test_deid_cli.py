@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import stat
 from importlib import resources
 from pathlib import Path
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 
 from meddata.cli.deid import deid
 from meddata.cli.main import main
+from meddata.errors import SourceError, UsageError
 
 TEST_FILES = Path(str(resources.files("pydicom") / "data" / "test_files"))
 
@@ -155,10 +157,25 @@ def test_dicom_quarantine_ids_map_to_paths_beside_out_dir_for_the_owner_only(
     assert not any("Smith" in p.name or b"Smith" in p.read_bytes() for p in out.iterdir())
     (src / "notes.txt").unlink()
     (src / "burned.dcm").unlink()
+    refused = CliRunner().invoke(deid, ["dicom", str(tmp_path / "in"), str(out)])
+    assert isinstance(refused.exception, UsageError)  # exit 2 from `meddata`: no mixing of runs
+    assert "not empty" in str(refused.exception)
+    shutil.rmtree(out)
     again = CliRunner().invoke(deid, ["dicom", str(tmp_path / "in"), str(out)])
     assert (
         again.exit_code == 0 and not paths_map.exists() and not (out / "quarantine.jsonl").exists()
     )
+
+
+def test_dicom_with_nothing_de_identifiable_fails_after_reporting(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.txt").write_text("not dicom")
+    (src / "b.txt").write_text("nor this")
+    result = CliRunner().invoke(deid, ["dicom", str(src), str(tmp_path / "out")])
+    assert isinstance(result.exception, SourceError)  # exit 1 from `meddata`
+    assert "all 2 were quarantined" in str(result.exception)
+    assert _summary(result.stdout)["files"] == {"skipped_not_dicom": 2}
 
 
 def _help() -> str:
@@ -176,6 +193,6 @@ def test_dicom_failed_write_leaves_no_file_behind(
 
     monkeypatch.setattr(pydicom.Dataset, "save_as", broken_save)
     result = CliRunner().invoke(deid, ["dicom", str(tmp_path / "in"), str(tmp_path / "out")])
-    assert result.exit_code == 0, result.output
+    assert isinstance(result.exception, SourceError)  # nothing was written: the run failed
     assert _summary(result.stdout)["files"] == {"quarantined_error": 1}
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["quarantine.jsonl"]
