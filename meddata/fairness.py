@@ -102,10 +102,11 @@ def report(
 def summary(df: pl.DataFrame) -> dict[str, Any]:
     """Largest gap, worst group and equity-scaled value of every metric in a ``report`` frame.
 
-    For a frame with one section (one label, one attribute) the result is keyed by metric:
-    ``{"auroc": {"overall", "worst_group", "worst_value", "best_group", "best_value",
-    "largest_gap", "equity_scaled"}}``. With several labels or attributes it is keyed first by
-    section, e.g. ``"label=edema, attribute=sex"``. The equity-scaled value is reported for
+    For a frame without ``label`` and ``attribute`` columns (one label, groups given as one
+    sequence) the result is keyed by metric: ``{"auroc": {"overall", "worst_group",
+    "worst_value", "best_group", "best_value", "largest_gap", "equity_scaled"}}``. Otherwise
+    (groups given as a dict, or several labels) it is keyed first by section, e.g.
+    ``"attribute=sex"`` or ``"label=edema, attribute=sex"``. The equity-scaled value is reported for
     metrics where higher is better (AUROC, AUPRC, TPR) and is null for FPR and ECE.
     """
     keys = [c for c in ("label", "attribute") if c in df.columns]
@@ -179,15 +180,35 @@ def _as_groups(
         raise UsageError("No groups were given.", "Pass e.g. groups={'sex': sex_per_sample}.")
     out: dict[str, np.ndarray] = {}
     for attribute, values in raw.items():
-        series = pl.Series(values=list(values) if not isinstance(values, pl.Series) else values)
-        if series.len() != n:
+        names = _group_names(values)
+        if len(names) != n:
             raise UsageError(
-                f"Groups {attribute!r} have {series.len()} value(s) for {n} sample(s).",
+                f"Groups {attribute!r} have {len(names)} value(s) for {n} sample(s).",
                 "Pass one group value per sample.",
             )
-        strings = series.cast(pl.String).fill_null(UNKNOWN)
-        out[str(attribute)] = np.asarray(strings.to_list(), dtype=object)
+        if OVERALL in names:
+            raise UsageError(
+                f"A group of {attribute!r} is called {OVERALL!r}, the name of the report's row "
+                "for all samples.",
+                "Rename that group before the report.",
+            )
+        out[str(attribute)] = np.asarray(names, dtype=object)
     return out
+
+
+def _group_names(values: Any) -> list[str]:
+    """Group values as text; missing ones (None, NaN, pandas NA/NaT) become "Unknown"."""
+    if isinstance(values, pl.Series):
+        if values.dtype.is_float():
+            values = values.fill_nan(None)
+        return values.cast(pl.String).fill_null(UNKNOWN).to_list()
+    return [UNKNOWN if _missing(v) else str(v) for v in values]
+
+
+def _missing(value: Any) -> bool:
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return True
+    return isinstance(value, float | np.floating) and bool(np.isnan(value))
 
 
 def _metrics(

@@ -143,10 +143,13 @@ def make_splits(
     ``fractions`` (default train/val/test 0.8/0.1/0.1) or ``folds=k`` (``fold0``…) choose the
     splits. ``holdout={"site": ["X"]}`` sends every person with a matching row to ``test``;
     ``time_column`` + ``time_holdout_fraction`` sends the persons who appear latest to ``test``;
-    the rest is then split by the remaining (renormalised) fractions or folds.
+    the rest is then split by the remaining (renormalised) fractions or folds. Units are placed
+    largest first; with ``by`` groups of unequal sizes the sizes decide most of the assignment
+    and the seed mostly breaks ties, so repeated splits over seeds vary little there.
     """
     _check_nonempty(samples)
     _require_columns(samples, ["person_id", by], what="Split")
+    check_seed(seed)
     if isinstance(stratify, str):
         stratify = [s.strip() for s in stratify.split(",") if s.strip()]
     labels = _resolve_labels(samples, stratify, label_columns)
@@ -331,7 +334,23 @@ def _require_columns(frame: pl.DataFrame, columns: Sequence[str], *, what: str) 
         )
 
 
+def check_seed(seed: Any) -> int:
+    """``seed`` as a non-negative int (NumPy's generators take no negative seeds)."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise UsageError(
+            f"The seed must be a non-negative integer, not {seed!r}.", "Use e.g. seed=0."
+        )
+    return int(seed)
+
+
 def _check_person_ids(samples: pl.DataFrame) -> None:
+    if not samples.schema["person_id"].is_integer():
+        raise UsageError(
+            f"person_id must be an integer column (meddata's pseudonymous person ids), not "
+            f"{samples.schema['person_id']}.",
+            "Map your patient identifiers to integers first, e.g. with "
+            "pl.col('patient').rank('dense').cast(pl.Int64).",
+        )
     nulls = samples.get_column("person_id").null_count()
     if nulls:
         raise UsageError(
@@ -800,7 +819,8 @@ def _time_mask(
     if time_column is None or fraction is None:
         raise UsageError(
             "A time split needs both a time column and the fraction of persons to hold out.",
-            "Pass time_column=... and time_holdout_fraction=0.1 (or --holdout-time).",
+            "Pass time_column=... and time_holdout_fraction=0.1 (CLI: --time-column and "
+            "--time-fraction).",
         )
     _require_columns(samples, [time_column], what="Time split")
     if not 0.0 < fraction < 1.0:
@@ -821,7 +841,7 @@ def _time_mask(
     per_unit = earliest.with_columns(
         pl.Series("__w", units.weight), pl.Series("__h", units.hash)
     ).sort(["__t", "__h"], descending=[True, False], nulls_last=True)
-    goal = round(fraction * float(units.weight.sum()))
+    goal = max(1, round(fraction * float(units.weight.sum())))  # a fraction > 0 holds out someone
     w = per_unit.get_column("__w").to_numpy()
     chosen = (np.cumsum(w) - w < goal) & per_unit.get_column("__t").is_not_null().to_numpy()
     held = np.zeros(units.weight.size, dtype=bool)

@@ -149,3 +149,26 @@ def test_metrics_are_bounded_and_groups_partition_overall(n, seed, threshold) ->
     for stats in s.values():
         if stats["equity_scaled"] is not None:
             assert stats["equity_scaled"] <= stats["overall"] + 1e-12
+
+
+def test_missing_group_values_of_any_kind_are_unknown() -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(
+        {
+            "y": [1, 0, 1, 0, 1, 0],
+            "s": [0.9, 0.2, 0.6, 0.4, 0.7, 0.1],
+            "sex": ["M", None, "F", "M", np.nan, "F"],
+            "age": [30.0, np.nan, 40.0, 30.0, 40.0, np.nan],
+        }
+    )
+    out = report(frame.y, frame.s, {"sex": frame.sex, "age": frame.age})
+    sexes = out.filter(pl.col("attribute") == "sex").get_column("group").to_list()
+    ages = out.filter(pl.col("attribute") == "age").get_column("group").to_list()
+    assert sexes == ["overall", "F", "M", "Unknown"] and "Unknown" in ages and "nan" not in ages
+    series = report([1, 0, 1], [0.8, 0.3, 0.6], pl.Series([1.0, float("nan"), None]))
+    assert series.get_column("group").to_list() == ["overall", "1.0", "Unknown"]
+
+
+def test_a_group_called_overall_is_refused() -> None:
+    with pytest.raises(UsageError, match="called 'overall'"):
+        report([1, 0, 1, 0], [0.9, 0.1, 0.8, 0.3], ["overall", "overall", "b", "b"])

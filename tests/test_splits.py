@@ -250,6 +250,23 @@ def test_time_split_holds_out_the_latest_persons() -> None:
     assert result.strategy["time_cutoff"] == str(test_min)
 
 
+def test_a_small_time_fraction_still_holds_out_the_latest_person() -> None:
+    samples = table(50, seed=5)
+    result = make_splits(samples, time_column="study_date", time_holdout_fraction=0.01, seed=0)
+    assert_no_leakage(samples, result)
+    assert result.report["splits"]["test"]["persons"] == 1
+
+
+def test_seed_and_person_id_type_are_checked() -> None:
+    samples = table(20)
+    for bad in (-1, 1.5, "3", True):
+        with pytest.raises(UsageError, match="seed must be a non-negative integer"):
+            make_splits(samples, seed=bad)
+    as_text = samples.with_columns(pl.col("person_id").cast(pl.String) + "x")
+    with pytest.raises(UsageError, match="person_id must be an integer column"):
+        make_splits(as_text)
+
+
 def test_official_split_is_kept_and_crossing_persons_are_flagged() -> None:
     samples = pl.DataFrame(
         {

@@ -198,8 +198,11 @@ def test_remote_memory_filesystem(tmp_path: Path) -> None:
 def test_corrupt_cell_names_the_sample_or_is_skipped(tmp_path: Path) -> None:
     ds = meddata.load(write_cxr_dataset(tmp_path, n=12, size=SIZE, corrupt=(3,), with_notes=False))
     loader = ds.torch(None, preset="chexpert", size=32, batch_size=4, shuffle=False)
-    with pytest.raises(SampleError, match=r"Sample 4 \(image shard .*row group \d+, row \d+\)"):
+    with pytest.raises(
+        SampleError, match=r"Sample 4 \(image shard .*row group \d+, row \d+\)"
+    ) as err:
         epoch_ids(loader)
+    assert str(err.value).count("meddata validate") == 1  # the advice is given once
     skipping = ds.torch(
         None, preset="chexpert", size=32, batch_size=4, num_workers=2, on_error="skip"
     )
@@ -249,3 +252,14 @@ def test_reader_closes_each_shard_after_its_last_sample(many: meddata.Dataset) -
         reader.row(pos)
         most_open = max(most_open, len(reader._files))
     assert most_open == 1 and reader._files == {}  # memory maps do not pile up over an epoch
+
+
+def test_negative_seed_or_epoch_is_a_usage_error(tmp_path: Path) -> None:
+    from meddata.errors import UsageError
+
+    ds = meddata.load(write_cxr_dataset(tmp_path, n=6, size=SIZE, with_notes=False))
+    with pytest.raises(UsageError, match="seed must be a non-negative integer"):
+        ds.torch(None, preset="chexpert", size=32, batch_size=2, seed=-1)
+    loader = ds.torch(None, preset="chexpert", size=32, batch_size=2)
+    with pytest.raises(UsageError, match="epoch must be 0 or more"):
+        loader.set_epoch(-1)

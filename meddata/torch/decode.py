@@ -100,7 +100,7 @@ def image_u8(
         raise
     except Exception as exc:
         raise TensorDecodeError(
-            f"Tensor cell with codec {codec} could not be decoded ({type(exc).__name__}: {exc}).",
+            f"Tensor cell with codec {codec} could not be decoded ({type(exc).__name__}).",
             "The shard is corrupt: run `meddata validate` on the dataset.",
         ) from exc
     if square == "crop":

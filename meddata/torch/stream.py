@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from meddata import storage
 from meddata.errors import MeddataError, UsageError
+from meddata.splits import check_seed
 from meddata.torch import recycle
 from meddata.torch.cache import ItemCache
 from meddata.torch.device import gpu_jpeg_available, resolve_device, to_device
@@ -83,7 +84,7 @@ class StreamingDataset(IterableDataset[Batch]):
         self.split = split
         self.batch_size = batch_size
         self.shuffle = shuffle
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         self.buffer_size = int(buffer_size)
         self.on_error = on_error
         self.plan: Plan
@@ -119,6 +120,8 @@ class StreamingDataset(IterableDataset[Batch]):
     # -- epochs and slices --------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch (its shuffle order); forgets any resume state of another epoch."""
+        if int(epoch) < 0:
+            raise UsageError(f"The epoch must be 0 or more, not {epoch}.", "Epochs count from 0.")
         self.epoch = int(epoch)
         if self._resume is not None and self._resume.get("epoch") != self.epoch:
             self._resume = None
@@ -306,8 +309,10 @@ class StreamingDataset(IterableDataset[Batch]):
                 f" ({plan.payload_table} shard {plan.shard_paths[plan.shard[pos]]}, "
                 f"row group {plan.row_group[pos]}, row {plan.row[pos]})"
             )
+        # A meddata error's own hint would repeat the one below: keep its message only.
+        what = exc.message if isinstance(exc, MeddataError) else f"{type(exc).__name__}: {exc}"
         return SampleError(
-            f"Sample {plan.sample_id[pos]}{where} could not be loaded: {exc}",
+            f"Sample {plan.sample_id[pos]}{where} could not be loaded: {what}",
             "Run `meddata validate` on the dataset, or pass on_error='skip' to skip and count such samples.",
         )
 
