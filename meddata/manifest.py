@@ -53,18 +53,32 @@ def schema_problems(manifest: Manifest) -> list[str]:
     ]
 
 
-def read_manifest(fs: fsspec.AbstractFileSystem, root: str) -> Manifest:
-    """Read and version-check the manifest of the dataset version at ``root``."""
+def read_manifest(
+    fs: fsspec.AbstractFileSystem, root: str, *, check_schema: bool = True
+) -> Manifest:
+    """Read and version-check the manifest of the dataset version at ``root``; with
+    ``check_schema`` (the default) a manifest that breaks its JSON Schema is refused too."""
     path = storage.join(root, MANIFEST_NAME)
-    with fs.open(path, "rb") as fh:
-        try:
-            manifest: Manifest = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise SchemaError(
-                f"The manifest at {storage.url_of(fs, path)} is not valid JSON ({exc.msg}).",
-                "Re-run the conversion, or restore meddata.json from a backup.",
-            ) from exc
+    where = storage.url_of(fs, path)
+    hint = "Run `meddata validate` on it; re-run the conversion, or restore meddata.json."
+    try:
+        with fs.open(path, "rb") as fh:
+            manifest: Manifest = json.loads(fh.read().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SchemaError(f"The manifest at {where} is not valid UTF-8 JSON.", hint) from exc
+    except OSError as exc:  # a folder where the file should be, permissions...
+        raise SchemaError(
+            f"The manifest at {where} cannot be read ({type(exc).__name__}).", hint
+        ) from exc
+    if not isinstance(manifest, dict):
+        raise SchemaError(f"The manifest at {where} is not a JSON object.", hint)
     check_format_version(manifest, storage.url_of(fs, root))
+    if check_schema:
+        problems = schema_problems(manifest)
+        if problems:
+            raise SchemaError(
+                f"The manifest at {where} is invalid: {'; '.join(problems[:3])}.", hint
+            )
     return manifest
 
 

@@ -3,6 +3,8 @@ primary keys and references between tables."""
 
 from __future__ import annotations
 
+import io
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +46,7 @@ def validate(target: str, version: str | None = None) -> ValidationReport:
     fs, root = locate(target, version)
     report = ValidationReport(storage.url_of(fs, root))
     try:
-        manifest = read_manifest(fs, root)
+        manifest = read_manifest(fs, root, check_schema=False)  # every problem is listed below
     except MeddataError as exc:
         report.problems.append(str(exc))
         return report
@@ -62,12 +64,16 @@ def validate(target: str, version: str | None = None) -> ValidationReport:
             intact[table] = schema
     for extra in ("splits", "quarantine", "datasheet"):
         _check_side_files(fs, root, manifest, extra, report)
+    try:
+        ds = Dataset(fs, root, manifest)
+    except MeddataError:
+        return report  # already reported above (e.g. a path outside the dataset)
     if intact:
-        try:
-            ds = Dataset(fs, root, manifest)
-        except MeddataError:
-            return report  # already reported above (e.g. a path outside the dataset)
         _check_keys(ds, intact, report)
+    if not any(p.startswith("split ") for p in report.problems):
+        _check_split_sets(ds, "person" in intact, report)
+    if not any(p.startswith("datasheet") for p in report.problems):
+        _check_datasheet(ds, report)
     return report
 
 
@@ -90,6 +96,10 @@ def _check_shards(
         report.checked["shards"] = report.checked.get("shards", 0) + 1
         if not fs.exists(path):
             report.problems.append(f"table {table}: shard {rel} is missing")
+            ok = False
+            continue
+        if fs.isdir(path):
+            report.problems.append(f"table {table}: shard {rel} is a folder, not a file")
             ok = False
             continue
         size = fs.size(path)
@@ -121,6 +131,11 @@ def _check_shards(
             f"table {table}: {total} rows in shards, manifest says {entry.get('rows')}"
         )
         ok = False
+    size_sum = sum(int(shard["bytes"]) for shard in entry.get("shards", []))
+    if size_sum != entry.get("bytes"):
+        report.problems.append(
+            f"table {table}: its shards hold {size_sum} bytes, manifest says {entry.get('bytes')}"
+        )
     report.checked["rows"] = report.checked.get("rows", 0) + total
     return ok
 
@@ -147,10 +162,82 @@ def _check_side_files(
         if not _inside(rel, label, report):
             continue
         path = storage.join(root, rel)
-        if not fs.exists(path):
+        if not fs.exists(path) or fs.isdir(path):
             report.problems.append(f"{label}: file {rel} is missing")
         elif info.get("sha256") and storage.sha256_file(fs, path) != info["sha256"]:
             report.problems.append(f"{label}: file {rel} fails its SHA-256 checksum")
+        elif kind == "quarantine":
+            _check_quarantine_report(fs.cat_file(path), int(info.get("count", 0)), report)
+
+
+_QUARANTINE_FIELDS = {"unit", "item", "reason", "error"}
+
+
+def _check_quarantine_report(data: bytes, count: int, report: ValidationReport) -> None:
+    """One JSON object per line with the SPEC's fields, as many lines as the manifest counts."""
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    for n, line in enumerate(lines, 1):
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            entry = None
+        if not isinstance(entry, dict) or not _QUARANTINE_FIELDS <= set(entry):
+            report.problems.append(
+                f"quarantine report: line {n} is not an entry with fields "
+                f"{', '.join(sorted(_QUARANTINE_FIELDS))}"
+            )
+            return
+    if len(lines) != count:
+        report.problems.append(f"quarantine report: {len(lines)} entries, manifest counts {count}")
+
+
+def _check_split_sets(ds: Dataset, person_ok: bool, report: ValidationReport) -> None:
+    """Each split set's file: readable, person_id → split, no person in two splits (SPEC §8),
+    and only persons of the person table."""
+    persons = ds.table("person").select("person_id") if person_ok else None
+    for name, info in ds.splits.items():
+        if info.get("path") is None:
+            continue
+        label = f"split {name}"
+        try:
+            frame = pl.read_parquet(io.BytesIO(ds.fs.cat_file(storage.join(ds.root, info["path"]))))
+        except Exception as exc:  # not Parquet at all
+            report.problems.append(
+                f"{label}: file cannot be read as Parquet ({type(exc).__name__})"
+            )
+            continue
+        if not {"person_id", "split"} <= set(frame.columns):
+            report.problems.append(
+                f"{label}: needs columns person_id and split, has {frame.columns}"
+            )
+            continue
+        twice = frame.height - frame.get_column("person_id").n_unique()
+        if twice:
+            report.problems.append(
+                f"{label}: {twice} person(s) appear in more than one split (leakage)"
+            )
+        if persons is not None:
+            unknown = (
+                frame.lazy()
+                .select(pl.col("person_id").cast(pl.Int64))
+                .join(persons, on="person_id", how="anti")
+                .select(pl.len())
+                .collect()
+                .item()
+            )
+            if unknown:
+                report.problems.append(f"{label}: {unknown} person_id(s) are not in table person")
+        report.checked["split_sets"] = report.checked.get("split_sets", 0) + 1
+
+
+def _check_datasheet(ds: Dataset, report: ValidationReport) -> None:
+    """The stored Healthsheet must load (the checksum proves only that it was not changed)."""
+    if not ds.manifest.get("datasheet"):
+        return
+    try:
+        ds.datasheet  # noqa: B018 - loading is the check
+    except MeddataError as exc:
+        report.problems.append(f"datasheet: {exc.message}")
 
 
 def _inside(rel: str, label: str, report: ValidationReport) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 from typing import Any
@@ -147,7 +148,12 @@ def build_dataset(out: Path, name: str = "chestx-mini") -> Dataset:
         "tasks": {"labels": LABELS, "sensitive_attributes": ["sex", "age_group", "race", "site"]},
         "splits": {
             "official": {"path": None, "strategy": {"kind": "official", "column": "split"}},
-            "fair": {"path": "splits/fair.parquet", "strategy": {"kind": "fair"}, "report": report},
+            "fair": {
+                "path": "splits/fair.parquet",
+                "strategy": {"kind": "fair"},
+                "sha256": hashlib.sha256(buf.getvalue()).hexdigest(),
+                "report": report,
+            },
         },
         "deid": {
             "profile": {"name": "basic"},

@@ -166,13 +166,14 @@ def test_nothing_is_published_when_every_input_is_quarantined(tmp_path: Path) ->
         convert("dicom-folder", src, tmp_path / "o", workers=1, show_progress=False, deid=False)
 
 
-def test_unexpected_errors_are_one_line(tmp_path: Path) -> None:
+def test_a_malformed_manifest_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "x" / "1.0").mkdir(parents=True)
     (tmp_path / "x" / "1.0" / "meddata.json").write_text(
         '{"format": "meddata", "format_version": "1.0", "tables": 7}'
     )
     out = run_cli("info", str(tmp_path / "x" / "1.0"))
-    assert out.returncode == 1 and "Traceback" not in out.stderr and "--debug" in out.stderr
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "meddata.json is invalid" in out.stderr and "meddata validate" in out.stderr
 
 
 def test_manifest_paths_outside_the_dataset_are_refused(

@@ -75,6 +75,9 @@ def _replace_person_shard(root: Path, edit: Callable[[pa.Table], pa.Table]) -> N
         sha256=storage.sha256_file(*storage.open_fs(path)),
     )
     manifest["tables"]["person"]["rows"] = table.num_rows
+    manifest["tables"]["person"]["bytes"] = sum(
+        s["bytes"] for s in manifest["tables"]["person"]["shards"]
+    )
     _save(root, manifest)
 
 
@@ -95,3 +98,86 @@ def test_broken_manifest_is_reported(dataset: Path) -> None:
     del manifest["tables"]["person"]["shards"][0]["sha256"]
     _save(dataset, manifest)
     assert any("manifest" in p and "sha256" in p for p in validate(str(dataset)).problems)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b'{"format": "med\xdfata"}', "not valid UTF-8 JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b"null", "not a JSON object"),
+        (None, "cannot be read"),  # a folder where the file should be
+    ],
+)
+def test_a_damaged_manifest_is_reported_not_a_crash(
+    dataset: Path, content: bytes | None, expected: str
+) -> None:
+    import meddata
+    from meddata.errors import SchemaError
+
+    target = dataset / "meddata.json"
+    target.unlink()
+    if content is None:
+        target.mkdir()
+    else:
+        target.write_bytes(content)
+    report = validate(str(dataset))
+    assert not report.ok and any(expected in p for p in report.problems), report.problems
+    with pytest.raises(SchemaError, match=expected):
+        meddata.load(str(dataset))
+
+
+def _with_split(dataset: Path) -> None:
+    """Add a split set 'fair' made by meddata's splitter."""
+    import meddata
+    from meddata.publish import add_split
+    from meddata.splits import make_splits
+
+    ds = meddata.load(str(dataset))
+    result = make_splits(ds.table("samples").collect(), seed=0)
+    add_split(ds, "fair", result.assignments, strategy=result.strategy, report=result.report)
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            lambda t: pa.concat_tables(
+                [t, t.slice(0, 1).set_column(1, "split", pa.array(["test"]))]
+            ),
+            "appear in more than one split (leakage)",
+        ),
+        (
+            lambda t: t.set_column(
+                0, "person_id", pa.array([10**12 + i for i in range(t.num_rows)])
+            ),
+            "are not in table person",
+        ),
+        (lambda t: t.rename_columns(["who", "split"]), "needs columns person_id and split"),
+    ],
+)
+def test_split_file_content_is_checked_not_only_its_checksum(
+    dataset: Path, edit: Callable[[pa.Table], pa.Table], expected: str
+) -> None:
+    _with_split(dataset)
+    assert validate(str(dataset)).ok
+    manifest = _manifest(dataset)  # the file is rewritten and its checksum follows: only the
+    path = dataset / manifest["splits"]["fair"]["path"]  # content is wrong
+    table = pq.read_table(path).cast(pa.schema([("person_id", pa.int64()), ("split", pa.string())]))
+    pq.write_table(edit(table), path)
+    manifest["splits"]["fair"]["sha256"] = storage.sha256_file(*storage.open_fs(path))
+    _save(dataset, manifest)
+    report = validate(str(dataset))
+    assert any(expected in p for p in report.problems), report.problems
+
+
+def test_manifest_edits_cannot_hide_a_damaged_side_file(dataset: Path) -> None:
+    manifest = _manifest(dataset)
+    manifest["tables"]["person"]["bytes"] += 1
+    _save(dataset, manifest)
+    assert any("its shards hold" in p for p in validate(str(dataset)).problems)
+
+    manifest["tables"]["person"]["bytes"] -= 1
+    manifest["quarantine"] = {"count": 0, "path": "quarantine/report.jsonl", "sha256": None}
+    _save(dataset, manifest)
+    assert any("quarantine" in p and "sha256" in p for p in validate(str(dataset)).problems)
