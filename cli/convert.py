@@ -16,7 +16,7 @@ from meddata.registry import get_adapter
 
 @click.command()
 @click.argument("adapter")
-@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("source")
 @click.option(
     "-o",
     "--out",
@@ -70,7 +70,7 @@ from meddata.registry import get_adapter
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of the path.")
 def convert(
     adapter: str,
-    source: Path,
+    source: str,
     out: str,
     options: tuple[str, ...],
     name: str | None,

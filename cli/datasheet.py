@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from meddata import storage
 from meddata.dataset import load
 from meddata.datasheet import (
     FORMATS,
@@ -30,7 +31,7 @@ from meddata.errors import UsageError
     type=click.Choice([*FORMATS, "all"]),
     help="Output format; repeat for several (default: md). hf = Hugging Face card.",
 )
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="Folder.")
+@click.option("-o", "--out", help="Folder (a path or file:// URL on this machine).")
 @click.option(
     "--sheet",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -44,7 +45,7 @@ def datasheet(
     target: str,
     version: str | None,
     formats: tuple[str, ...],
-    out: Path | None,
+    out: str | None,
     sheet: Path | None,
     check: bool,
     strict: bool,
@@ -57,6 +58,9 @@ def datasheet(
     Without -o the Markdown is printed. Answers come from --sheet, else the dataset's stored
     datasheet/healthsheet.json, else the packaged datasheets/<name>.yaml.
     """
+    folder = storage.local_path(out, "The datasheet folder (-o)") if out is not None else None
+    if folder is not None and folder.exists() and not folder.is_dir():
+        raise UsageError(f"-o {out} is a file.", "Give a folder for the datasheet files.")
     if strict and not check:
         raise UsageError("--strict only applies to --check.", "Add --check, or drop --strict.")
     ds = load(target, version)
@@ -64,8 +68,8 @@ def datasheet(
     doc = build_healthsheet(ds, load_healthsheet_yaml(sheet) if sheet else load_healthsheet(ds))
     missing = unanswered(doc)
     written: dict[str, Path] = {}
-    if out is not None:
-        written = publish(ds, formats or ("md",), out, sheet=doc, base_url=base_url)
+    if folder is not None:
+        written = publish(ds, formats or ("md",), folder, sheet=doc, base_url=base_url)
     elif formats and set(formats) != {"md"}:
         raise UsageError(
             f"Format(s) {', '.join(formats)} write files.", "Give a folder with -o DIR."
@@ -81,7 +85,7 @@ def datasheet(
         click.echo(f"{ds.name} {ds.version}: {len(missing)} unanswered question(s)")
         for q in missing:
             click.echo(f"  - {q.path}: {q.question}")
-    elif out is None:
+    elif folder is None:
         click.echo(render_markdown(doc), nl=False)
     for fmt, path in written.items():
         if not as_json:

@@ -26,6 +26,7 @@ from meddata.writer import (
     JournalEntry,
     Staging,
     collect_quarantine,
+    published_error,
     sum_deid_counts,
     write_table,
 )
@@ -92,7 +93,8 @@ def convert(
     """
     started = time.perf_counter()
     cls = get_adapter(adapter_name)
-    if not Path(source).exists():
+    source = storage.local_path(source, "The source")
+    if not source.exists():
         raise SourceError(
             f"The source {source} does not exist.",
             f"Point it at the source ({cls.source_release or cls.name}), or make a sample with "
@@ -111,8 +113,9 @@ def convert(
     if deid:
         from meddata.deid.options import DeidOptions
 
-        deid_options = {**DEID_DEFAULTS, **(deid_options or {})}
-        DeidOptions.from_mapping(deid_options)  # a misspelt option is refused before any work
+        # Every option spelled out (a misspelt one is refused here), so a run started from
+        # Python and its resume from the CLI record the same options.
+        deid_options = DeidOptions.from_mapping({**DEID_DEFAULTS, **(deid_options or {})}).as_dict()
     if engine not in ("local", "ray"):
         raise UsageError(f"Unknown engine {engine!r}.", "Use engine='local' or engine='ray'.")
     options = cls.resolve_options(options or {})
@@ -122,6 +125,10 @@ def convert(
             f"Adapter {cls.name} found nothing to convert in {source}.",
             f"Check that it is the root of the source ({cls.source_release or cls.name}).",
         )
+    fs, out_path = storage.open_fs(out)
+    root = storage.join(out_path, name, version)
+    if not overwrite and fs.exists(storage.join(root, MANIFEST_NAME)):
+        raise published_error(storage.url_of(fs, root))  # before a key is made for nothing
     key: bytes | None = None
     key_created: str | None = None
     if deid:
@@ -129,8 +136,6 @@ def convert(
     spec = AdapterSpec(cls, str(source), options, key, deid_options)
     adapter = spec.build()
     fingerprint = _fingerprint(units)
-    fs, out_path = storage.open_fs(out)
-    root = storage.join(out_path, name, version)
     run = {
         "adapter": cls.name,
         "adapter_version": cls.version,

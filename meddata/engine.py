@@ -10,6 +10,7 @@ import multiprocessing as mp
 import os
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -48,6 +49,19 @@ _worker_adapter: Adapter | None = None
 def _init_worker(spec: AdapterSpec) -> None:
     global _worker_adapter
     _worker_adapter = spec.build()
+    _exit_with_parent(os.getppid())
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker when the process that started it is gone (SIGKILL leaves workers
+    blocked on their task queue forever otherwise, holding memory and open files)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="meddata-parent-watch", daemon=True).start()
 
 
 def run_unit(

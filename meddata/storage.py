@@ -30,6 +30,20 @@ def open_fs(
     return fs, path.rstrip("/")
 
 
+def local_path(url: str | os.PathLike[str], what: str) -> Path:
+    """A local path, from a path or a ``file://`` URL; ``what`` names it when a remote URL is
+    refused (for things meddata reads or writes only on this machine)."""
+    fs, path = open_fs(url)
+    if not is_local(fs):
+        from meddata.errors import UsageError
+
+        raise UsageError(
+            f"{what} must be on this machine, not {os.fspath(url)}.",
+            "Copy or mount it locally and give its path.",
+        )
+    return Path(path)
+
+
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     """True for the local filesystem (where renames are atomic)."""
     return isinstance(fs, LocalFileSystem)

@@ -186,6 +186,15 @@ class JournalEntry:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)  # small-table IPC files
 
 
+def published_error(where: str) -> DatasetExistsError:
+    """The refusal to write over the published version at ``where``."""
+    return DatasetExistsError(
+        f"A published dataset already exists at {where}.",
+        "Versions are immutable: pass --version (version=) to write a new one, or --overwrite "
+        "(overwrite=True) to replace it (add --resume to finish an interrupted --overwrite).",
+    )
+
+
 class Staging:
     """The staging area of one dataset version: run description, journal and unit files."""
 
@@ -209,17 +218,14 @@ class Staging:
         """Prepare ``root`` for a conversion described by ``run``.
 
         Refuses to touch a published version unless ``overwrite``; refuses to silently discard
-        an interrupted run unless ``resume`` (continue it) or ``overwrite`` (start again).
+        an interrupted run unless ``resume`` (continue it) or ``overwrite`` (start again);
+        ``overwrite`` and ``resume`` together continue an interrupted replacement.
         """
         where = storage.url_of(fs, root)
-        if fs.exists(storage.join(root, MANIFEST_NAME)) and not overwrite:
-            raise DatasetExistsError(
-                f"A published dataset already exists at {where}.",
-                "Versions are immutable: pass --version (version=) to write a new one, or --overwrite "
-                "(overwrite=True) to replace it.",
-            )
         staging = cls(fs, root)
-        if overwrite and fs.exists(staging.path):
+        if fs.exists(storage.join(root, MANIFEST_NAME)) and not overwrite:
+            raise published_error(where)
+        if overwrite and not resume and fs.exists(staging.path):
             # The published version (if any) stays readable until the new one replaces it.
             fs.rm(staging.path, recursive=True)
         elif fs.exists(staging.path):
@@ -238,7 +244,8 @@ class Staging:
                 ) from None
             if previous != run:
                 raise IncompleteDatasetError(
-                    f"The conversion staged at {where} used another adapter, options or source.",
+                    f"The conversion staged at {where} used another adapter, options, source or "
+                    "de-identification key or options.",
                     "Resume with the same command line, or pass --overwrite (overwrite=True) to start again.",
                 )
             staging._load_journal()

@@ -243,3 +243,32 @@ def test_sample_refuses_a_folder_with_other_files(tmp_path: Path) -> None:
 def test_datasheet_strict_without_check_is_a_usage_error(tmp_path: Path) -> None:
     result = run_cli("datasheet", str(tmp_path), "--strict")
     assert result.returncode == 2 and "--strict only applies to --check" in result.stderr
+
+
+def test_file_urls_are_local_paths_for_sources_and_datasheet_folders(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    assert run_cli("sample", "dicom-folder", str(src), "--n", "3").returncode == 0
+    out = tmp_path / "out"
+    done = run_cli("convert", "dicom-folder", src.as_uri(), "-o", out.as_uri(), "--no-deid")
+    assert done.returncode == 0, done.stderr
+    sheet = run_cli(
+        "datasheet",
+        str(out / "dicom-folder"),
+        "--format",
+        "md",
+        "-o",
+        (tmp_path / "sheet").as_uri(),
+    )
+    assert sheet.returncode == 0, sheet.stderr
+    assert (tmp_path / "sheet" / "datasheet.md").exists() and not Path("file:").exists()
+    remote = run_cli("convert", "dicom-folder", "s3://bucket/src", "-o", str(tmp_path / "o2"))
+    assert remote.returncode == 2 and "must be on this machine" in remote.stderr
+
+
+def test_a_refused_conversion_of_a_published_version_makes_no_key(tmp_path: Path) -> None:
+    src, out = tmp_path / "src", tmp_path / "out"
+    assert run_cli("sample", "dicom-folder", str(src), "--n", "3").returncode == 0
+    assert run_cli("convert", "dicom-folder", str(src), "-o", str(out), "--no-deid").returncode == 0
+    again = run_cli("convert", "dicom-folder", str(src), "-o", str(out))
+    assert again.returncode == 1 and "already exists" in again.stderr
+    assert not (out / "dicom-folder.deid-key").exists()
