@@ -284,7 +284,12 @@ def run_units_ray(
             log_to_driver=False,
             logging_level=logging.ERROR,
         )
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    context = ray.data.DataContext.get_current()
+    saved = (context.enable_progress_bars, context.max_errored_blocks)
+    # A unit whose worker dies is not retried on another worker (it would kill that one too,
+    # for ever): its block is dropped here and the unit is run alone below, as the local engine
+    # does, which quarantines a crash and lets a storage error stop the run.
+    context.enable_progress_bars, context.max_errored_blocks = False, -1
     by_seq = dict(units)
     items = [{"seq": seq} for seq in by_seq]
     dataset = ray.data.from_items(items, override_num_blocks=len(items)).map(
@@ -292,11 +297,21 @@ def run_units_ray(
         fn_constructor_args=(spec, fs, staging, by_seq),
         compute=ray.data.ActorPoolStrategy(size=min(workers, len(items))),
         num_cpus=1,
+        max_task_retries=0,
     )
     if on_started is not None:
         on_started()
-    for row in dataset.iter_rows():
-        on_done(JournalEntry(**json.loads(row["entry"])))
+    done: set[int] = set()
+    try:
+        for row in dataset.iter_rows():
+            entry = JournalEntry(**json.loads(row["entry"]))
+            done.add(entry.seq)
+            on_done(entry)
+    finally:
+        context.enable_progress_bars, context.max_errored_blocks = saved
+    for seq, unit in units:
+        if seq not in done:
+            on_done(_run_isolated(spec, fs, staging, seq, unit, _worker_context()))
 
 
 def _as_done(pending: set[Future[JournalEntry]]) -> Iterator[Future[JournalEntry]]:

@@ -34,3 +34,39 @@ def test_ray_engine_matches_local(dicom_source: Path, tmp_path: Path) -> None:
     )
     assert ray_run.tables == local.tables
     assert _hashes(ray_run.path) == _hashes(local.path)
+
+
+RAY_CRASH = """
+import json, sys
+import meddata.registry as registry
+registry.BUILTIN["crashing"] = "tests._crashing_adapter:CrashingAdapter"
+from meddata.convert import convert
+if __name__ == "__main__":
+    s = convert("crashing", sys.argv[1], sys.argv[2], engine="ray", workers=2,
+                show_progress=False, deid=False)
+    print(json.dumps({"tables": s.tables, "quarantined": s.quarantined, "path": s.path}))
+"""
+
+
+def test_a_unit_that_kills_its_ray_worker_is_quarantined_not_retried_for_ever(
+    tmp_path: Path,
+) -> None:
+    """Run in a fresh interpreter: Ray's workers must import the test adapter from the repo."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    script = tmp_path / "run.py"
+    script.write_text(RAY_CRASH)
+    (tmp_path / "src").mkdir()
+    env = {**os.environ, "PYTHONPATH": str(repo), "RAY_ADDRESS": ""}
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "src"), str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, timeout=240, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["tables"] == {"person": 2} and summary["quarantined"] == 1
+    report = (Path(summary["path"]) / "quarantine" / "report.jsonl").read_text()
+    assert "worker process died" in report and '"item": "boom"' in report
