@@ -64,6 +64,7 @@ def validate(target: str, version: str | None = None) -> ValidationReport:
             intact[table] = schema
     for extra in ("splits", "quarantine", "datasheet"):
         _check_side_files(fs, root, manifest, extra, report)
+    _check_unlisted_files(fs, root, manifest, report)
     try:
         ds = Dataset(fs, root, manifest)
     except MeddataError:
@@ -168,6 +169,28 @@ def _check_side_files(
             report.problems.append(f"{label}: file {rel} fails its SHA-256 checksum")
         elif kind == "quarantine":
             _check_quarantine_report(fs.cat_file(path), int(info.get("count", 0)), report)
+
+
+def _check_unlisted_files(
+    fs: fsspec.AbstractFileSystem, root: str, manifest: dict[str, Any], report: ValidationReport
+) -> None:
+    """Files under ``tables/`` the manifest does not list: a Parquet reader without meddata
+    that globs a table's folder would read them. (A ``_staging/`` folder is not a problem: it
+    is an unfinished --overwrite, and the published version is still whole.)"""
+    listed = {
+        storage.join(root, shard["path"])
+        for entry in (manifest.get("tables") or {}).values()
+        for shard in entry.get("shards", [])
+        if isinstance(shard, dict) and "path" in shard
+    }
+    tables_dir = storage.join(root, "tables")
+    found = fs.find(tables_dir) if fs.isdir(tables_dir) else []
+    for path in sorted(found):
+        if path not in listed:
+            rel = path[len(root) :].lstrip("/")
+            report.problems.append(
+                f"{rel} is not in the manifest: remove it (readers may pick it up)"
+            )
 
 
 _QUARANTINE_FIELDS = {"unit", "item", "reason", "error"}

@@ -181,3 +181,10 @@ def test_manifest_edits_cannot_hide_a_damaged_side_file(dataset: Path) -> None:
     manifest["quarantine"] = {"count": 0, "path": "quarantine/report.jsonl", "sha256": None}
     _save(dataset, manifest)
     assert any("quarantine" in p and "sha256" in p for p in validate(str(dataset)).problems)
+
+
+def test_files_the_manifest_does_not_list_are_named(dataset: Path) -> None:
+    shard = dataset / _manifest(dataset)["tables"]["person"]["shards"][0]["path"]
+    shutil.copy(shard, shard.with_name("part-00099.parquet"))  # a glob would read it twice
+    problems = validate(str(dataset)).problems
+    assert any("tables/person/part-00099.parquet is not in the manifest" in p for p in problems)
