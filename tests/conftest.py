@@ -39,6 +39,30 @@ def run_cli(
     )
 
 
+def interrupt_after_units(
+    cmd: list[str], journal: Path, units: int, sig: int, *, capture: bool = False
+) -> tuple[int, str]:
+    """Run ``cmd`` (a conversion) and send it ``sig`` once ``units`` work units are in its
+    journal; returns its exit code and (with ``capture``) its stderr."""
+    import os
+    import time
+
+    err = subprocess.PIPE if capture else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.exists() and journal.read_text().count("\n") >= units:
+            break
+        time.sleep(0.005)
+    if proc.poll() is not None:
+        pytest.fail(
+            "the conversion finished before it could be interrupted; make the source larger"
+        )
+    os.kill(proc.pid, sig)
+    _, stderr = proc.communicate(timeout=60)
+    return proc.returncode, stderr or ""
+
+
 @pytest.fixture(scope="session")
 def dicom_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthesized DICOM folder (6 patients) shared by read-only tests."""

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import run_cli
+from tests.conftest import interrupt_after_units, run_cli
 
 
 def test_help_and_version() -> None:
@@ -177,29 +175,17 @@ def test_convert_json_reports_a_new_key_and_keeps_path_map_private(tmp_path: Pat
 
 
 def test_ctrl_c_says_how_to_go_on_and_resume_finishes(tmp_path: Path) -> None:
-    import os
     import signal
-    import subprocess
     import sys
-    import time
 
     src = tmp_path / "src"
     assert run_cli("sample", "dicom-folder", str(src), "--n", "30").returncode == 0
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "meddata.cli", "convert", "dicom-folder", str(src), "-o", str(out)]
     cmd += ["--no-deid", "--workers", "1", "-O", "files_per_unit=1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     journal = out / "dicom-folder" / "1.0" / "_staging" / "journal.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if journal.exists() and journal.read_text().count("\n") >= 2:
-            break
-        time.sleep(0.005)
-    if proc.poll() is not None:
-        pytest.skip("the conversion finished before it could be interrupted")
-    os.kill(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    code, err = interrupt_after_units(cmd, journal, 2, signal.SIGINT, capture=True)
+    assert code == 130, err
     assert "Interrupted: nothing was published" in err and "--resume" in err
     assert "Traceback" not in err and not (out / "dicom-folder" / "1.0" / "meddata.json").exists()
     done = run_cli(*cmd[3:], "--resume")

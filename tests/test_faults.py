@@ -19,6 +19,7 @@ from meddata.adapters.dicom_folder import DicomFolderAdapter
 from meddata.convert import convert
 from meddata.errors import IncompleteDatasetError
 from meddata.validate import validate
+from tests.conftest import interrupt_after_units
 
 
 def _hashes(root: Path) -> dict[str, str]:
@@ -63,17 +64,8 @@ def test_sigkill_then_resume(big_source: Path, tmp_path: Path, attempt: int) -> 
         "-O",
         "files_per_unit=32",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = out / "dicom-folder" / "2.0" / "_staging" / "journal.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if journal.exists() and journal.read_text().count("\n") >= kill_after:
-            break
-        time.sleep(0.005)
-    if proc.poll() is not None:
-        pytest.fail("the conversion finished before it could be killed; make the source larger")
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    interrupt_after_units(cmd, journal, kill_after, signal.SIGKILL)
 
     new = out / "dicom-folder" / "2.0"
     assert not (new / "meddata.json").exists()
@@ -231,21 +223,6 @@ def test_a_torn_journal_tail_is_dropped_and_never_glues_to_the_next_line(tmp_pat
     assert _resumed(tmp_path)  # junk bytes are skipped, not fatal
 
 
-def _kill_after_units(cmd: list[str], journal: Path, units: int, sig: int) -> subprocess.Popen:
-    """Start ``cmd`` and send ``sig`` once ``units`` work units are journaled."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if journal.exists() and journal.read_text().count("\n") >= units:
-            break
-        time.sleep(0.005)
-    if proc.poll() is not None:
-        pytest.skip("the conversion finished before it could be interrupted")
-    os.kill(proc.pid, sig)
-    proc.wait()
-    return proc
-
-
 def _cli_convert(src: Path, out: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "meddata.cli", "convert", "dicom-folder", str(src), "-o", str(out),
@@ -260,7 +237,7 @@ def test_an_interrupted_overwrite_is_finished_by_overwrite_and_resume(
     convert("dicom-folder", big_source, out, workers=1, show_progress=False, **SMALL)
     journal = out / "dicom-folder" / "1.0" / "_staging" / "journal.jsonl"
     cmd = _cli_convert(big_source, out, "--no-deid", "--workers", "1", "--overwrite")
-    _kill_after_units(cmd, journal, 2, signal.SIGINT)
+    interrupt_after_units(cmd, journal, 2, signal.SIGINT)
     assert validate(str(out / "dicom-folder" / "1.0")).ok  # the old version still serves
     done = subprocess.run([*cmd, "--resume", "--json"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -279,7 +256,7 @@ def test_a_run_started_in_python_resumes_from_the_cli(big_source: Path, tmp_path
         f"show_progress=False, deid_key={str(key)!r}, options={{'files_per_unit': '8'}})"
     )
     journal = out / "dicom-folder" / "1.0" / "_staging" / "journal.jsonl"
-    _kill_after_units([sys.executable, "-c", script], journal, 2, signal.SIGKILL)
+    interrupt_after_units([sys.executable, "-c", script], journal, 2, signal.SIGKILL)
     cmd = _cli_convert(big_source, out, "--deid-key-file", str(key), "--resume", "--json")
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -290,7 +267,7 @@ def test_workers_do_not_outlive_a_killed_conversion(big_source: Path, tmp_path: 
     out = tmp_path / "out-orphans"
     journal = out / "dicom-folder" / "1.0" / "_staging" / "journal.jsonl"
     cmd = _cli_convert(big_source, out, "--no-deid", "--workers", "2", "-O", "files_per_unit=2")
-    _kill_after_units(cmd, journal, 1, signal.SIGKILL)
+    interrupt_after_units(cmd, journal, 1, signal.SIGKILL)
 
     def survivors() -> list[int]:
         found = []
