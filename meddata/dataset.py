@@ -176,7 +176,11 @@ def _arrow_dataset(fs: fsspec.AbstractFileSystem, paths: list[str]) -> pads.Data
     return pads.dataset(paths, format="parquet", filesystem=filesystem)
 
 
-def load(target: str, version: str | None = None) -> Dataset:
-    """Open a dataset by registered name (in ``MEDDATA_HOME``), local path or fsspec URL."""
-    fs, root = locate(str(target), version)
+def load(
+    target: str, version: str | None = None, storage_options: dict[str, Any] | None = None
+) -> Dataset:
+    """Open a dataset by registered name (in ``MEDDATA_HOME``), local path or fsspec URL;
+    ``storage_options`` (e.g. ``{"key": ..., "secret": ..., "endpoint_url": ...}`` for S3) go
+    to the URL's fsspec filesystem, else its usual environment variables apply."""
+    fs, root = locate(str(target), version, storage_options)
     return Dataset(fs, root, read_manifest(fs, root))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import fsspec
 
@@ -23,8 +24,11 @@ def _version_key(text: str) -> list[tuple[int, int | str]]:
     return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[._+-]", text)]
 
 
-def locate(target: str, version: str | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
+def locate(
+    target: str, version: str | None = None, storage_options: dict[str, Any] | None = None
+) -> tuple[fsspec.AbstractFileSystem, str]:
     """Find the published version directory for a path, URL or registered dataset name.
+    ``storage_options`` go to the fsspec filesystem of a URL (credentials, endpoint).
 
     A bare name (no separator, no scheme) is a folder here when one exists and holds a
     dataset; otherwise it is looked up in ``MEDDATA_HOME`` (a source folder that shares the
@@ -33,7 +37,7 @@ def locate(target: str, version: str | None = None) -> tuple[fsspec.AbstractFile
     bare_name = not ("://" in target or os.sep in target or target.startswith("."))
     local_folder = bare_name and Path(target).exists()
     if not bare_name or local_folder:
-        fs, path = storage.open_fs(target)
+        fs, path = storage.open_fs(target, **(storage_options or {}))
         found = _version_dir(fs, path, version)
         if found is not None:
             return fs, found

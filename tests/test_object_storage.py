@@ -63,3 +63,18 @@ def test_convert_load_validate_on_s3(s3: str, dicom_source: Path) -> None:
     assert report.ok, report.problems
     fs = s3fs.S3FileSystem(endpoint_url=s3, key="test", secret="test")
     assert not fs.exists("meddata-test/datasets/dicom-folder/1.0/_staging")
+
+
+def test_load_takes_storage_options_instead_of_the_environment(
+    s3: str, dicom_source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary = convert(
+        "dicom-folder", dicom_source, "s3://meddata-test/opts", workers=1, show_progress=False,
+        deid=False,
+    )  # fmt: skip
+    for name in ("AWS_ENDPOINT_URL", "FSSPEC_S3_ENDPOINT_URL"):
+        monkeypatch.delenv(name)
+    options = {"endpoint_url": s3, "key": "test", "secret": "test"}
+    ds = meddata.load(summary.path, storage_options=options)
+    assert ds.table("person").collect().height == summary.tables["person"]
+    assert ds.fs.storage_options["endpoint_url"] == s3
