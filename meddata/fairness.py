@@ -12,6 +12,7 @@ left out of every metric for that label.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -72,6 +73,12 @@ def report(
     if n_bins < 1:
         raise UsageError(f"n_bins must be at least 1, not {n_bins}.", "Use e.g. n_bins=10.")
     by_attribute = _as_groups(groups, truth.shape[0])
+    unscored = int((np.isin(truth, (0.0, 1.0)) & ~np.isfinite(score)).sum())
+    if unscored:  # a model that emits NaN should not go unnoticed
+        warnings.warn(
+            f"{unscored} labelled prediction(s) with a NaN or infinite score were left out.",
+            stacklevel=2,
+        )
     multi_label = np.ndim(y_true) == 2 or isinstance(y_true, pl.DataFrame)
     rows: list[dict[str, Any]] = []
     for j, label in enumerate(names):

@@ -172,3 +172,9 @@ def test_missing_group_values_of_any_kind_are_unknown() -> None:
 def test_a_group_called_overall_is_refused() -> None:
     with pytest.raises(UsageError, match="called 'overall'"):
         report([1, 0, 1, 0], [0.9, 0.1, 0.8, 0.3], ["overall", "overall", "b", "b"])
+
+
+def test_nan_scores_are_left_out_with_a_warning() -> None:
+    with pytest.warns(UserWarning, match="1 labelled prediction"):
+        out = report([1, 0, 1, 0], [0.9, float("nan"), 0.8, 0.2], ["a", "a", "b", "b"])
+    assert out.filter(pl.col("group") == "overall").get_column("n").item() == 3
