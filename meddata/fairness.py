@@ -85,7 +85,7 @@ def report(
         for attribute, values in by_attribute.items():
             valid = np.isin(truth[:, j], (0.0, 1.0)) & np.isfinite(score[:, j])
             subsets = [(OVERALL, valid)]
-            for group in sorted(set(values[valid].tolist())):
+            for group in sorted(set(values[valid].tolist()), key=_group_order):
                 subsets.append((group, valid & (values == group)))
             for group, mask in subsets:
                 row: dict[str, Any] = {}
@@ -210,6 +210,16 @@ def _group_names(values: Any) -> list[str]:
             values = values.fill_nan(None)
         return values.cast(pl.String).fill_null(UNKNOWN).to_list()
     return [UNKNOWN if _missing(v) else str(v) for v in values]
+
+
+def _group_order(name: str) -> tuple[int, float, str]:
+    """Numbers in numeric order first (so '2' before '10'), then text; "Unknown" last."""
+    if name == UNKNOWN:
+        return (2, 0.0, name)
+    try:
+        return (0, float(name), name)
+    except ValueError:
+        return (1, 0.0, name)
 
 
 def _missing(value: Any) -> bool:

@@ -178,3 +178,8 @@ def test_nan_scores_are_left_out_with_a_warning() -> None:
     with pytest.warns(UserWarning, match="1 labelled prediction"):
         out = report([1, 0, 1, 0], [0.9, float("nan"), 0.8, 0.2], ["a", "a", "b", "b"])
     assert out.filter(pl.col("group") == "overall").get_column("n").item() == 3
+
+
+def test_numeric_groups_are_in_numeric_order_and_unknown_last() -> None:
+    out = report([1, 0] * 4, [0.9, 0.1] * 4, [10, 10, 2, 2, None, None, "x", "x"])
+    assert out.get_column("group").to_list() == ["overall", "2", "10", "x", "Unknown"]
