@@ -30,16 +30,14 @@ from pydicom.errors import InvalidDicomError
 from meddata import demographics, tensor
 from meddata.adapter import Adapter, OptionSpec, UnitResult, WorkUnit
 from meddata.adapters._dicom_header import Header
+from meddata.dicom_read import PIXEL_DATA, PIXEL_TAGS, read_dicom
 from meddata.errors import MeddataError, UsageError
 
 BYTES_PER_UNIT = 128 << 20  # a unit (and so its payload shard) holds at most this much input
 FILES_PER_PART = 32  # files read and mapped at once: what one worker holds in memory
 DEFER_BYTES = 64 << 10  # larger elements (the pixel data) are read only when needed
 logging.getLogger("pydicom").setLevel(logging.ERROR)
-PIXEL_DATA = 0x7FE00010
-PIXEL_TAGS = (PIXEL_DATA, 0x7FE00008, 0x7FE00009)  # PixelData, FloatPixelData, DoubleFloat…
 DIRECTORY_RECORDS = 0x00041220
-SOP_CLASS = 0x00080016
 
 
 class DicomFolderAdapter(Adapter):
@@ -126,7 +124,7 @@ class DicomFolderAdapter(Adapter):
     def _convert_file(
         self, rel: str, fh: BinaryIO, pixels: tensor.CellBuffer, result: UnitResult
     ) -> None:
-        ds = _read(fh)
+        ds = read_dicom(fh, defer_size=DEFER_BYTES)
         h = Header(ds)
         if DIRECTORY_RECORDS in ds:
             result.skip(rel, "DICOMDIR index file, not an image")
@@ -363,25 +361,6 @@ def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
             full = os.path.join(dirpath, name)
             st = os.stat(full)
             yield os.path.relpath(full, root).replace(os.sep, "/"), st
-
-
-def _read(fh: BinaryIO) -> pydicom.Dataset:
-    try:
-        ds = pydicom.dcmread(fh, defer_size=DEFER_BYTES)
-    except InvalidDicomError:
-        fh.seek(0)  # datasets written without a preamble/file meta
-        ds = pydicom.dcmread(fh, force=True, defer_size=DEFER_BYTES)
-        if SOP_CLASS not in ds and not any(t in ds for t in PIXEL_TAGS):
-            raise
-    meta = getattr(ds, "file_meta", None)
-    if meta is None or "TransferSyntaxUID" not in meta:
-        # No transfer syntax recorded: take what the reader detected while parsing.
-        ds.file_meta = meta if meta is not None else pydicom.dataset.FileMetaDataset()
-        implicit = getattr(ds, "original_encoding", (True, True))[0]
-        ds.file_meta.TransferSyntaxUID = (
-            pydicom.uid.ImplicitVRLittleEndian if implicit else pydicom.uid.ExplicitVRLittleEndian
-        )
-    return ds
 
 
 def _decode_failure(transfer_syntax: str, exc: Exception) -> str:

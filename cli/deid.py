@@ -11,12 +11,14 @@ import sys
 import warnings
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import click
 
 from meddata.deid import BurnedInAnnotationError, Deidentifier, DeidOptions, load_or_create_key
 from meddata.deid.dicom import quiet_pydicom
 from meddata.deid.keys import generate_key, read_key
+from meddata.dicom_read import read_dicom
 from meddata.errors import SourceError, UsageError
 
 
@@ -105,7 +107,6 @@ def dicom_cmd(
     written beside OUT_DIR as OUT_DIR.quarantine-paths.jsonl, readable by its owner only (paths
     can name patients).
     """
-    import pydicom
     from pydicom.errors import InvalidDicomError
 
     if out_dir.resolve() == in_dir.resolve() or in_dir.resolve() in out_dir.resolve().parents:
@@ -151,7 +152,8 @@ def dicom_cmd(
         id_paths[ref] = rel  # dropped below if it is written under its UID
         with quiet_pydicom():  # pydicom's warnings can quote header values (PHI)
             try:
-                ds = pydicom.dcmread(path)
+                with open(path, "rb") as fh:
+                    ds = read_dicom(fh)
             except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
                 summary["skipped_not_dicom"] += 1
                 quarantine.append({"file": ref, "reason": f"unreadable ({type(exc).__name__})"})
@@ -169,6 +171,7 @@ def dicom_cmd(
                 named_by_uid = _UID.fullmatch(uid) is not None
                 name = _unique_name(uid if named_by_uid else digest, used)
                 part = out_dir / f"{name}.part"  # nothing half-written gets a .dcm name
+                _as_part10(ds)
                 ds.save_as(part, enforce_file_format=False)
                 part.replace(out_dir / name)
             except BurnedInAnnotationError:
@@ -212,6 +215,20 @@ def dicom_cmd(
 
 
 _UID = re.compile(r"[0-9]+(?:\.[0-9]+)*")  # a UID is safe as a file name; anything else is not
+
+
+def _as_part10(ds: Any) -> None:
+    """Give a dataset read without preamble or file meta what a DICOM file (Part 10) needs,
+    taken from its own (already de-identified) SOP class and instance."""
+    if ds.preamble is None:
+        ds.preamble = b"\0" * 128
+    meta = ds.file_meta
+    for meta_key, key in (
+        ("MediaStorageSOPClassUID", "SOPClassUID"),
+        ("MediaStorageSOPInstanceUID", "SOPInstanceUID"),
+    ):
+        if meta_key not in meta and key in ds:
+            setattr(meta, meta_key, ds[key].value)
 
 
 def _unique_name(stem: str, used: set[str]) -> str:

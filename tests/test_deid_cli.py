@@ -196,3 +196,18 @@ def test_dicom_failed_write_leaves_no_file_behind(
     assert isinstance(result.exception, SourceError)  # nothing was written: the run failed
     assert _summary(result.stdout)["files"] == {"quarantined_error": 1}
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["quarantine.jsonl"]
+
+
+def test_dicom_files_without_preamble_are_de_identified_into_part10_files(tmp_path: Path) -> None:
+    names = ("ExplVR_BigEndNoMeta.dcm", "ExplVR_LitEndNoMeta.dcm", "rtstruct.dcm")
+    _copy_test_files(tmp_path / "in", *names)
+    result = CliRunner().invoke(deid, ["dicom", str(tmp_path / "in"), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert _summary(result.stdout)["files"] == {"written": 3}
+    syntaxes = set()
+    for path in (tmp_path / "out").glob("*.dcm"):
+        ds = pydicom.dcmread(path)  # no force: a real DICOM file now
+        assert ds.PatientIdentityRemoved == "YES"
+        assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+        syntaxes.add(ds.file_meta.TransferSyntaxUID.name)
+    assert "Explicit VR Big Endian" in syntaxes  # the encoding the reader detected is kept
