@@ -6,6 +6,7 @@ import importlib
 import json
 import sys
 import traceback
+import warnings
 
 import click
 
@@ -102,9 +103,15 @@ def cli(debug: bool) -> None:
     _DEBUG["on"] = debug
 
 
+def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
+    """Warnings in the CLI's own form: one line, no source file or line of meddata's code."""
+    click.echo(f"warning: {message}", err=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns (and exits with) its exit code."""
     args = sys.argv[1:] if argv is None else argv
+    warnings.showwarning = _show_warning
     if "--debug" in args[1:]:  # accepted after the command too: `meddata convert ... --debug`
         args = ["--debug", *[a for a in args if a != "--debug"]]
     try:

@@ -16,6 +16,8 @@ from typing import Any, BinaryIO
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from meddata.errors import IncompleteDatasetError, UsageError
+
 HASH_CHUNK = 256 << 10
 
 
@@ -35,8 +37,6 @@ def local_path(url: str | os.PathLike[str], what: str) -> Path:
     refused (for things meddata reads or writes only on this machine)."""
     fs, path = open_fs(url)
     if not is_local(fs):
-        from meddata.errors import UsageError
-
         raise UsageError(
             f"{what} must be on this machine, not {os.fspath(url)}.",
             "Copy or mount it locally and give its path.",
@@ -78,8 +78,6 @@ def exclusive(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[None]:
             ):
                 os.remove(path)  # stale: its process died (SIGKILL, power loss)
                 continue
-            from meddata.errors import IncompleteDatasetError
-
             raise IncompleteDatasetError(
                 f"Another conversion ({' pid '.join(holder) or 'unknown'}) is writing this dataset version.",
                 f"Wait for it to finish, or remove {path} if it is not running.",

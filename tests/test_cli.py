@@ -258,3 +258,17 @@ def test_a_refused_conversion_of_a_published_version_makes_no_key(tmp_path: Path
     again = run_cli("convert", "dicom-folder", str(src), "-o", str(out))
     assert again.returncode == 1 and "already exists" in again.stderr
     assert not (out / "dicom-folder.deid-key").exists()
+
+
+def test_warnings_are_one_line_in_the_cli_s_own_form(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    assert run_cli("sample", "dicom-folder", str(src), "--n", "3").returncode == 0
+    key = tmp_path / "site.key"
+    key.write_bytes(bytes(range(32)))
+    key.chmod(0o644)
+    done = run_cli(
+        "convert", "dicom-folder", str(src), "-o", str(tmp_path / "o"), "--deid-key-file", str(key)
+    )
+    assert done.returncode == 0, done.stderr
+    assert "warning: The de-identification key file" in done.stderr
+    assert "UserWarning" not in done.stderr and ".py:" not in done.stderr
