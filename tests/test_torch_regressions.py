@@ -98,6 +98,58 @@ def test_ddp_resume_from_rank0_state_covers_the_rest(small: meddata.Dataset) -> 
     assert sorted(total) == sorted(set(total)) and len(total) == N
 
 
+@pytest.mark.parametrize("workers", [0, 2, 3])
+def test_drop_last_gives_every_rank_the_same_full_batches(
+    small: meddata.Dataset, workers: int
+) -> None:
+    # 37 samples, 2 ranks → 19 / 18; batch 4 → 4 full batches each, 5 samples left unread.
+    ids: list[int] = []
+    for rank in range(2):
+        loader = small.torch(
+            None, preset="chexpert", size=16, batch_size=4, num_workers=workers,
+            rank=rank, world_size=2, seed=2, drop_last=True,
+        )  # fmt: skip
+        batches = list(loader)
+        assert len(loader) == len(batches) == 4
+        assert all(len(b["sample_id"]) == 4 for b in batches)
+        assert "padding" not in batches[0]
+        ids += real_ids(batches)
+    assert len(ids) == len(set(ids)) == 32
+
+
+def test_drop_last_single_rank_drops_only_the_partial_batch(small: meddata.Dataset) -> None:
+    kw: dict[str, Any] = dict(preset="chexpert", size=16, batch_size=5, shuffle=False)
+    full = real_ids(list(small.torch(None, **kw)))
+    dropped = small.torch(None, drop_last=True, **kw)
+    got = real_ids(list(dropped))
+    assert len(dropped) == 7 and got == full[:35]
+
+
+def test_drop_last_resume_reads_the_rest_of_the_full_batches(small: meddata.Dataset) -> None:
+    kw: dict[str, Any] = dict(preset="chexpert", size=16, batch_size=4, seed=3, drop_last=True)
+    loader = small.torch(None, **kw)
+    it = iter(loader)
+    head = real_ids([next(it) for _ in range(3)])
+    state = loader.state_dict()
+    del it
+    assert state["drop_last"] is True
+    again = small.torch(None, num_workers=2, **kw)
+    again.load_state_dict(state)
+    rest = list(again)
+    assert all(len(b["sample_id"]) == 4 for b in rest)
+    total = head + real_ids(rest)
+    assert len(total) == len(set(total)) == 36  # 9 full batches of 37 samples
+
+
+def test_drop_last_needs_a_batch_size_and_is_not_a_dataloader_option(
+    small: meddata.Dataset,
+) -> None:
+    with pytest.raises(UsageError, match="needs a batch_size"):
+        small.torch_dataset(None, preset="chexpert", size=16, batch_size=None, drop_last=True)
+    with pytest.raises(UsageError, match="ds.torch"):
+        small.torch(None, preset="chexpert", size=16, loader_options={"drop_last": True})
+
+
 def test_persistent_workers_are_refused(small: meddata.Dataset) -> None:
     with pytest.raises(UsageError, match="persistent_workers"):
         small.torch(

@@ -8,6 +8,8 @@ batches, so a rank yields ``ceil(n_rank / batch_size)`` batches whatever its wor
 only its last batch can be partial. With ``even_batches`` (the default) a rank one sample short
 repeats one sample in its last batch with ``label_mask`` 0 and ``padding`` True, so every DDP rank
 takes the same number of steps (``even_batches=False``: no padding, counts may differ by one).
+With ``drop_last`` every rank instead stops after the full batches the shortest rank has, so no
+batch is partial and no sample is padded; the samples left over are not read that epoch.
 No sample is duplicated (apart from that flagged padding) or dropped whatever the shard,
 row-group, rank and worker counts, and a worker only reads the row groups its batches span.
 Positions consumed per worker slice are the resume state.
@@ -51,7 +53,8 @@ class StreamingDataset(IterableDataset[Batch]):
     ``DataLoader(ds, batch_size=...)`` when it is None (one dict per sample). ``len()`` is the
     rank's batch (or sample) count and does not depend on the DataLoader's worker count;
     ``num_workers`` is accepted for symmetry with ``ds.torch()`` and only recorded.
-    ``even_batches`` (default True) pads a short DDP rank as described in the module docs.
+    ``even_batches`` (default True) pads a short DDP rank as described in the module docs;
+    ``drop_last`` drops each rank's partial last batch instead (the same count on every rank).
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class StreamingDataset(IterableDataset[Batch]):
         on_error: str = "raise",
         gpu_decode: bool = False,
         even_batches: bool = True,
+        drop_last: bool = False,
         num_workers: int = 0,
         **preset_options: Any,
     ) -> None:
@@ -79,6 +83,11 @@ class StreamingDataset(IterableDataset[Batch]):
         if batch_size is not None and batch_size < 1:
             raise UsageError(
                 f"batch_size={batch_size} is not valid.", "Use a positive int or None."
+            )
+        if drop_last and batch_size is None:
+            raise UsageError(
+                "drop_last=True needs a batch_size: without one this dataset yields samples.",
+                "Pass batch_size=..., or drop_last to your own DataLoader that batches them.",
             )
         self.preset = get_preset(preset, **preset_options)
         self.split = split
@@ -98,6 +107,7 @@ class StreamingDataset(IterableDataset[Batch]):
         self.epoch = 0
         self.skipped = 0  # samples skipped with on_error="skip" in this process
         self.even_batches = bool(even_batches)
+        self.drop_last = bool(drop_last)
         self.num_workers_hint = int(num_workers)  # informational: len() does not depend on it
         self._resume: dict[str, Any] | None = None
         self._tag = False
@@ -128,8 +138,9 @@ class StreamingDataset(IterableDataset[Batch]):
 
     @property
     def pads(self) -> bool:
-        """True when short ranks are padded to the longest rank (``even_batches`` under DDP)."""
-        return self.even_batches and self.world_size > 1
+        """True when short ranks are padded to the longest rank (``even_batches`` under DDP,
+        unless ``drop_last``)."""
+        return self.even_batches and self.world_size > 1 and not self.drop_last
 
     def __len__(self) -> int:
         """Items this rank yields in an epoch (batches when ``batch_size`` is set).
@@ -138,6 +149,8 @@ class StreamingDataset(IterableDataset[Batch]):
         workers whole, so only its last batch can be partial.
         """
         n = len(self.plan)
+        if self.drop_last and self.batch_size is not None:
+            return (n // self.world_size) // self.batch_size
         if self.pads:
             mine = -(-n // self.world_size)
         else:
@@ -169,6 +182,7 @@ class StreamingDataset(IterableDataset[Batch]):
             state["workers"],
             state["batch_size"],
             bool(state["even_batches"]),
+            bool(state.get("drop_last", False)),
         )
         rest = np.concatenate(
             [sl[_consumed(state, k) :] for k, sl in enumerate(slices)] or [np.zeros(0, np.int64)]
@@ -177,13 +191,23 @@ class StreamingDataset(IterableDataset[Batch]):
         return [rest[a:b] for a, b in split_bounds(len(rest), world)]
 
     def _slices(
-        self, state: dict[str, Any] | None, world: int, workers: int, batch: int, even: bool
+        self,
+        state: dict[str, Any] | None,
+        world: int,
+        workers: int,
+        batch: int,
+        even: bool,
+        drop: bool = False,
     ) -> list[np.ndarray]:
         """Slice ``rank × workers + worker`` of every rank: each rank's part (padded with -1 to
-        the longest when ``even`` and ``world > 1``) cut into whole batches, handed to the
-        workers as contiguous runs of batches whose counts differ by at most one."""
+        the longest when ``even`` and ``world > 1``; cut to the full batches of the shortest
+        when ``drop``) cut into whole batches, handed to the workers as contiguous runs of
+        batches whose counts differ by at most one."""
         parts = self._rank_parts(state, world)
         target = max((len(p) for p in parts), default=0) if even and world > 1 else None
+        if drop:
+            full = min((len(p) for p in parts), default=0) // batch * batch
+            parts, target = [p[:full] for p in parts], None
         out: list[np.ndarray] = []
         for part in parts:
             if target is not None and len(part) < target:
@@ -202,7 +226,7 @@ class StreamingDataset(IterableDataset[Batch]):
             finally:
                 self.epoch = saved
         batch = self.batch_size or 64
-        slices = self._slices(None, self.world_size, workers, batch, self.pads)
+        slices = self._slices(None, self.world_size, workers, batch, self.pads, self.drop_last)
         return slices[self.rank * workers + worker]
 
     def resolve(self, workers: int, worker: int) -> tuple[np.ndarray, int]:
@@ -210,18 +234,20 @@ class StreamingDataset(IterableDataset[Batch]):
         state = self._resume
         batch = self.batch_size or 64
         k = self.rank * workers + worker
+        cut = (self.world_size, workers, batch, self.pads, self.drop_last)
         if state is None or state.get("epoch") != self.epoch:
-            return self._slices(None, self.world_size, workers, batch, self.pads)[k], 0
+            return self._slices(None, *cut)[k], 0
         same = (
             state["world_size"] == self.world_size
             and state["workers"] == workers
             and state["batch_size"] == batch
             and bool(state["even_batches"]) == self.pads
+            and bool(state.get("drop_last", False)) == self.drop_last
         )
         if same:
-            order = self._slices(state.get("parent"), self.world_size, workers, batch, self.pads)[k]
+            order = self._slices(state.get("parent"), *cut)[k]
             return order, min(_consumed(state, k), len(order))
-        return self._slices(state, self.world_size, workers, batch, self.pads)[k], 0
+        return self._slices(state, *cut)[k], 0
 
     # -- iteration ----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Batch]:
@@ -493,6 +519,11 @@ class MeddataLoader(DataLoader[Batch]):
                 "automatic epoch advance and load_state_dict() would not reach them (every epoch "
                 "would repeat the first order). Leave persistent_workers off.",
             )
+        if "drop_last" in loader_options:
+            raise UsageError(
+                "drop_last is an option of the dataset here, not of the DataLoader.",
+                "Pass drop_last=True to ds.torch(...) (or StreamingDataset); it batches itself.",
+            )
         if loader_options.get("in_order") is False:
             raise UsageError(
                 "in_order=False is not supported by MeddataLoader.",
@@ -544,6 +575,7 @@ class MeddataLoader(DataLoader[Batch]):
             "workers": max(1, self.num_workers),
             "batch_size": stream.batch_size or 64,
             "even_batches": stream.pads,
+            "drop_last": stream.drop_last,
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -602,6 +634,7 @@ class MeddataLoader(DataLoader[Batch]):
             k: state[k]
             for k in ("epoch", "world_size", "workers", "batch_size", "even_batches", "consumed")
         }
+        stream._resume["drop_last"] = bool(state.get("drop_last", False))
         stream._resume["parent"] = state.get("parent")
         self.skipped = int(state.get("skipped", 0))
         self._loaded = dict(state)
@@ -612,7 +645,7 @@ class MeddataLoader(DataLoader[Batch]):
         state = (
             stream._resume if stream._resume and stream._resume["epoch"] == stream.epoch else None
         )
-        if state is not None and all(state[k] == v for k, v in self._cut().items()):
+        if state is not None and all(state.get(k, False) == v for k, v in self._cut().items()):
             self._consumed = {k: _consumed(state, k) for k in self._my_slices()}
             self._parent = state.get("parent")
         else:
@@ -709,6 +742,7 @@ def make_loader(
     prefetch: int = 2,
     gpu_decode: bool = False,
     even_batches: bool = True,
+    drop_last: bool = False,
     recycle_buffers: bool = True,
     loader_options: dict[str, Any] | None = None,
     **preset_options: Any,
@@ -721,7 +755,9 @@ def make_loader(
     H200 with 12 workers, DenseNet-121 trained at 866-937 samples/s with JPEGs decoded in the
     workers, 777 with nvJPEG); ``even_batches``
     (default True) pads a DDP rank one sample short so all ranks take the same number of steps
-    (the repeated sample has ``label_mask`` 0 and ``padding`` True); ``recycle_buffers``
+    (the repeated sample has ``label_mask`` 0 and ``padding`` True); ``drop_last=True`` drops
+    each rank's partial last batch instead (every rank the same count of full batches);
+    ``recycle_buffers``
     (default True) lets workers reuse the shared memory of batches this process no longer
     references (turn it off if you pass batch tensors on to other processes without cloning
     them); ``loader_options`` go to
@@ -744,6 +780,7 @@ def make_loader(
         on_error=on_error,
         gpu_decode=gpu_decode and dev is not None and dev.type == "cuda",
         even_batches=even_batches,
+        drop_last=drop_last,
         num_workers=num_workers,
         **preset_options,
     )
