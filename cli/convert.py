@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from meddata import storage
 from meddata.convert import convert as run_convert
 from meddata.convert import parse_options
 from meddata.errors import UsageError
@@ -94,6 +95,11 @@ def convert(
     Annex E Basic profile and free text goes through the PHI recogniser. The key comes from
     --deid-key-file, or is created beside (never inside) OUT/<name> with a warning.
     """
+    if not storage.shared_between_processes(storage.open_fs(out)[0]):
+        raise UsageError(
+            f"{out} lives only as long as this command, so the dataset would be lost at exit.",
+            "Give a folder or an object-store URL (memory:// is for Python, in one process).",
+        )
     if no_deid and deid_key_file is not None:
         raise UsageError(
             "--no-deid and --deid-key-file contradict each other.", "Give one or the other."

@@ -28,7 +28,17 @@ def open_fs(
     text = os.fspath(url)
     if "://" not in text:
         return fsspec.filesystem("file"), str(Path(text).expanduser().absolute())
-    fs, path = fsspec.core.url_to_fs(text, **storage_options)
+    try:
+        fs, path = fsspec.core.url_to_fs(text, **storage_options)
+    except ImportError as exc:  # fsspec names the package the protocol needs
+        raise UsageError(f"{text.split('://')[0]}:// cannot be opened here.", str(exc)) from exc
+    except ValueError as exc:
+        if "protocol" not in str(exc).lower():
+            raise
+        raise UsageError(
+            f"{text.split('://')[0]}:// is not a storage protocol fsspec knows.",
+            "Use a path, file://, s3://, gs://, az:// or another fsspec protocol.",
+        ) from exc
     return fs, path.rstrip("/")
 
 

@@ -154,6 +154,14 @@ def test_convert_checks_its_arguments_before_writing_anything(tmp_path: Path) ->
     for args in (["convert", "dicom-folder", str(src), "-o"], ["sample", "dicom-folder"]):
         result = run_cli(*args, str(a_file))
         assert result.returncode == 2 and "is a file" in result.stderr, result.stderr
+    stores = {
+        "memory://cli/out": "lost at exit",
+        "nosuchproto://bucket/out": "not a storage protocol",
+    }
+    for url, said in stores.items():
+        result = run_cli("convert", "dicom-folder", str(src), "-o", url)
+        assert result.returncode == 2 and said in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
 
 
 def test_convert_json_reports_a_new_key_and_keeps_path_map_private(tmp_path: Path) -> None:
