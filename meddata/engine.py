@@ -11,6 +11,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -234,20 +235,16 @@ def _run_isolated(
 
 
 class _RayUnitRunner:
-    """A Ray Data actor: builds the adapter once, then converts and stages units."""
+    """A Ray Data actor: builds the adapter once, then converts and stages units. Each row
+    carries its own unit, so the constructor's arguments stay small (Ray inlines them instead
+    of keeping them in its object store, where a restarted actor could lose them)."""
 
-    def __init__(
-        self,
-        spec: AdapterSpec,
-        fs: fsspec.AbstractFileSystem,
-        staging: str,
-        units: dict[int, WorkUnit],
-    ) -> None:
-        self.adapter, self.fs, self.staging, self.units = spec.build(), fs, staging, units
+    def __init__(self, spec: AdapterSpec, fs: fsspec.AbstractFileSystem, staging: str) -> None:
+        self.adapter, self.fs, self.staging = spec.build(), fs, staging
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        seq = int(row["seq"])
-        entry = run_unit(self.adapter, self.fs, self.staging, seq, self.units[seq])
+        seq, unit = int(row["seq"]), row["unit"]
+        entry = run_unit(self.adapter, self.fs, self.staging, seq, unit)
         return {"entry": json.dumps(entry.__dict__)}
 
 
@@ -290,15 +287,18 @@ def run_units_ray(
     # for ever): its block is dropped here and the unit is run alone below, as the local engine
     # does, which quarantines a crash and lets a storage error stop the run.
     context.enable_progress_bars, context.max_errored_blocks = False, -1
-    by_seq = dict(units)
-    items = [{"seq": seq} for seq in by_seq]
-    dataset = ray.data.from_items(items, override_num_blocks=len(items)).map(
-        _RayUnitRunner,  # type: ignore[arg-type]  # Ray takes a callable class here
-        fn_constructor_args=(spec, fs, staging, by_seq),
-        compute=ray.data.ActorPoolStrategy(size=min(workers, len(items))),
-        num_cpus=1,
-        max_task_retries=0,
-    )
+    items = [{"seq": seq, "unit": unit} for seq, unit in units]
+    with warnings.catch_warnings():
+        # The retry limits have no named parameters yet; Ray warns about keywords.
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+        dataset = ray.data.from_items(items, override_num_blocks=len(items)).map(
+            _RayUnitRunner,  # type: ignore[arg-type]  # Ray takes a callable class here
+            fn_constructor_args=(spec, fs, staging),
+            compute=ray.data.ActorPoolStrategy(size=min(workers, len(items))),
+            num_cpus=1,
+            max_restarts=0,
+            max_task_retries=0,
+        )
     if on_started is not None:
         on_started()
     done: set[int] = set()

@@ -66,6 +66,8 @@ def test_a_unit_that_kills_its_ray_worker_is_quarantined_not_retried_for_ever(
         capture_output=True, text=True, env=env, timeout=240, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "constructor arguments in the object store" not in done.stderr  # Ray's C++ log line
+    assert "ray_remote_args" not in done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["tables"] == {"person": 2} and summary["quarantined"] == 1
     report = (Path(summary["path"]) / "quarantine" / "report.jsonl").read_text()
