@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -17,7 +15,7 @@ import click
 
 from meddata.deid import BurnedInAnnotationError, Deidentifier, DeidOptions, load_or_create_key
 from meddata.deid.dicom import quiet_pydicom
-from meddata.deid.keys import generate_key, read_key
+from meddata.deid.keys import generate_key, path_id, read_key
 from meddata.dicom_read import read_dicom
 from meddata.errors import SourceError, UsageError
 
@@ -147,8 +145,8 @@ def dicom_cmd(
     for path in paths:
         rel = str(path.relative_to(in_dir))
         # Keyed, so an id cannot be matched to a guessed file name without the key.
-        digest = hmac.new(key, os.fsencode(rel), hashlib.sha256).hexdigest()[:32]
-        ref = "hmac-sha256:" + digest
+        ref = path_id(key, rel)
+        digest = ref.removeprefix("path:")
         id_paths[ref] = rel  # dropped below if it is written under its UID
         with quiet_pydicom():  # pydicom's warnings can quote header values (PHI)
             try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 import json
 import os
 import re
@@ -337,7 +336,9 @@ class _PathRedactor:
 
     def _hash(self, text: str) -> str:
         assert self.key is not None
-        return "path:" + hmac.new(self.key, text.encode(), hashlib.sha256).hexdigest()[:20]
+        from meddata.deid.keys import path_id  # the deid package is imported only when used
+
+        return path_id(self.key, text)
 
     def _keep(self, path: str, mapping: dict[str, str]) -> str:
         hashed = self._hash(path)

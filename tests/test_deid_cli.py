@@ -129,7 +129,7 @@ def test_dicom_without_sop_uid_is_written_under_a_keyed_id(tmp_path: Path) -> No
     assert len(written) == 4 and all(re.fullmatch(r"[0-9a-f]{32}\.dcm", p.name) for p in written)
     assert all(pydicom.dcmread(p).PatientIdentityRemoved == "YES" for p in written)
     rows = [json.loads(line) for line in (tmp_path / "out.quarantine-paths.jsonl").open()]
-    by_id = {row["id"].removeprefix("hmac-sha256:") + ".dcm": row["path"] for row in rows}
+    by_id = {row["id"].removeprefix("path:") + ".dcm": row["path"] for row in rows}
     assert by_id.keys() == {p.name for p in written}
     assert sorted(by_id.values()) == sorted(f"Doe^John/{n}" for n in names)
 

@@ -29,6 +29,13 @@ def derive_int(key: bytes, purpose: str, value: str) -> int:
     return int.from_bytes(derive(key, purpose, value), "big")
 
 
+def path_id(key: bytes, path: str) -> str:
+    """The keyed id that stands for a source path wherever the path itself could name a
+    patient (quarantine reports, file names): ``path:`` + 32 hex digits. The operator's own
+    id → path map is the only way back."""
+    return "path:" + derive(key, "path", path).hex()[:32]
+
+
 def fingerprint(key: bytes) -> str:
     """A public fingerprint of the key: ``sha256:`` + 16 hex digits of a derived value."""
     digest = hashlib.sha256(derive(key, "fingerprint", "meddata-deid")).hexdigest()
