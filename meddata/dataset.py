@@ -35,6 +35,7 @@ class Dataset:
         self.fs = fs
         self.root = root
         self.manifest = manifest
+        self._schemas: dict[str, pl.Schema] = {}
         for entry in manifest["tables"].values():
             resolve_ref(entry["schema"])  # refuses unknown major schema versions up front
             for shard in entry["shards"]:
@@ -89,10 +90,28 @@ class Dataset:
         return _arrow_dataset(self.fs, paths)
 
     def table(self, table: str) -> pl.LazyFrame:
-        """``table`` as a polars LazyFrame."""
+        """``table`` as a polars LazyFrame. Columns are those of all its shards together: a
+        column some shards lack (an adapter's optional extra) reads as null there."""
         if storage.is_local(self.fs):
-            return pl.scan_parquet(self.shard_urls(table))
+            urls = self.shard_urls(table)
+            if len(urls) == 1:
+                return pl.scan_parquet(urls)
+            return pl.scan_parquet(urls, schema=self._columns(table), missing_columns="insert")
         return pl.scan_pyarrow_dataset(self.arrow(table))
+
+    def _columns(self, table: str) -> pl.Schema:
+        """The union of ``table``'s shard schemas, in first-seen column order (cached)."""
+        if table not in self._schemas:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            schemas = [pq.read_schema(url) for url in self.shard_urls(table)]
+            if any(s != schemas[0] for s in schemas[1:]):
+                unified = pa.unify_schemas(schemas, promote_options="permissive")
+            else:
+                unified = schemas[0]
+            self._schemas[table] = pl.Schema(pl.from_arrow(unified.empty_table()).schema)
+        return self._schemas[table]
 
     def samples(self, split: str | None = None, splits: str = "official") -> pl.LazyFrame:
         """The ML view, optionally restricted to one split of the named split set ``splits``."""

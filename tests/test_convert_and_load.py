@@ -357,3 +357,34 @@ def test_samples_of_a_missing_split_set_or_split_name_say_what_exists(
     split_file.write_bytes(split_file.read_bytes()[:-20] + b"\0" * 20)  # damaged on disk
     with pytest.raises(meddata.MeddataError, match="does not match its checksum.*validate"):
         ds.samples("train", splits="fair")
+
+
+def test_a_column_only_some_shards_have_reads_as_null_elsewhere(
+    dicom_source: Path, tmp_path: Path
+) -> None:
+    """SPEC: readers accept unknown extra columns, also when only some shards carry one."""
+    import pyarrow.parquet as pq
+
+    path = Path(
+        convert(
+            "dicom-folder", dicom_source, tmp_path, options={"files_per_unit": "2"},
+            show_progress=False, deid=False, workers=1,
+        ).path
+    )  # fmt: skip
+    manifest = json.loads((path / "meddata.json").read_text())
+    shards = manifest["tables"]["image"]["shards"]
+    assert len(shards) > 2
+    second = path / shards[1]["path"]
+    table = pq.read_table(second)
+    table = table.append_column("site_note", pl.Series(["x"] * table.num_rows).to_arrow())
+    pq.write_table(table, second)
+    shards[1].update(bytes=second.stat().st_size, sha256=storage.sha256_file(
+        storage.open_fs(path)[0], str(second)))  # fmt: skip
+    manifest["tables"]["image"]["bytes"] = sum(s["bytes"] for s in shards)
+    (path / "meddata.json").write_text(json.dumps(manifest))
+    image = meddata.load(path).table("image").collect()
+    assert image.height == manifest["tables"]["image"]["rows"]
+    assert image["site_note"].null_count() == image.height - table.num_rows
+    from meddata.validate import validate
+
+    assert validate(str(path)).ok
