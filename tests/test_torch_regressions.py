@@ -244,3 +244,24 @@ def test_len_of_own_dataloader_with_workers(small: meddata.Dataset) -> None:
     sd = small.torch_dataset("train", preset="chexpert", batch_size=4, size=16, num_workers=2)
     dl = torch.utils.data.DataLoader(sd, batch_size=None, num_workers=2)
     assert len(dl) == sum(1 for _ in dl)
+
+
+def test_samples_without_a_person_id_are_refused_not_turned_into_wrong_ids(
+    tmp_path: Path,
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from meddata.torch.plan import SampleError
+
+    root = Path(write_cxr_dataset(tmp_path / "nulls", n=6, size=(16, 16)))
+    manifest = json.loads((root / "meddata.json").read_text())
+    shard = root / manifest["tables"]["samples"]["shards"][0]["path"]
+    table = pq.read_table(shard)
+    ids = table.column("person_id").to_pylist()
+    ids[2] = None
+    index = table.schema.get_field_index("person_id")
+    field = table.schema.field(index).with_nullable(True)
+    pq.write_table(table.set_column(index, field, pa.array(ids, pa.int64())), shard)
+    with pytest.raises(SampleError, match="1 sample.*no person_id"):
+        meddata.load(root).torch(None, preset="chexpert", size=16)

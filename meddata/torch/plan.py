@@ -126,6 +126,14 @@ def build_plan(
             )
         cols.append(id_col)
     samples = frame.select(cols).collect()
+    for column in ("sample_id", "person_id"):
+        nulls = samples[column].null_count()
+        if nulls:  # NumPy would turn them into floats, then into wrong ids
+            raise SampleError(
+                f"{nulls} sample(s) of dataset {ds.name} have no {column}, which the format "
+                "requires.",
+                "Run `meddata validate` on the dataset, then repair or re-convert it.",
+            )
     if samples.height == 0:
         raise UsageError(
             f"Split {split!r} of dataset {ds.name} has no samples.",
