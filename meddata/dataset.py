@@ -122,9 +122,14 @@ class Dataset:
         if info is None:
             known = ", ".join(self.splits) or "none yet"
             name = "fair" if splits == "official" else splits  # 'official' is the release's own
+            hint = (
+                f"Pass splits={next(iter(self.splits))!r} to use the one it has, or create one"
+                if self.splits
+                else "Create one"
+            )
             raise UsageError(
                 f"Dataset {self.name} has no split set called {splits!r} (it has: {known}).",
-                f"Create one with `meddata split {self.path} --name {name}` and pass "
+                f"{hint} with `meddata split {self.path} --name {name}` and pass "
                 f"splits={name!r}.",
             )
         names = list(((info.get("report") or {}).get("splits")) or {})

@@ -351,6 +351,8 @@ def test_samples_of_a_missing_split_set_or_split_name_say_what_exists(
     result = make_splits(ds.table("samples").collect(), seed=0)
     ds = add_split(ds, "fair", result.assignments, strategy=result.strategy, report=result.report)
     assert ds.samples("train", splits="fair").collect().height > 0
+    with pytest.raises(UsageError, match="Pass splits='fair' to use the one it has"):
+        ds.samples("train")
     with pytest.raises(UsageError, match="has no split 'validation'.*Its splits: train, val, test"):
         ds.samples("validation", splits="fair")
     split_file = Path(ds.path) / ds.splits["fair"]["path"]

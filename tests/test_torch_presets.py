@@ -132,7 +132,9 @@ def test_dataset_without_labels(tmp_path: Path) -> None:
     ds = meddata.load(
         write_cxr_dataset(tmp_path, n=6, size=SIZE, codec="zstd", labels=False, with_notes=False)
     )
-    batch = first(ds.torch(None, preset="chexpert", size=32, batch_size=3))
+    with pytest.warns(UserWarning, match="has no task labels.*fine for inference"):
+        loader = ds.torch(None, preset="chexpert", size=32, batch_size=3)
+    batch = first(loader)
     assert batch["labels"].shape == (3, 0) and batch["label_mask"].shape == (3, 0)
     result = quick_train(ds, steps=2, batch_size=3, size=32)
     assert result["steps"] == 2 and result["labels"] == 0 and result["samples_per_s"] > 0

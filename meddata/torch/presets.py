@@ -48,6 +48,8 @@ class Preset:
     key: ClassVar[str] = "image"
     # (payload table, id column shared with samples, columns read from the payload table)
     payload: ClassVar[tuple[str, str, tuple[str, ...]] | None] = None
+    # Presets made for supervised training warn on a dataset without task labels.
+    needs_labels: ClassVar[bool] = False
 
     def item_shape(self) -> tuple[int, ...] | None:
         """The fixed uint8 shape ``prepare`` returns (cacheable), or None when it varies."""
@@ -211,6 +213,7 @@ class ChexpertPreset(ImagePreset):
     """
 
     name = "chexpert"
+    needs_labels = True
 
     def __init__(
         self,
@@ -253,6 +256,7 @@ class XrvPreset(ImagePreset):
     """
 
     name = "xrv"
+    needs_labels = True
 
     def __init__(self, size: int = 224, *, augment: bool = False, hflip: float = 0.5) -> None:
         super().__init__(size, square="crop", augment=augment, hflip=hflip)
@@ -287,6 +291,7 @@ class TextPreset(Preset):
     """
 
     name = "text"
+    needs_labels = True
     key = "text"
     payload = ("note", "note_id", ("note_text",))
 

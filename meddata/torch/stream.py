@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -90,6 +91,13 @@ class StreamingDataset(IterableDataset[Batch]):
                 "Pass batch_size=..., or drop_last to your own DataLoader that batches them.",
             )
         self.preset = get_preset(preset, **preset_options)
+        if self.preset.needs_labels and not ds.labels:
+            warnings.warn(
+                f"Dataset {ds.name} has no task labels: preset {self.preset.name!r} yields empty "
+                "labels (fine for inference; to train, use a labelled dataset such as "
+                "chexpert-plus).",
+                stacklevel=3,
+            )
         self.split = split
         self.batch_size = batch_size
         self.shuffle = shuffle

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -64,16 +65,18 @@ def quick_train(
     """
     torch.manual_seed(seed)
     chosen = default_split(ds) if split is True else (split or None)
-    loader = ds.torch(
-        chosen,
-        preset=preset,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        seed=seed,
-        shuffle=True,
-        device=device,
-        **options,
-    )
+    with warnings.catch_warnings():  # an unlabelled dataset is handled below, on purpose
+        warnings.filterwarnings("ignore", message="Dataset .* has no task labels")
+        loader = ds.torch(
+            chosen,
+            preset=preset,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            seed=seed,
+            shuffle=True,
+            device=device,
+            **options,
+        )
     dev = loader.device or torch.device("cpu")
     n_labels = len(ds.labels)
     model: nn.Module | None = None
