@@ -8,6 +8,7 @@ import json
 import os
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -197,6 +198,7 @@ def convert(
                 f"({'; '.join(reasons) or 'no rows'}).",
                 "Check that SOURCE is the right release, or rerun with --strict to stop at the first bad input.",
             )
+        _warn_split_sets_dropped(fs, root)
         # Replacing (--overwrite) or finishing: unpublish first, so no reader ever sees a manifest
         # that points at tables being rewritten.
         for leftover in (MANIFEST_NAME, "tables", "splits", "datasheet", "quarantine"):
@@ -368,6 +370,24 @@ class _PathRedactor:
         if storage.is_local(self.fs):  # paths can name patients: for the operator's eyes only
             os.chmod(self.mapping_path, 0o600)
         return out
+
+
+def _warn_split_sets_dropped(fs: Any, root: str) -> None:
+    """Split sets made for a version being replaced name its persons: they are not carried
+    over to the new tables, so say which ones go."""
+    path = storage.join(root, MANIFEST_NAME)
+    if not fs.exists(path):
+        return
+    try:
+        made = [n for n in json.loads(fs.cat_file(path)).get("splits") or {} if n != "official"]
+    except (ValueError, AttributeError):
+        return  # an unreadable old manifest is replaced anyway
+    if made:
+        warnings.warn(
+            f"The split set(s) {', '.join(made)} of the replaced version were removed with it; "
+            "make them again with `meddata split`.",
+            stacklevel=3,
+        )
 
 
 def _fingerprint(units: list[Any]) -> str:

@@ -104,9 +104,10 @@ def _published(fs: fsspec.AbstractFileSystem, path: str) -> bool:
 def _raise_if_incomplete(fs: fsspec.AbstractFileSystem, path: str) -> None:
     if fs.exists(storage.join(path, STAGING)):
         raise IncompleteDatasetError(
-            f"The dataset at {storage.url_of(fs, path)} was never published (its conversion was interrupted).",
-            "Re-run the same `meddata convert` command with --resume (Python: resume=True) to "
-            "finish it.",
+            f"The dataset at {storage.url_of(fs, path)} is not published: a conversion of it "
+            "(or a replacement with --overwrite) was interrupted or is publishing now.",
+            "Re-run the same `meddata convert` command with --resume added (Python: "
+            "resume=True) to finish it.",
         )
 
 

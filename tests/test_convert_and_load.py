@@ -390,3 +390,18 @@ def test_a_column_only_some_shards_have_reads_as_null_elsewhere(
     from meddata.validate import validate
 
     assert validate(str(path)).ok
+
+
+def test_overwrite_says_which_split_sets_go_with_the_old_version(
+    dicom_source: Path, tmp_path: Path
+) -> None:
+    from meddata.publish import add_split
+    from meddata.splits import make_splits
+
+    kw: dict = dict(workers=1, show_progress=False, deid=False)
+    ds = meddata.load(convert("dicom-folder", dicom_source, tmp_path, **kw).path)
+    result = make_splits(ds.table("samples").collect(), seed=0)
+    add_split(ds, "fair", result.assignments, strategy=result.strategy, report=result.report)
+    with pytest.warns(UserWarning, match="split set.*fair.*removed with it"):
+        again = convert("dicom-folder", dicom_source, tmp_path, overwrite=True, **kw)
+    assert meddata.load(again.path).splits.keys() <= {"official"}

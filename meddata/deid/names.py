@@ -12,10 +12,35 @@ from meddata.deid.lexicon import AMBIGUOUS, CREDENTIALS, GIVEN_NAMES, NOT_NAMES,
 from meddata.deid.spans import PhiSpan
 
 _I = re.IGNORECASE
+
+
+def _mark_class() -> str:
+    """The combining marks (categories Mn, Mc, Me) as the body of a regex character class.
+
+    ``\\w`` does not match them, so without them a decomposed "José" (e + U+0301) or a
+    Devanagari name ("अमित", with a vowel sign) would end at its first mark and leak the rest.
+    """
+    category = unicodedata.category
+    codes = [c for c in range(0x300, 0x20000) if category(chr(c))[0] == "M"]
+    codes += range(0xE0100, 0xE01F0)  # variation selectors supplement
+    parts: list[str] = []
+    start = prev = codes[0]
+    for code in [*codes[1:], -1]:
+        if code == prev + 1:
+            prev = code
+            continue
+        parts.append(chr(start) if start == prev else f"{chr(start)}-{chr(prev)}")
+        start = prev = code
+    return "".join(parts)
+
+
+# Combining marks: part of a word wherever a letter may continue it.
+MARKS = _mark_class()
 # A letter of any script (names are not all ASCII: "Núñez", "Müller").
 _L = r"[^\W\d_]"
-_LA = r"(?:[^\W\d_]|['’])"
-_LAH = r"(?:[^\W\d_]|['’-])"
+_LM = rf"(?:[^\W\d_]|[{MARKS}])"
+_LA = rf"(?:[^\W\d_]|[{MARKS}'’])"
+_LAH = rf"(?:[^\W\d_]|[{MARKS}'’-])"
 _TOKEN_RE = re.compile(rf"[ \t]*(?:(?P<word>{_L}{_LA}*(?:-{_L}{_LA}*)*)(?P<dot>\.)?|(?P<sep>[,^]))")
 _PARTICLES = frozenset("van der den de la le du von da di del della bin al el st saint".split())
 _CREDENTIAL_SET = frozenset(c.lower().replace(".", "") for c in CREDENTIALS)
@@ -54,7 +79,7 @@ _RELATIVE_RE = re.compile(
 )
 _CREDENTIAL_RE = re.compile(rf"(?=[A-Z])(?<![A-Za-z])(?:{_CRED_ALT})(?![A-Za-z])")
 _CRED_LEAD_RE = re.compile(r"(?:,[ \t]*|[ \t]+)$")
-_CARET_RE = re.compile(rf"(?<!\w){_L}{_LAH}*(?:\^{_L}(?:[^\W\d_]|['’ -])*)+")
+_CARET_RE = re.compile(rf"(?<!\w){_L}{_LAH}*(?:\^{_L}(?:[^\W\d_]|[{MARKS}'’ -])*)+")
 _INITIALS_RE = re.compile(r"(?m)^[ \t]*([A-Za-z]{2,3})/([A-Za-z]{2,3})[ \t]*$")
 _INITIAL_SURNAME_RE = re.compile(
     r"(?=[A-Z])\b[A-Z]\.[ \t]?(?:[A-Z]\.[ \t]?)?[A-Z][a-z][A-Za-z'’-]+\b"
@@ -63,8 +88,12 @@ _INITIAL_SURNAME_RE = re.compile(
 _SUBJECT_RE = re.compile(r"(?<![ \t])[ \t]+is[ \t]+an?[ \t]+(?=\d|age)", _I)
 _SUBJECT_WORD_RE = re.compile(rf"(?<!\w)({_L}{_LAH}+)$")
 # Starts at an ASCII capital or any non-ASCII letter (checked by _capitalised): fast to skip.
-_ANY_WORD_RE = re.compile(rf"(?=[A-Z\u00c0-\U0010ffff])(?<!\w){_L}{_LA}*(?:-{_L}+)?(?!\w)")
-_BACK_NAME_RE = re.compile(rf"((?:{_L}[\w'’-]*\.?[ \t]+){{0,3}}{_L}[\w'’-]*)[ \t]*$")
+_ANY_WORD_RE = re.compile(
+    rf"(?=[A-Z\u00c0-\U0010ffff])(?<!\w){_L}{_LA}*(?:-{_L}{_LM}*)?(?![\w{MARKS}])"
+)
+_BACK_NAME_RE = re.compile(
+    rf"((?:{_L}[\w{MARKS}'’-]*\.?[ \t]+){{0,3}}{_L}[\w{MARKS}'’-]*)[ \t]*$"
+)
 
 
 def _is_name_word(word: str, allow_lower: bool) -> bool:
@@ -169,7 +198,7 @@ def _before_credentials(text: str) -> Iterator[PhiSpan]:
 
 
 _PART_SPLIT_RE = re.compile(r"['’-]")
-_BACK_WORD_RE = re.compile(rf"{_L}[\w'’-]*\.?")
+_BACK_WORD_RE = re.compile(rf"{_L}[\w{MARKS}'’-]*\.?")
 
 
 def _fold(word: str) -> str:

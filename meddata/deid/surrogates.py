@@ -4,10 +4,12 @@ the same surrogate (names word by word, ids by value, dates by the person's shif
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from meddata.deid.dates import shift_date_text
 from meddata.deid.keys import derive, derive_int
 from meddata.deid.lexicon import GIVEN_NAMES
+from meddata.deid.names import MARKS
 
 _FAKE_GIVEN = (
     "Avery Blake Casey Dana Eden Finley Gale Harper Indigo Jules Kendall Lane Morgan Noel "
@@ -32,7 +34,10 @@ _FAKE_INSTITUTIONS = (
     "Millbrook Imaging Center|Ashgrove Health Center|Brightwater Memorial Hospital|"
     "Elmstead Community Clinic"
 ).split("|")
-_WORD_RE = re.compile(r"[A-Za-z][A-Za-z'’-]*")
+# A word of any script, with its combining marks: "Smith", "O'Brien-Jones", "Müller", "张伟",
+# "Иван"; a run of marks with no letter before it is a word too (and is dropped).
+_WORD_RE = re.compile(rf"(?:[^\W\d_]|[{MARKS}])(?:[^\W\d_]|[{MARKS}'’-])*")
+_MARK_RE = re.compile(rf"[{MARKS}]")
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -44,41 +49,71 @@ def _case_like(word: str, like: str) -> str:
     return word
 
 
+def _fold(word: str) -> str:
+    """``word`` in lower case without accents or width ("Müller", "MÜLLER", "Ｍüller" ->
+    "muller"): the form a name word is looked up and keyed by, so spellings agree."""
+    if word.isascii():
+        return word.lower()
+    decomposed = unicodedata.normalize("NFKD", word.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _fake_word(key: bytes, word: str) -> str:
+    """The fake of one name word: plain ASCII letters, never the word itself."""
+    base = _MARK_RE.sub("", word)
+    if not base:
+        return ""  # stray combining marks: nothing to keep
+    folded = _fold(word)
+    h = derive_int(key, "name", folded)
+    if len(base) == 1 and (base.isupper() or base.islower()):  # an initial
+        letter = _LETTERS[h % 26]
+        if letter.lower() == folded:
+            letter = _LETTERS[(h + 1) % 26]
+        return letter if base.isupper() else letter.lower()
+    pool = _FAKE_GIVEN if folded in GIVEN_NAMES else _FAKE_FAMILY
+    fake = pool[h % len(pool)]
+    if fake.lower() == folded:
+        fake = pool[(h + 1) % len(pool)]
+    return _case_like(fake, base)
+
+
 def name(key: bytes, text: str) -> str:
-    """A fake name with the shape of ``text``: each word replaced consistently by its own fake."""
+    """A fake name with the shape of ``text``: each word replaced consistently by its own fake.
 
-    def repl(m: re.Match[str]) -> str:
-        word = m.group(0)
-        low = word.lower()
-        h = derive_int(key, "name", low)
-        if len(word) == 1:
-            return (
-                _case_like(_LETTERS[h % 26], word) if word.isupper() else _LETTERS[h % 26].lower()
-            )
-        pool = _FAKE_GIVEN if low in GIVEN_NAMES else _FAKE_FAMILY
-        return _case_like(pool[h % len(pool)], word)
-
-    return _WORD_RE.sub(repl, text)
+    Words of every script are replaced whole (the fake is plain ASCII), so no letter of a
+    name like "Żółkiewski", "Иван" or "张伟" survives; separators, digits and spacing are kept.
+    """
+    return _WORD_RE.sub(lambda m: _fake_word(key, m.group(0)), text)
 
 
-def shaped(key: bytes, purpose: str, text: str) -> str:
-    """``text`` with every digit and letter replaced by a key-derived one (same shape)."""
+def _shaped_chars(key: bytes, purpose: str, text: str) -> list[str]:
+    """The replacement of each character of ``text`` (one entry per character): digits and
+    letters of any script become key-derived ASCII ones, combining marks are dropped."""
     stream = b"".join(derive(key, purpose, f"{i}:{text}") for i in range(len(text) // 32 + 1))
     out = []
     for ch, r in zip(text, stream, strict=False):
         if ch.isdigit():
             out.append(str(r % 10))
-        elif ch.isalpha() and ch.isascii():
+        elif ch.isalpha():
             letter = _LETTERS[r % 26]
             out.append(letter if ch.isupper() else letter.lower())
+        elif ch.isnumeric():  # "½", "Ⅻ"
+            out.append(str(r % 10))
+        elif unicodedata.category(ch)[0] == "M":
+            out.append("")
         else:
             out.append(ch)
-    return "".join(out)
+    return out
+
+
+def shaped(key: bytes, purpose: str, text: str) -> str:
+    """``text`` with every digit and letter replaced by a key-derived one (same shape)."""
+    return "".join(_shaped_chars(key, purpose, text))
 
 
 def phone(key: bytes, text: str) -> str:
     """A fake phone number with the same layout (the first digit of each group is 2–9)."""
-    out = list(shaped(key, "phone", text))
+    out = _shaped_chars(key, "phone", text)
     first = True
     for i, ch in enumerate(text):
         if ch.isdigit():
