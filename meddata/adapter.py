@@ -92,6 +92,10 @@ class Adapter(ABC):
     source_url: ClassVar[str] = ""
     status: ClassVar[str] = "stable"
     tables: ClassVar[tuple[str, ...]] = ()
+    # Release-level files (fnmatch patterns relative to the source, e.g. "labels/*.json"):
+    # named as they are in quarantine reports under de-identification, since they belong to
+    # the release, not to a patient. Every other source path there becomes a keyed id.
+    release_files: ClassVar[tuple[str, ...]] = ()
     label_names: ClassVar[tuple[str, ...]] = ()
     sensitive_attributes: ClassVar[tuple[str, ...]] = ()
     option_specs: ClassVar[Mapping[str, OptionSpec]] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import hashlib
 import json
 import os
@@ -152,7 +153,10 @@ def convert(
             workers = 1  # e.g. memory://: worker processes would each see their own empty store
         todo = [(seq, u) for seq, u in enumerate(units) if not staging.done(seq, u.fingerprint)]
         redact = _PathRedactor(
-            fs, storage.join(out_path, f"{name}-{version}.quarantine-paths.jsonl"), key
+            fs,
+            storage.join(out_path, f"{name}-{version}.quarantine-paths.jsonl"),
+            key,
+            cls.release_files,
         )
         resumed = len(units) - len(todo)
 
@@ -321,16 +325,22 @@ def _import_publishing_modules() -> None:
 
 
 _PATHLIKE = re.compile(r"[^\s()'\"]+/[^\s()'\"]+")
+_TRAILING = ".,;:!?"
+_NOT_A_PATH = re.compile(r"(?i)(?:[-+]?\d+(?:\.\d+)?|null|none|nan|true|false|n/?a)")
 
 
 class _PathRedactor:
-    """Under de-identification, source paths leave the dataset only as keyed hashes (folder and
-    file names often hold patient names); the hash → path mapping is written for the operator
-    beside the dataset version, never inside it."""
+    """Under de-identification, source paths leave the dataset only as keyed ids (folder and
+    file names often hold patient names); the id → path mapping is written for the operator
+    beside the dataset version, never inside it. The adapter's release-level files (its CSVs,
+    label files) keep their names, so the report still says which file had the problem."""
 
-    def __init__(self, fs: Any, mapping_path: str, key: bytes | None) -> None:
+    def __init__(
+        self, fs: Any, mapping_path: str, key: bytes | None, release_files: tuple[str, ...] = ()
+    ) -> None:
         self.fs, self.mapping_path, self.key = fs, mapping_path, key
         self.mapping_url = storage.url_of(fs, mapping_path)
+        self.release_files = release_files
 
     @property
     def active(self) -> bool:
@@ -342,10 +352,35 @@ class _PathRedactor:
 
         return path_id(self.key, text)
 
+    def _release_file(self, text: str) -> bool:
+        return any(fnmatch.fnmatchcase(text, pattern) for pattern in self.release_files)
+
     def _keep(self, path: str, mapping: dict[str, str]) -> str:
         hashed = self._hash(path)
         mapping[hashed] = path
         return hashed
+
+    def _token(self, token: str, mapping: dict[str, str]) -> str:
+        """One path-like token of a reason: a keyed id, unless it is a release file or not a
+        path at all (``1/0/-1/null``); trailing punctuation stays outside the id."""
+        core = token.rstrip(_TRAILING)
+        tail = token[len(core) :]
+        if all(_NOT_A_PATH.fullmatch(part) for part in core.split("/") if part):
+            return token
+        if self._release_file(core):
+            return token
+        return self._keep(core, mapping) + tail
+
+    def _text(self, text: str, mapping: dict[str, str]) -> str:
+        return _PATHLIKE.sub(lambda m: self._token(m.group(), mapping), text)
+
+    def _field(self, value: str, mapping: dict[str, str]) -> str:
+        """A unit or item: a release file (optionally with ``: detail``) keeps its name and
+        has the paths in its detail replaced; anything else is one keyed id."""
+        head, sep, detail = value.partition(": ")
+        if self._release_file(head):
+            return head + sep + self._text(detail, mapping)
+        return self._keep(value, mapping)
 
     def __call__(self, records: list[dict[str, str]]) -> list[dict[str, str]]:
         if not self.active:
@@ -354,16 +389,14 @@ class _PathRedactor:
             if self.fs.exists(self.mapping_path):  # a stale mapping from an earlier run
                 self.fs.rm(self.mapping_path)
             return records
-        out, mapping = [], {}
+        out: list[dict[str, str]] = []
+        mapping: dict[str, str] = {}
         for r in records:
             redacted = dict(r)
             for column in ("unit", "item"):
                 if r.get(column) and not r[column].startswith("table "):
-                    redacted[column] = self._hash(r[column])
-                    mapping[redacted[column]] = r[column]
-            redacted["reason"] = _PATHLIKE.sub(
-                lambda m: self._keep(m.group(), mapping), r["reason"]
-            )
+                    redacted[column] = self._field(r[column], mapping)
+            redacted["reason"] = self._text(r["reason"], mapping)
             out.append(redacted)
         body = "".join(json.dumps({"id": k, "path": v}) + "\n" for k, v in sorted(mapping.items()))
         self.fs.pipe_file(self.mapping_path, body.encode("utf-8"))

@@ -110,7 +110,8 @@ class Dataset:
                 unified = pa.unify_schemas(schemas, promote_options="permissive")
             else:
                 unified = schemas[0]
-            self._schemas[table] = pl.Schema(pl.from_arrow(unified.empty_table()).schema)
+            empty = pl.DataFrame(unified.empty_table())
+            self._schemas[table] = empty.schema
         return self._schemas[table]
 
     def samples(self, split: str | None = None, splits: str = "official") -> pl.LazyFrame:

@@ -209,3 +209,37 @@ def test_quarantine_report_holds_no_source_paths_under_deid(
         and patient_dir.name not in strict.stderr
         and "quarantine-paths" in strict.stderr
     )
+
+
+def test_quarantine_ids_replace_patient_paths_but_keep_release_files_and_values(
+    tmp_path: Path,
+) -> None:
+    import json as _json
+
+    from meddata import storage
+    from meddata.convert import _PathRedactor
+
+    fs = storage.open_fs(tmp_path)[0]
+    redact = _PathRedactor(
+        fs, str(tmp_path / "map.jsonl"), b"k" * 32, ("df_*.csv", "labels/*.json")
+    )
+    records = [
+        {"unit": "Doe^John", "item": "Doe^John/1.dcm", "reason": "truncated", "error": ""},
+        {
+            "unit": "train/patient1",
+            "item": "labels/report.json: line 4 ( train/patient1/view1.jpg)",
+            "reason": "label Edema outside 1/0/-1/null in labels/report.json; set to null",
+            "error": "",
+        },
+        {"unit": "", "item": "df_plus.csv: column extra", "reason": "ignored", "error": ""},
+    ]
+    out = redact(records)
+    assert out[0]["unit"].startswith("path:") and out[0]["item"].startswith("path:")
+    assert out[1]["item"].startswith("labels/report.json: line 4 ( path:")
+    assert "train/patient1" not in _json.dumps(out)
+    assert out[1]["reason"] == "label Edema outside 1/0/-1/null in labels/report.json; set to null"
+    assert out[2]["item"] == "df_plus.csv: column extra"
+    mapping = {row["id"]: row["path"] for row in map(_json.loads, (tmp_path / "map.jsonl").open())}
+    assert set(mapping.values()) == {
+        "Doe^John", "Doe^John/1.dcm", "train/patient1", "train/patient1/view1.jpg"
+    }  # fmt: skip
