@@ -10,7 +10,7 @@ import click
 
 from meddata import storage
 from meddata.convert import convert as run_convert
-from meddata.convert import parse_options
+from meddata.convert import parse_options, quarantine_map_path
 from meddata.errors import UsageError
 from meddata.registry import get_adapter
 
@@ -140,8 +140,14 @@ def convert(
     else:
         click.echo(summary.path)
         if summary.quarantined:
+            where = ""
+            if summary.deid:
+                where = (
+                    "; the source paths behind its ids are in "
+                    f"{quarantine_map_path(summary.path, summary.name, summary.version)}"
+                )
             click.echo(
-                f"{summary.quarantined} input(s) quarantined: see {summary.quarantine_path}",
+                f"{summary.quarantined} input(s) quarantined: see {summary.quarantine_path}{where}",
                 err=True,
             )
     return 0

@@ -9,8 +9,10 @@ from rich.console import Console
 from rich.table import Table
 
 from meddata import registry
+from meddata.convert import quarantine_map_path
 from meddata.dataset import load
 from meddata.validate import validate as run_validate
+from meddata.writer import phi_items_replaced
 
 
 @click.command()
@@ -72,11 +74,18 @@ def info(target: str, version: str | None, as_json: bool) -> int:
                 line += f"; largest subgroup deviation {dev.get('value', 0):.3f} ({dev.get('attribute')}={dev.get('group')} in {dev.get('split')})"
             console.print(line)
     if m.get("deid"):
-        counts = m["deid"].get("counts", {})
+        replaced = phi_items_replaced(m["deid"].get("counts", {}))
         console.print(
-            f"de-identified (key {m['deid'].get('key_fingerprint')}): {sum(counts.values())} PHI items replaced"
+            f"de-identified (key {m['deid'].get('key_fingerprint')}): {replaced} PHI items replaced"
         )
-    console.print(f"quarantined inputs: {m['quarantine']['count']}")
+    quarantine = m["quarantine"]
+    line = f"quarantined inputs: {quarantine['count']}"
+    if quarantine.get("path"):
+        line += f" (report: {quarantine['path']})"
+        path_map = quarantine_map_path(ds.root, ds.name, ds.version)
+        if m.get("deid") and ds.fs.exists(path_map):
+            line += f"; source paths behind its ids, for the operator: {path_map}"
+    console.print(line, soft_wrap=True)
     return 0
 
 

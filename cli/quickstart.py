@@ -21,6 +21,7 @@ from meddata.publish import add_split
 from meddata.registry import list_adapters
 from meddata.splits import make_splits
 from meddata.validate import validate as run_validate
+from meddata.writer import phi_items_replaced
 
 
 @click.command()
@@ -178,6 +179,5 @@ def _train(path: str) -> dict[str, Any] | None:
 
 
 def _phi_count(deid: dict[str, Any] | None) -> int:
-    """PHI items replaced: text entities plus DICOM attributes acted on (not file counts)."""
-    counts = (deid or {}).get("counts", {})
-    return sum(v for k, v in counts.items() if k not in ("dicom_files", "dicom_burned_in_risk"))
+    """PHI items replaced in one conversion (0 without de-identification)."""
+    return phi_items_replaced((deid or {}).get("counts", {}))

@@ -7,6 +7,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import posixpath
 import re
 import time
 import warnings
@@ -154,7 +155,7 @@ def convert(
         todo = [(seq, u) for seq, u in enumerate(units) if not staging.done(seq, u.fingerprint)]
         redact = _PathRedactor(
             fs,
-            storage.join(out_path, f"{name}-{version}.quarantine-paths.jsonl"),
+            quarantine_map_path(storage.join(out_path, name, version), name, version),
             key,
             cls.release_files,
         )
@@ -403,6 +404,13 @@ class _PathRedactor:
         if storage.is_local(self.fs):  # paths can name patients: for the operator's eyes only
             os.chmod(self.mapping_path, 0o600)
         return out
+
+
+def quarantine_map_path(root: str, name: str, version: str) -> str:
+    """Where the operator's quarantine id → source path map of the dataset version at
+    ``root`` (``OUT/<name>/<version>``) lives: beside ``OUT/<name>``, never inside it."""
+    out = posixpath.dirname(posixpath.dirname(root.rstrip("/")))
+    return storage.join(out, f"{name}-{version}.quarantine-paths.jsonl")
 
 
 def _warn_split_sets_dropped(fs: Any, root: str) -> None:

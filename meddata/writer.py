@@ -577,3 +577,9 @@ def sum_deid_counts(entries: Iterable[JournalEntry]) -> dict[str, int]:
     for e in entries:
         total.update(e.deid_counts)
     return dict(sorted(total.items()))
+
+
+def phi_items_replaced(counts: dict[str, int]) -> int:
+    """PHI items replaced, from de-identification counts: text entities plus DICOM attributes
+    acted on (file counts and risk flags are not items)."""
+    return sum(v for k, v in counts.items() if k not in ("dicom_files", "dicom_burned_in_risk"))

@@ -55,6 +55,22 @@ def test_sample_convert_validate_info(tmp_path: Path) -> None:
     assert json.loads(info.stdout)["name"] == "dicom-folder"
     human = run_cli("info", path)
     assert "image_occurrence" in human.stdout and "quarantined inputs: 0" in human.stdout
+    from meddata.writer import phi_items_replaced
+
+    replaced = phi_items_replaced(summary["deid"]["counts"])  # what quickstart reports too
+    assert replaced and f": {replaced} PHI items replaced" in human.stdout
+
+
+def test_quarantine_lines_point_the_operator_at_the_path_map(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    assert run_cli("sample", "dicom-folder", str(src), "--n", "3").returncode == 0
+    (src / "Doe^Jane").mkdir()
+    (src / "Doe^Jane" / "bad.dcm").write_bytes(b"not dicom at all")
+    done = run_cli("convert", "dicom-folder", str(src), "-o", str(tmp_path / "out"))
+    path_map = str(tmp_path / "out" / "dicom-folder-1.0.quarantine-paths.jsonl")
+    assert done.returncode == 0 and path_map in done.stderr and "Doe^Jane" not in done.stderr
+    human = run_cli("info", done.stdout.strip())
+    assert "quarantined inputs: 1" in human.stdout and path_map in human.stdout.replace("\n", "")
 
 
 def test_validate_exits_1_with_readable_report(tmp_path: Path) -> None:
