@@ -29,7 +29,8 @@ def deid() -> None:
 @click.option(
     "--key-file",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Secret key file (hex). Without it a one-off key is used and pseudonyms change.",
+    help="Secret key file (hex text or raw bytes, 16+ bytes). Without it a one-off key is "
+    "used and pseudonyms change.",
 )
 @click.option("--person-id", default="", help="Source person id (for consistent date shifts).")
 @click.option(
@@ -76,7 +77,8 @@ def _options(
 @click.option(
     "--key-file",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Secret key file (hex). Without it one is created beside OUT_DIR.",
+    help="Secret key file (hex text or raw bytes, 16+ bytes). Without it one is created "
+    "beside OUT_DIR.",
 )
 @click.option("--retain-dates", is_flag=True, help="Shift dates instead of removing them.")
 @click.option("--retain-patient-characteristics", is_flag=True, help="Keep age, sex, size…")

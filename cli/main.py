@@ -51,7 +51,8 @@ COMMANDS = {
     ),
     "quickstart": (
         "meddata.cli.quickstart:quickstart",
-        "For every adapter: synthesize a sample source, convert it, validate it; then summarise.",
+        "For every adapter: synthesize a sample source, convert, validate and split it; then "
+        "publish a datasheet and train a few steps.",
     ),
 }
 
@@ -70,18 +71,9 @@ class _LazyGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list from ``COMMANDS``, without importing a single command."""
-        names = self.list_commands(ctx)
-        limit = formatter.width - 6 - max(len(n) for n in names)
-        rows = [(n, _shorten(COMMANDS[n][1], limit)) for n in names]
+        rows = [(n, COMMANDS[n][1]) for n in self.list_commands(ctx)]
         with formatter.section("Commands"):
-            formatter.write_dl(rows)
-
-
-def _shorten(text: str, limit: int) -> str:
-    """``text`` cut at a word boundary to at most ``limit`` characters, with "..." if cut."""
-    if len(text) <= limit:
-        return text
-    return text[: max(1, limit - 3)].rsplit(" ", 1)[0].rstrip(" ,;:") + "..."
+            formatter.write_dl(rows)  # wraps long lines under their command, never cuts them
 
 
 _DEBUG = {"on": False}

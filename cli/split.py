@@ -108,7 +108,13 @@ def _stage_meds(frame: pl.DataFrame, target: Path) -> Path:
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
     help="Fraction held out by time.",
 )
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Random seed of the assignment (a non-negative int; the same seed, same split).",
+)
 @click.option("--version", "version", help="Dataset version (default: the latest).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing split set of that name.")
 @click.option(

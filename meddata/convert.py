@@ -170,8 +170,8 @@ def convert(
                     where = f" (its path is in {redact.mapping_url})" if redact.active else ""
                     raise StrictModeError(
                         f"{first['item']}: {first['reason']}.",
-                        f"Fix or remove that input{where}, or run without --strict to quarantine "
-                        "it and go on.",
+                        f"Fix or remove that input{where} and rerun with --overwrite, or rerun "
+                        "with --resume and without --strict to quarantine it and go on.",
                     )
 
             def on_done(entry: JournalEntry) -> None:

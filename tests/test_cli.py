@@ -114,6 +114,14 @@ def test_strict_exit_code_and_path(tmp_path: Path) -> None:
     assert out.returncode == 1 and "notes.txt" in out.stderr  # under de-identification: a hash
     ok = run_cli("convert", "dicom-folder", str(src), "-o", str(tmp_path / "o2"))
     assert ok.returncode == 0 and "1 input(s) quarantined" in ok.stderr
+    # Both ways on that the hint names work from the staged run.
+    base = ["convert", "dicom-folder", str(src), "-o", str(tmp_path / "o"), "--no-deid"]
+    go_on = run_cli(*base, "--resume")
+    assert go_on.returncode == 0 and "1 input(s) quarantined" in go_on.stderr, go_on.stderr
+    assert run_cli(*base, "--strict", "--overwrite").returncode == 1
+    (src / "notes.txt").unlink()
+    fixed = run_cli(*base, "--strict", "--overwrite")
+    assert fixed.returncode == 0, fixed.stderr
 
 
 def test_list_json() -> None:
