@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -43,14 +45,49 @@ def check_format_version(manifest: Manifest, where: str) -> None:
 
 
 def schema_problems(manifest: Manifest) -> list[str]:
-    """Every way ``manifest`` breaks the manifest JSON Schema, as readable lines."""
+    """Every way ``manifest`` breaks the manifest JSON Schema, as readable lines. Formats the
+    schema names (``created``: ``date-time``) are checked too."""
     import jsonschema  # ~0.05 s: only when a manifest is checked
 
-    validator = jsonschema.Draft202012Validator(manifest_json_schema())
+    validator = jsonschema.Draft202012Validator(
+        manifest_json_schema(), format_checker=_format_checker()
+    )
     return [
         f"manifest {'/'.join(str(p) for p in err.absolute_path) or '(root)'}: {err.message}"
         for err in sorted(validator.iter_errors(manifest), key=lambda e: list(e.absolute_path))
     ]
+
+
+#: RFC 3339 ``date-time`` (JSON Schema's ``format: date-time``): a date, ``T``, a time and an
+#: offset (``Z`` or ``+HH:MM``).
+_DATE_TIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def is_date_time(value: object) -> bool:
+    """True for an RFC 3339 date-time string with a real date and time (non-strings pass: the
+    schema's ``type`` reports them)."""
+    if not isinstance(value, str):
+        return True
+    if not _DATE_TIME.match(value):
+        return False
+    try:
+        dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError:  # 2026-02-30, 25:00...
+        return False
+    return True
+
+
+@cache
+def _format_checker() -> Any:
+    """The formats the manifest schema uses, checked without optional packages (jsonschema's
+    own ``date-time`` check silently passes when ``rfc3339-validator`` is not installed)."""
+    import jsonschema
+
+    checker = jsonschema.FormatChecker(formats=())
+    checker.checks("date-time")(is_date_time)
+    return checker
 
 
 def read_manifest(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import shutil
 from collections.abc import Callable
@@ -142,10 +144,14 @@ def _with_split(dataset: Path) -> None:
     ("edit", "expected"),
     [
         (
-            lambda t: pa.concat_tables(
-                [t, t.slice(0, 1).set_column(1, "split", pa.array(["test"]))]
+            lambda t: pa.concat_tables(  # the first person again, in another split
+                [t, t.slice(0, 1).set_column(1, "split", pa.array([_other_split(t)]))]
             ),
             "appear in more than one split (leakage)",
+        ),
+        (
+            lambda t: pa.concat_tables([t, t.slice(0, 1)]),  # again in the same split
+            "repeat a person in the same split (duplicates",
         ),
         (
             lambda t: t.set_column(
@@ -161,14 +167,31 @@ def test_split_file_content_is_checked_not_only_its_checksum(
 ) -> None:
     _with_split(dataset)
     assert validate(str(dataset)).ok
-    manifest = _manifest(dataset)  # the file is rewritten and its checksum follows: only the
-    path = dataset / manifest["splits"]["fair"]["path"]  # content is wrong
-    table = pq.read_table(path).cast(pa.schema([("person_id", pa.int64()), ("split", pa.string())]))
-    pq.write_table(edit(table), path)
-    manifest["splits"]["fair"]["sha256"] = storage.sha256_file(*storage.open_fs(path))
-    _save(dataset, manifest)
+    table = pq.read_table(dataset / _manifest(dataset)["splits"]["fair"]["path"])
+    table = table.cast(pa.schema([("person_id", pa.int64()), ("split", pa.string())]))
+    _replace_split_file(dataset, edit(table))  # only the content is wrong
     report = validate(str(dataset))
     assert any(expected in p for p in report.problems), report.problems
+
+
+def _other_split(t: pa.Table) -> str:
+    """A split the first person of ``t`` is not in."""
+    return "train" if t.column("split")[0].as_py() != "train" else "test"
+
+
+def _replace_split_file(dataset: Path, table: pa.Table, name: str = "fair") -> None:
+    """Write ``table`` as split set ``name``'s file, named and checksummed as SPEC §8 says."""
+    manifest = _manifest(dataset)
+    old = dataset / manifest["splits"][name]["path"]
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    data = buffer.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    old.unlink()
+    rel = f"splits/{name}-{digest[:12]}.parquet"
+    (dataset / rel).write_bytes(data)
+    manifest["splits"][name].update(path=rel, sha256=digest)
+    _save(dataset, manifest)
 
 
 def test_manifest_edits_cannot_hide_a_damaged_side_file(dataset: Path) -> None:
