@@ -55,8 +55,8 @@ def datasheet(
     """Render a dataset's Healthsheet (Markdown, HTML), publish it (Croissant JSON-LD, Hugging
     Face card) or check which questions are unanswered.
 
-    Without -o the Markdown is printed. Answers come from --sheet, else the dataset's stored
-    datasheet/healthsheet.json, else the packaged datasheets/<name>.yaml.
+    Without -o the Markdown is printed. Answers come from --sheet, else the datasheet stored
+    in the dataset, else the packaged datasheets/<name>.yaml.
     """
     folder = storage.local_path(out, "The datasheet folder (-o)") if out is not None else None
     if folder is not None and folder.exists() and not folder.is_dir():

@@ -80,16 +80,22 @@ def exclusive(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[None]:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            holder = Path(path).read_text(errors="replace").split()
+            try:
+                text = Path(path).read_text(errors="replace")
+            except FileNotFoundError:
+                continue  # its holder let go just now
+            holder = text.split()
             if (
                 len(holder) == 2
                 and holder[0] == socket.gethostname()
+                and holder[1].isdigit()
                 and not _alive(int(holder[1]))
             ):
-                os.remove(path)  # stale: its process died (SIGKILL, power loss)
+                _take_over(path, text)  # stale: its process died (SIGKILL, power loss)
                 continue
             raise IncompleteDatasetError(
-                f"Another conversion ({' pid '.join(holder) or 'unknown'}) is writing this dataset version.",
+                f"Another meddata process (a conversion or a split; "
+                f"{' pid '.join(holder) or 'unknown'}) is writing this dataset version.",
                 f"Wait for it to finish, or remove {path} if it is not running.",
             ) from None
         with os.fdopen(fd, "w") as fh:
@@ -100,6 +106,21 @@ def exclusive(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[None]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
+
+
+def _take_over(path: str, stale: str) -> None:
+    """Remove the stale lock ``path`` whose content was ``stale``. Renamed aside first, so of
+    two processes taking it over at once only one removes it, and a fresh lock that replaced it
+    in between is put back rather than deleted."""
+    aside = f"{path}.stale-{os.getpid()}"
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return  # another process took it over first
+    if Path(aside).read_text(errors="replace") != stale:
+        with contextlib.suppress(FileExistsError):
+            os.link(aside, path)  # a fresh holder's lock: put it back
+    os.remove(aside)
 
 
 def _alive(pid: int) -> bool:

@@ -73,6 +73,27 @@ def test_paper_based_sheets_cite_their_papers_and_leave_unknowns_open() -> None:
     assert "statistics" not in yaml.safe_load(_yaml("chexpert-plus"))
 
 
+def test_paper_based_sheets_describe_the_converted_dataset() -> None:
+    chexpert, mimic = packaged_sheet("chexpert-plus"), packaged_sheet("mimic-cxr-jpg")
+    assert chexpert is not None and mimic is not None
+    # the release's own split exists and is kept as the split set `official`
+    assert chexpert.composition.recommended_splits and mimic.composition.recommended_splits
+    assert "`official`" in chexpert.composition.recommended_splits
+    # MIMIC: the reports converted into `note`, one label set per converted dataset
+    assert any("report" in m for m in mimic.composition.modalities or [])
+    assert "-O labels=chexpert|negbio" in (mimic.composition.labels_description or "")
+    assert len(mimic.labelling.proxy_labels or []) == 1
+    assert "note table" in (mimic.composition.missing_information or "")
+    # creators typed by the answers: organizations spelled out, plain names are people
+    kinds = {
+        (c if isinstance(c, str) else c.name): (c if isinstance(c, str) else c.type)
+        for c in (mimic.general.creators or []) + (chexpert.general.creators or [])
+    }
+    assert kinds["MIT Laboratory for Computational Physiology"] == "organization"
+    assert kinds["VinBrain"] == "organization"
+    assert kinds["Pierre Chambon"] == "Pierre Chambon"  # a plain name: a person
+
+
 def test_completeness_counts() -> None:
     empty = Healthsheet()
     assert len(unanswered(empty)) == len(questions())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,7 @@ from meddata.datasheet import (
     unanswered,
     write_dataset_datasheet,
 )
+from meddata.manifest import write_manifest
 from tests.test_datasheet_fixtures import build_dataset, mini, table_frame  # noqa: F401
 
 RAI_NAMES = {
@@ -79,13 +81,26 @@ def test_croissant_content(mini: Dataset, published: dict[str, Path]) -> None:  
             data = (folder / obj["contentUrl"]).read_bytes()
             assert obj["sha256"] == hashlib.sha256(data).hexdigest() == shard["sha256"]
             assert obj["encodingFormat"] == "application/x-parquet"
-    types = {f["@id"]: f["dataType"] for rs in doc["recordSet"] for f in rs["field"]}
+    fields = {f["@id"]: f for rs in doc["recordSet"] for f in rs["field"]}
+    types = {i: f.get("dataType") for i, f in fields.items()}
     assert types["samples/sample_id"] == "cr:Int64"
     assert types["samples/label_edema"] == "cr:Float32"
     assert types["samples/sex"] == "sc:Text"
     assert types["image/rows"] == "cr:Int32"
     assert types["image_occurrence/image_occurrence_date"] == "sc:Date"
-    assert "image/pixels" not in types  # tensor cells stay in the files only
+    # the tensor cell: one sub-field per part, read from the struct column (raw cells: bytes)
+    parts = {f["name"]: f for f in fields["image/pixels"]["subField"]}
+    assert list(parts) == ["data", "codec", "dtype", "shape"]
+    assert parts["data"]["dataType"] == "sc:Text" and parts["shape"]["dataType"] == "cr:Int32"
+    assert parts["data"]["source"]["extract"] == {"column": "pixels"}
+    assert parts["data"]["source"]["transform"] == {"jsonPath": "data"}
+    # people are persons, institutions organizations (as the sheet's answers say)
+    creators = {c["name"]: c["@type"] for c in doc["creator"]}
+    assert creators["Alistair E. W. Johnson"] == "sc:Person"
+    assert creators["MIT Laboratory for Computational Physiology"] == "sc:Organization"
+    # published: the release's date from the sheet; modified: when meddata converted it
+    assert doc["datePublished"] == "2019-11-14"
+    assert doc["dateModified"] == mini.manifest["created"][:10] == "2026-01-02"
 
 
 def _mlcroissant(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -129,6 +144,23 @@ def test_croissant_validates_and_loads_records(
     assert [r["samples/sex"] for r in got] == [
         None if s is None else s.encode() for s in expected["sex"].to_list()
     ]
+    # the pixels come through Croissant too, and decode to the stored arrays
+    from meddata.tensor import decode
+
+    images = {
+        r["image/image_id"]: r["image/pixels"] for r in mlc.Dataset(str(path)).records("image")
+    }
+    stored = table_frame(mini, "image")
+    assert set(images) == set(stored["image_id"])
+    for image_id, cell in zip(stored["image_id"], stored["pixels"], strict=True):
+        got_cell = images[image_id]
+        rebuilt = {
+            "data": got_cell["image/pixels/data"],
+            "codec": got_cell["image/pixels/codec"].decode(),
+            "dtype": got_cell["image/pixels/dtype"].decode(),
+            "shape": [int(n) for n in got_cell["image/pixels/shape"]],
+        }
+        assert (decode(rebuilt) == decode(cell)).all()
 
 
 def test_hf_card_loads_with_datasets(
@@ -166,11 +198,20 @@ def test_every_rai_property_is_filled_from_a_complete_sheet() -> None:
 def test_write_dataset_datasheet_and_load_back(tmp_path: Path) -> None:
     ds = build_dataset(tmp_path, name="chexpert-plus")  # picks up the packaged answers
     entry = write_dataset_datasheet(ds)
-    assert entry["healthsheet"] == "datasheet/healthsheet.json"
-    assert entry["markdown"] == "datasheet/datasheet.md"
+    # named by content, like split files: a published datasheet file is never rewritten
+    assert re.fullmatch(r"datasheet/healthsheet-[0-9a-f]{12}\.json", entry["healthsheet"])
+    assert re.fullmatch(r"datasheet/datasheet-[0-9a-f]{12}\.md", entry["markdown"])
     for rel, digest in entry["sha256"].items():
         assert hashlib.sha256((Path(ds.root) / rel).read_bytes()).hexdigest() == digest
+        assert rel.rsplit("-", 1)[1].startswith(digest[:12])
+    manifest = {**ds.manifest, "datasheet": entry}
+    write_manifest(ds.fs, ds.root, manifest)
+    stored = Path(ds.root) / entry["healthsheet"]
+    stored.write_text(stored.read_text().replace('"CheXpert Plus"', '"Stored title"', 1))
     sheet = load_healthsheet(meddata.load(ds.root))
+    assert sheet.general.title == "Stored title"  # read from the file the manifest names
+    stored.unlink()
+    sheet = load_healthsheet(meddata.load(ds.root))  # missing: built from the packaged answers
     assert sheet.general.title == "CheXpert Plus"
     assert sheet.statistics is not None and sheet.statistics.samples == 36
     assert entry["unanswered"] == len(unanswered(sheet))
@@ -279,3 +320,16 @@ def test_chexpert_plus_croissant_validates_despite_spaces_in_label_names(tmp_pat
     # statistics are recomputed at publish time: the split set added after conversion is there
     sheet = json.loads(files["json"].read_text())
     assert "fair" in json.dumps(sheet["statistics"])
+    # people are persons, groups organizations; the release's year is its publication date
+    creators = {c["name"]: c["@type"] for c in doc["creator"]}
+    assert creators["Pierre Chambon"] == "sc:Person"
+    assert creators["VinBrain"] == "sc:Organization"
+    assert doc["datePublished"] == "2024" and doc["dateModified"] == ds.manifest["created"][:10]
+    # PNG cells are images to Croissant: mlcroissant yields them decoded
+    pixels = {f["name"]: f for rs in doc["recordSet"] for f in rs["field"]}["pixels"]
+    assert {p["name"]: p["dataType"] for p in pixels["subField"]}["data"] == "sc:ImageObject"
+    mlc = pytest.importorskip("mlcroissant")
+    record = next(iter(mlc.Dataset(str(files["croissant"])).records("image")))
+    image = record["image/pixels"]["image/pixels/data"]
+    shape = [int(n) for n in record["image/pixels"]["image/pixels/shape"]]
+    assert [image.height, image.width] == shape[:2]

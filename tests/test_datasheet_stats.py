@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 import pytest
 
+import meddata
 from meddata.dataset import Dataset
 from meddata.datasheet import compute_statistics
 from meddata.datasheet.stats_model import MISSING, Statistics
@@ -105,3 +108,37 @@ def test_manifest_facts(mini: Dataset, stats: Statistics) -> None:  # noqa: F811
     assert stats.deid.total_replaced == 8
     assert stats.quarantined == 1
     assert stats.split_reports == {"fair": mini.manifest["splits"]["fair"]["report"]}
+
+
+def test_modality_the_source_does_not_record_is_named_not_missing(tmp_path: Path) -> None:
+    """MIMIC-CXR-JPG's JPG files carry no modality: counted as not recorded, not '(missing)';
+    the conversion options (which label set) are stated in the statistics."""
+    from meddata.adapters.mimic_cxr_jpg import MimicCxrJpgAdapter
+    from meddata.convert import convert
+    from meddata.datasheet import render_markdown
+
+    src = MimicCxrJpgAdapter.synthesize(tmp_path / "src", n=3, seed=1)
+    ds = meddata.load(
+        convert(
+            "mimic-cxr-jpg",
+            src,
+            tmp_path / "out",
+            workers=1,
+            show_progress=False,
+            deid=False,
+            options={"labels": "negbio"},
+        ).path
+    )
+    images = ds.manifest["tables"]["image_occurrence"]["rows"]
+    stored = ds.datasheet.statistics  # the sheet convert stored in the dataset
+    assert stored.modalities == {"not recorded (CHEST image)": images}
+    assert stored.adapter == {
+        "name": "mimic-cxr-jpg",
+        "version": MimicCxrJpgAdapter.version,
+        "options": {"labels": "negbio"},
+    }
+    assert stored.source_release == MimicCxrJpgAdapter.source_release
+    text = render_markdown(ds.datasheet)
+    modalities = text.split("### Modalities", 1)[1].split("###", 1)[0]
+    assert MISSING not in modalities and "not recorded (CHEST image)" in modalities
+    assert "options labels=negbio" in text

@@ -232,7 +232,7 @@ def test_a_second_conversion_of_the_same_version_is_refused(
     lock = tmp_path / "dicom-folder" / "1.0.lock"
     lock.parent.mkdir(parents=True)
     lock.write_text(f"{socket.gethostname()} {os.getpid()}")  # a live holder
-    with pytest.raises(IncompleteDatasetError, match="Another conversion"):
+    with pytest.raises(IncompleteDatasetError, match="Another meddata process"):
         convert("dicom-folder", dicom_source, tmp_path, workers=1, show_progress=False, deid=False)
     lock.write_text(f"{socket.gethostname()} 999999999")  # its process is gone: taken over
     summary = convert(

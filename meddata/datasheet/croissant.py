@@ -7,8 +7,11 @@ A table in one shard is read from its FileObject, so it loads from anywhere. A t
 shards is read through a FileSet (``includes: tables/<t>/*.parquet``); ``mlcroissant`` only
 resolves local FileSets below the JSON-LD's folder, so load those from a copy at the root.
 
-Tensor cells, lists and other nested columns are left out of the record sets (a Croissant
-field needs a scalar type); they remain in the Parquet files the FileObjects point at.
+A tensor cell (SPEC section 6) is a field with one sub-field per part (``data``, ``codec``,
+``dtype``, ``shape``), each read from the struct column by a JSON path; ``data`` is typed
+``sc:ImageObject`` when the table holds image files only, so mlcroissant yields the images.
+Lists and other nested columns are left out of the record sets (a Croissant field needs a
+scalar type); they remain in the Parquet files the FileObjects point at.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from typing import Any
 import pyarrow as pa
 
 from meddata.dataset import Dataset
-from meddata.datasheet.model import Healthsheet
+from meddata.datasheet.model import Creator, Healthsheet
 from meddata.datasheet.render_md import format_answer
+from meddata.tensor import IMAGE_CODECS
 
 CONFORMS_TO = "http://mlcommons.org/croissant/1.1"
 PARQUET = "application/x-parquet"
@@ -140,15 +144,18 @@ def to_croissant(ds: Dataset, sheet: Healthsheet, base_url: str = "") -> dict[st
         "version": _semver(ds.version),
         "url": general.homepage or ds.path,
     }
+    published = release_date(sheet.versioning.release_date, ds.version)
+    if published:
+        doc["datePublished"] = published  # the source release's, as the sheet states it
     if ds.manifest.get("created"):
-        doc["datePublished"] = str(ds.manifest["created"])[:10]
+        doc["dateModified"] = str(ds.manifest["created"])[:10]  # converted by meddata
     license_ = sheet.distribution.license_url or sheet.distribution.license
     if license_:
         doc["license"] = license_
     if general.citations:
         doc["citeAs"] = general.citations[0].text
     if general.creators:
-        doc["creator"] = [{"@type": "sc:Organization", "name": c} for c in general.creators]
+        doc["creator"] = [_creator(c) for c in general.creators]
     if general.keywords:
         doc["keywords"] = general.keywords
     doc.update(rai_properties(sheet))
@@ -189,6 +196,32 @@ def to_croissant(ds: Dataset, sheet: Healthsheet, base_url: str = "") -> dict[st
     return doc
 
 
+def release_date(answer: str | None, version: str = "") -> str | None:
+    """The ISO 8601 date (``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``) of the release in a
+    ``versioning.release_date`` answer: the one labelled with ``version`` when the answer lists
+    several (``2019-11-14 (2.0.0); 2024-03-12 (2.1.0)``), else the first; ``None`` if it holds
+    no such date."""
+    if not answer:
+        return None
+    found = [(m.group(1), m.group(2) or "") for m in _DATE.finditer(answer)]
+    if not found:
+        return None
+    for date, label in found:
+        if version and label.strip() == version:
+            return date
+    return found[0][0]
+
+
+_DATE = re.compile(r"(?<![\d-])(\d{4}(?:-[01]\d(?:-[0-3]\d)?)?)(?![\d-])(?:\s*\(([^)]*)\))?")
+
+
+def _creator(creator: str | Creator) -> dict[str, str]:
+    if isinstance(creator, str):
+        return {"@type": "sc:Person", "name": creator}
+    kind = "sc:Organization" if creator.type == "organization" else "sc:Person"
+    return {"@type": kind, "name": creator.name}
+
+
 def _file_object(shard: dict[str, Any], base_url: str) -> dict[str, Any]:
     path = str(shard["path"])
     ident = path.removeprefix("tables/")
@@ -218,6 +251,9 @@ def _fields(ds: Dataset, table: str, source_ref: dict[str, Any]) -> list[dict[st
     fields = []
     taken: set[str] = set()
     for column in ds.arrow(table).schema:
+        if is_tensor_cell(column.type):
+            fields.append(_tensor_field(ds, table, column.name, source_ref, taken))
+            continue
         kind = croissant_type(column.type)
         if kind is None:
             continue
@@ -231,6 +267,67 @@ def _fields(ds: Dataset, table: str, source_ref: dict[str, Any]) -> list[dict[st
             }
         )
     return fields
+
+
+#: The parts of a tensor cell, with their Croissant types (``data`` is typed per table).
+TENSOR_PARTS = {"data": None, "codec": "sc:Text", "dtype": "sc:Text", "shape": "cr:Int32"}
+
+
+def is_tensor_cell(dtype: pa.DataType) -> bool:
+    """True for the tensor cell struct (SPEC section 6: ``data, codec, dtype, shape``)."""
+    return pa.types.is_struct(dtype) and [f.name for f in dtype] == list(TENSOR_PARTS)
+
+
+def _tensor_field(
+    ds: Dataset, table: str, column: str, source_ref: dict[str, Any], taken: set[str]
+) -> dict[str, Any]:
+    """A tensor cell as a field with one sub-field per part, each extracted from the struct
+    column by a JSON path. ``data`` is an ``sc:ImageObject`` when every cell of the table is an
+    image file (PNG, JPEG, JPEG 2000), an ``sc:VideoObject`` for MP4, else the bytes
+    (``sc:Text``, as mlcroissant reads text), decoded with ``codec``, ``dtype`` and ``shape``."""
+    parent = _field_id(table, column, taken)
+    codecs = _codecs(ds, table, column)
+    if codecs and codecs <= set(IMAGE_CODECS):
+        data_type = "sc:ImageObject"
+    elif codecs == {"mp4"}:
+        data_type = "sc:VideoObject"
+    else:
+        data_type = "sc:Text"
+    subfields = []
+    for part, kind in TENSOR_PARTS.items():
+        subfield: dict[str, Any] = {
+            "@type": "cr:Field",
+            "@id": f"{parent}/{part}",
+            "name": part,
+            "dataType": kind or data_type,
+            "source": {
+                **source_ref,
+                "extract": {"column": column},
+                "transform": {"jsonPath": part},
+            },
+        }
+        if part == "shape":
+            subfield["repeated"] = True
+        subfields.append(subfield)
+    return {
+        "@type": "cr:Field",
+        "@id": parent,
+        "name": column,
+        "description": (
+            "A meddata tensor cell (format SPEC section 6): data holds the "
+            f"{'/'.join(sorted(codecs)) or 'encoded'} bytes, and dtype and shape describe "
+            "the decoded array (meddata.tensor.decode decodes a cell)."
+        ),
+        "subField": subfields,
+    }
+
+
+def _codecs(ds: Dataset, table: str, column: str) -> set[str]:
+    """The codecs used in a tensor column (reads only that leaf of the struct)."""
+    import pyarrow.compute as pc
+
+    codes = ds.arrow(table).to_table(columns={"codec": pc.field(column, "codec")})["codec"]
+    return {str(c) for c in pc.unique(codes).to_pylist() if c is not None}
 
 
 def _url(base: str, path: str) -> str:

@@ -35,6 +35,16 @@ class Citation(_Strict):
     url: str | None = _q("Link to the publication.")
 
 
+class Creator(_Strict):
+    """One creator with its kind, in YAML ``{name: VinBrain, type: organization}``. A plain name
+    in ``creators`` is a person."""
+
+    name: str = Field(description="Name of the person or organization.")
+    type: Literal["person", "organization"] = Field(
+        default="person", description="person, or organization (a group, institution, company)."
+    )
+
+
 class DeviceInfo(_Strict):
     """Acquisition devices used for one modality."""
 
@@ -65,7 +75,9 @@ class GeneralInformation(_Strict):
 
     title: str | None = _q("What is the dataset called?")
     summary: str | None = _q("Provide a short summary of the dataset.")
-    creators: list[str] | None = _q("Who created the dataset (people, groups, institutions)?")
+    creators: list[str | Creator] | None = _q(
+        "Who created the dataset (people, groups, institutions)?"
+    )
     contact: str | None = _q("Who is the point of contact for questions about the dataset?")
     homepage: str | None = _q("Where is the dataset described or hosted?")
     citations: list[Citation] | None = _q("Which publications should be cited?")

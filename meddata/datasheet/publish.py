@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from meddata import storage
-from meddata.dataset import Dataset
+from meddata.dataset import Dataset, check_relative
 from meddata.datasheet.croissant import to_croissant
 from meddata.datasheet.hf_card import write_hf_card
 from meddata.datasheet.model import Healthsheet
@@ -20,8 +20,8 @@ from meddata.datasheet.sheet import sheet_for_manifest, unanswered
 from meddata.datasheet.stats import compute_statistics
 from meddata.errors import SchemaError, UsageError
 
+#: Where datasets written before the datasheet files were named by content keep the sheet.
 HEALTHSHEET_PATH = "datasheet/healthsheet.json"
-MARKDOWN_PATH = "datasheet/datasheet.md"
 FORMATS = ("json", "md", "html", "croissant", "hf")
 FILE_NAMES = {
     "json": "healthsheet.json",
@@ -41,10 +41,17 @@ def build_healthsheet(ds: Dataset, sheet: Healthsheet | None = None) -> Healthsh
 
 
 def load_healthsheet(ds: Dataset) -> Healthsheet:
-    """The sheet stored in ``ds`` (``datasheet/healthsheet.json``), or one built now."""
-    path = storage.join(ds.root, HEALTHSHEET_PATH)
+    """The sheet stored in ``ds`` (the file its manifest's ``datasheet.healthsheet`` names), or
+    one built now."""
+    stored = stored_healthsheet(ds)
+    return stored if stored is not None else build_healthsheet(ds)
+
+
+def stored_healthsheet(ds: Dataset) -> Healthsheet | None:
+    """The sheet stored in ``ds``, or ``None`` when it has none."""
+    path = storage.join(ds.root, stored_healthsheet_path(ds.manifest))
     if not ds.fs.exists(path):
-        return build_healthsheet(ds)
+        return None
     with ds.fs.open(path, "rb") as fh:
         text = fh.read().decode("utf-8")
     try:
@@ -56,29 +63,52 @@ def load_healthsheet(ds: Dataset) -> Healthsheet:
         ) from None
 
 
+def stored_healthsheet_path(manifest: dict[str, Any]) -> str:
+    """Where the dataset's Healthsheet JSON is, relative to its root (datasets written before
+    the files were named by content keep it at ``datasheet/healthsheet.json``)."""
+    entry = manifest.get("datasheet")
+    rel = entry.get("healthsheet") if isinstance(entry, dict) else None
+    if not isinstance(rel, str) or not rel:
+        return HEALTHSHEET_PATH
+    check_relative(rel)
+    return rel
+
+
 def to_json(sheet: Healthsheet) -> str:
     """The sheet as indented JSON (what ``healthsheet.json`` holds)."""
     return sheet.model_dump_json(indent=2) + "\n"
 
 
-def write_dataset_datasheet(ds: Dataset) -> dict[str, Any]:
-    """Write ``datasheet/healthsheet.json`` and ``datasheet/datasheet.md`` into ``ds``.
+def write_dataset_datasheet(ds: Dataset, sheet: Healthsheet | None = None) -> dict[str, Any]:
+    """Write the Healthsheet of ``ds`` into it: ``datasheet/healthsheet-<sha12>.json`` and
+    ``datasheet/datasheet-<sha12>.md`` (the first 12 hex digits of each file's SHA-256).
 
-    Returns the manifest entry: paths, their sha256 and the number of unanswered questions.
+    ``sheet`` gives the answers (default: the packaged ones); statistics are computed from
+    ``ds``. As for split sets, a new content gets a new name, so a published file is never
+    rewritten: a reader, or a crash, between these writes and the manifest's sees the old
+    datasheet or the new one. Returns the manifest entry: paths, their sha256 and the number
+    of unanswered questions.
     """
-    sheet = build_healthsheet(ds)
-    files = {
-        HEALTHSHEET_PATH: to_json(sheet).encode("utf-8"),
-        MARKDOWN_PATH: render_markdown(sheet).encode("utf-8"),
+    built = build_healthsheet(ds, sheet)
+    contents = {
+        "healthsheet": to_json(built).encode("utf-8"),
+        "markdown": render_markdown(built).encode("utf-8"),
     }
+    stems = {"healthsheet": ("healthsheet", "json"), "markdown": ("datasheet", "md")}
+    files: dict[str, bytes] = {}
+    entry: dict[str, Any] = {}
+    for key, data in contents.items():
+        stem, ext = stems[key]
+        rel = f"datasheet/{stem}-{hashlib.sha256(data).hexdigest()[:12]}.{ext}"
+        files[rel] = data
+        entry[key] = rel
     ds.fs.makedirs(storage.join(ds.root, "datasheet"), exist_ok=True)
     for rel, data in files.items():
         storage.atomic_write_bytes(ds.fs, storage.join(ds.root, rel), data)
     return {
-        "healthsheet": HEALTHSHEET_PATH,
-        "markdown": MARKDOWN_PATH,
+        **entry,
         "sha256": {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()},
-        "unanswered": len(unanswered(sheet)),
+        "unanswered": len(unanswered(built)),
     }
 
 

@@ -47,7 +47,24 @@ def overview(stats: Statistics) -> StatTable:
     ]
     rows += [[f"rows in {t}", _n(n)] for t, n in stats.tables.items()]
     rows.append(["quarantined inputs", _n(stats.quarantined)])
+    if stats.source_release:
+        rows.append(["source release", stats.source_release])
+    if stats.adapter:
+        rows.append(["converted with", conversion(stats.adapter)])
+    if stats.created:
+        rows.append(["converted on", stats.created[:10]])
     return StatTable("Overview", ["quantity", "value"], rows, key="overview")
+
+
+def conversion(adapter: dict[str, Any]) -> str:
+    """The adapter and options a dataset was converted with, in words."""
+    text = f"meddata adapter {adapter.get('name')}"
+    if adapter.get("version"):
+        text += f" (version {adapter['version']})"
+    options = adapter.get("options") or {}
+    if options:
+        text += ", options " + ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
+    return text
 
 
 def per_patient(stats: Statistics) -> StatTable:

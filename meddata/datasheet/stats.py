@@ -36,6 +36,10 @@ PER_PATIENT_TABLES: dict[str, str] = {
     "note": "notes",
 }
 _NOT_DEMOGRAPHIC = {"site", "device", "manufacturer"}
+#: What a row of a table with ``modality_source_value`` is, in words.
+_KIND = {"image_occurrence": "image", "procedure_occurrence": "procedure"}
+#: The modality of rows whose source records none.
+NOT_RECORDED = "not recorded"
 
 
 def compute_statistics(ds: Dataset) -> Statistics:
@@ -49,6 +53,8 @@ def compute_statistics(ds: Dataset) -> Statistics:
         dataset=ds.name,
         version=ds.version,
         created=manifest.get("created"),
+        source_release=(manifest.get("source") or {}).get("release"),
+        adapter=_adapter(manifest.get("adapter")),
         tables=tables,
         patients=_patients(ds, samples),
         samples=samples.height if samples is not None else None,
@@ -229,24 +235,39 @@ def _per_patient(ds: Dataset, samples: pl.DataFrame | None) -> dict[str, Summary
 
 
 def _modalities(ds: Dataset) -> dict[str, int]:
+    """Rows per modality. Where the source records none (PNG/JPEG releases carry no DICOM
+    header), the rows are counted as ``not recorded (<site> <kind>)``, never as missing data."""
     out: dict[str, int] = {}
     for table in ds.manifest["tables"]:
         schema = ds.table(table).collect_schema()
         if "modality_source_value" in schema:
+            site = (
+                pl.col("anatomic_site_source_value").cast(pl.String)
+                if "anatomic_site_source_value" in schema
+                else pl.lit(None, pl.String)
+            )
             counts = (
                 ds.table(table)
-                .group_by(pl.col("modality_source_value").fill_null(MISSING))
+                .select(pl.col("modality_source_value").cast(pl.String), site.alias("__site"))
+                .group_by("modality_source_value", "__site")
                 .len()
                 .collect()
             )
-            for value, n in counts.iter_rows():
-                out[str(value)] = out.get(str(value), 0) + int(n)
+            for value, where, n in counts.iter_rows():
+                key = str(value) if value is not None else not_recorded(table, where)
+                out[key] = out.get(key, 0) + int(n)
     for table in ("signal", "video", "pose"):
         if table in ds.manifest["tables"] and "modality_source_value" not in (
             ds.table(table).collect_schema()
         ):
             out[table] = out.get(table, 0) + int(ds.manifest["tables"][table].get("rows", 0))
     return dict(sorted(out.items()))
+
+
+def not_recorded(table: str, site: str | None = None) -> str:
+    """How rows of ``table`` whose source records no modality are counted."""
+    kind = _KIND.get(table, table)
+    return f"{NOT_RECORDED} ({site} {kind})" if site else f"{NOT_RECORDED} ({kind})"
 
 
 def _manufacturers(ds: Dataset) -> dict[str, int]:
@@ -316,6 +337,16 @@ def order_splits(names: Iterable[str]) -> list[str]:
         return (_ORDER.index(low) if low in _ORDER else len(_ORDER), low)
 
     return sorted(names, key=key)
+
+
+def _adapter(adapter: Any) -> dict[str, Any] | None:
+    if not isinstance(adapter, dict) or not adapter.get("name"):
+        return None
+    return {
+        "name": str(adapter["name"]),
+        "version": str(adapter.get("version") or ""),
+        "options": dict(adapter.get("options") or {}),
+    }
 
 
 def _deid(deid: Any) -> DeidSummary:

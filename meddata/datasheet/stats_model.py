@@ -74,6 +74,13 @@ class Statistics(_Strict):
     dataset: str
     version: str
     created: str | None = Field(default=None, description="Manifest creation time.")
+    source_release: str | None = Field(
+        default=None, description="The source release that was converted (from the manifest)."
+    )
+    adapter: dict[str, Any] | None = Field(
+        default=None,
+        description="How it was converted: adapter name, version and options (from the manifest).",
+    )
     tables: dict[str, int] = Field(description="Rows per table.")
     patients: int | None = None
     samples: int | None = None
