@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import unicodedata
 import warnings
 from importlib import resources
 from pathlib import Path
@@ -15,7 +16,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 
 from meddata.cli.deid import deid as deid_cli
-from meddata.deid import Deidentifier, DeidOptions
+from meddata.deid import Deidentifier, DeidOptions, surrogates
 from meddata.deid.dicom import _cap_age_string, _shift_da
 from meddata.deid.names import find_names
 from meddata.deid.patterns import find_ids
@@ -241,3 +242,88 @@ def test_safe_harbor_ages_in_words_and_international_phones(
 def test_measurements_next_to_plus_signs_and_rates_are_not_phi() -> None:
     text = "Nodule +1.5 mm, T4, 5 mm, grade 2. Heart rate is 93 bpm."
     assert Deidentifier(KEY).text(text, "p1").text == text
+
+
+# -- non-ASCII names: the whole name is replaced, not only its ASCII letters ------------------
+
+_NFD = unicodedata.normalize
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("Seen by Dr. José Müller. Dr. Ödön Ürge.", ["José", "Müller", "Ödön", "Ürge"]),
+        ("Seen by Łukasz Żółkiewski.", ["Łukasz", "Żółkiewski"]),
+        ("Dictated by: Ödön Ürge, MD", ["Ödön", "Ürge"]),
+        ("Seen by Иван Петров. Петров agrees.", ["Иван", "Петров"]),
+        ("Dr. Γιάννης Παπαδόπουλος reviewed the films.", ["Γιάννης", "Παπαδόπουλος"]),
+        ("Report read by Dr. 张伟. 张伟 will follow up.", ["张伟"]),
+        ("Patient: 김민준", ["김민준"]),
+        ("Dr. 山田太郎 was called.", ["山田太郎"]),
+        ("Referring physician: MÜLLER^JÜRGEN", ["MÜLLER", "JÜRGEN"]),
+        ("Seen by Dr. Nguyễn Văn Minh today.", ["Nguyễn", "Văn", "Minh"]),
+        ("Seen by Dr. अमित शर्मा.", ["अमित", "शर्मा"]),
+        ("Seen by Dr. สมชาย ใจดี.", ["สมชาย", "ใจดี"]),
+        ("Seen by Dr. محمد علي.", ["محمد", "علي"]),
+        # Decomposed text (e + U+0301): the name used to end at the first combining mark.
+        (_NFD("NFD", "Seen by Dr. José Müller. Müller agrees."), ["Jos", "ller"]),
+        (_NFD("NFD", "Dr. Nguyễn Văn Minh"), ["Nguy", "Minh"]),
+    ],
+)
+def test_non_ascii_names_leave_no_fragment(text: str, names: list[str]) -> None:
+    """The audit found "José Müller" -> "Nettletoné Qüdempsey" and "张伟" left as it was."""
+    out = Deidentifier(KEY).text(text, "p").text
+    assert out.isascii(), out  # the context is ASCII: nothing of the names is left
+    for word in names:
+        assert word not in out
+    assert [s.type for s in Deidentifier(KEY).find_phi(text)].count("NAME") >= 1
+
+
+def test_cli_deid_text_replaces_whole_non_ascii_names(tmp_path: Path) -> None:
+    key = tmp_path / "k"
+    key.write_bytes(bytes(range(100, 132)))
+    key.chmod(0o600)
+    text = "Seen by Dr. José Müller. Dr. Ödön Ürge.\nŁukasz Żółkiewski\nDr. 张伟 called.\n"
+    result = CliRunner().invoke(deid_cli, ["text", "--key-file", str(key)], input=text)
+    assert result.exit_code == 0, result.output
+    assert result.output.isascii(), result.output
+    assert result.output.count("Dr. ") == 3 and len(result.output.splitlines()) == 3
+
+
+def test_name_surrogates_keep_shape_and_agree_across_spellings() -> None:
+    name = surrogates.name
+    title, upper, lower = name(KEY, "Ödön Ürge"), name(KEY, "ÖDÖN ÜRGE"), name(KEY, "ödön ürge")
+    assert len(title.split(" ")) == 2 and title.istitle()
+    assert upper == title.upper() and lower == title.lower()
+    assert name(KEY, _NFD("NFD", "José Müller")) == name(KEY, "José Müller")
+    assert name(KEY, "Straße") == name(KEY, "Strasse")  # casefolded: "STRASSE" is the same word
+    assert name(KEY, "José") == name(KEY, "Jose")  # accents do not split a person in two
+    assert name(KEY, "MÜLLER^JÜRGEN").count("^") == 1
+    # Dr. Ödön Ürge's initials: one ASCII capital each, never the original letter.
+    initials = name(KEY, "Ö. Ü.")
+    assert len(initials) == 5 and initials[0] not in "OÖ" and initials[3] not in "UÜ"
+    assert initials[0].isupper() and initials[3].isupper() and initials.isascii()
+    # A single character of a script without case is a whole name, not an initial.
+    assert len(name(KEY, "王")) > 1 and name(KEY, "王").istitle()
+    assert name(KEY, "\u0301") == ""  # a stray combining mark is dropped, not kept
+
+
+def test_name_surrogates_never_reproduce_the_word() -> None:
+    """A word that happened to be its own surrogate ("N" -> "N", or a real "Ashby" drawn from
+    the fake pool) was left as it was; the next fake is taken instead."""
+    for key in (KEY, b"t" * 32, bytes(range(5, 37))):
+        for letter in "ABCDEFGHIJKLMNOPQRSTUVWXYZ":
+            assert surrogates.name(key, letter) != letter
+            assert surrogates.name(key, letter.lower()) != letter.lower()
+        for fake in surrogates._FAKE_GIVEN + surrogates._FAKE_FAMILY:
+            assert surrogates.name(key, fake).lower() != fake.lower()
+
+
+@pytest.mark.parametrize("phi_type", ["ID", "DEVICE", "ZIP", "OTHER"])
+def test_shaped_surrogates_replace_non_ascii_letters(phi_type: str) -> None:
+    """IDs and backend spans of unknown type kept their non-ASCII letters ("ÅB12345")."""
+    for value in ("ÅB-12345", "Żółkiewski", "张伟-0042", _NFD("NFD", "JOSÉ-77"), "٣٤½"):
+        out = surrogates.surrogate(KEY, phi_type, value, 0)
+        assert out.isascii(), (value, out)
+        assert out.count("-") == value.count("-")
+    assert surrogates.phone(KEY, "(617) 555-0199\u0301").isascii()  # marks don't shift digits

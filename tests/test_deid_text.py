@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import date, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meddata.deid import Deidentifier, PhiSpan
+from meddata.deid import Deidentifier, PhiSpan, surrogates
 from meddata.deid.backends import huggingface_recogniser
 from meddata.deid.corpus import PHI_TYPES, generate_corpus
 from meddata.deid.dates import shift_date_text
 from meddata.deid.evaluate import evaluate, markdown_table
+from meddata.deid.names import fold_word
 from meddata.deid.recognizer import find_phi
 from meddata.errors import UsageError
 
@@ -164,3 +167,125 @@ def test_recall_and_precision_on_a_fresh_corpus_seed() -> None:
         if score.gold_entities:
             assert score.as_dict()["entity_recall"] >= 0.97, phi_type
     assert "| **overall** |" in markdown_table(report)
+
+
+# -- names in any script: the surrogate keeps nothing of the original ---------------------------
+
+_UPPER_LATIN = "ABCDEFGHIJKLMNOPRSTUVWZÀÁÂÄÅÇÈÉÊËÍÎÏÑÒÓÔÖØÚÛÜÝŁŃŚŹŻŐŰČŠŽĆĘĄ"
+_CASED_SCRIPTS = (
+    (_UPPER_LATIN, _UPPER_LATIN.lower() + "ß"),
+    ("АБВГДЕЖЗИЙКЛМНОПРСТУФХЦЧШЩЭЮЯ", "абвгдежзийклмнопрстуфхцчшщыьэюя"),
+    ("ΑΒΓΔΕΖΗΘΙΚΛΜΝΞΟΠΡΣΤΥΦΧΨΩΆΈΉΊΌΎΏ", "αβγδεζηθικλμνξοπρστυφχψωάέήίόύώ"),
+)
+_CASELESS = (
+    "张王李赵刘陈杨黄周吴伟芳娜敏静秀英华慧明",
+    "김이박최정민준서연지현",
+    "محمدعليحسنفاطمة",
+)
+_CONSONANTS, _VOWEL_SIGNS = "कखगचजटडतदनपबमयरलवशसह", ["", *"ािीुूेैोौं्"]  # signs are marks
+_DEVANAGARI = st.tuples(st.sampled_from(_CONSONANTS), st.sampled_from(_VOWEL_SIGNS))
+
+
+@st.composite
+def _name_word(draw: st.DrawFn, min_size: int = 1) -> str:
+    kind = draw(st.sampled_from(["cased", "cased", "caseless", "devanagari"]))
+    if kind == "cased":
+        upper, lower = draw(st.sampled_from(_CASED_SCRIPTS))
+        first = draw(st.sampled_from(upper))
+        rest = draw(st.text(st.sampled_from(lower), min_size=max(0, min_size - 1), max_size=9))
+        word = first + rest
+        return draw(st.sampled_from([word, word, word.upper(), word.lower()]))
+    if kind == "caseless":
+        alphabet = draw(st.sampled_from(_CASELESS))
+        return draw(st.text(st.sampled_from(alphabet), min_size=max(1, min_size), max_size=4))
+    syllables = draw(st.lists(_DEVANAGARI, min_size=max(1, min_size), max_size=4))
+    return "".join(c + s for c, s in syllables)
+
+
+@st.composite
+def _person_name(draw: st.DrawFn) -> str:
+    # The first word has a letter beyond ASCII: an ASCII one may be an ordinary word ("Pa").
+    first = draw(_name_word(min_size=2).filter(lambda w: not w.isascii()))
+    words = [first, *draw(st.lists(_name_word(), max_size=3))]
+    seps = [draw(st.sampled_from([" ", " ", "-", "^", ", "])) for _ in words[1:]]
+    name = words[0] + "".join(s + w for s, w in zip(seps, words[1:], strict=True))
+    return unicodedata.normalize(draw(st.sampled_from(["NFC", "NFC", "NFD"])), name)
+
+
+_NAME_SEP_RE = re.compile(r"[ ^,]+")
+
+
+@settings(max_examples=300, deadline=None)
+@given(_person_name())
+def test_name_surrogates_keep_no_letter_of_any_script(original: str) -> None:
+    """Every letter of a name, in any script, is replaced: the surrogate is plain ASCII, has as
+    many words, none of them equal (ignoring case and accents) to the word it stands for, and
+    each word's fake is the same wherever the word occurs and however it is normalised."""
+    fake = surrogates.name(KEY, original)
+    assert fake.isascii()
+    words, fakes = _NAME_SEP_RE.split(original), _NAME_SEP_RE.split(fake)
+    assert len(fakes) == len(words)
+    for word, word_fake in zip(words, fakes, strict=True):
+        assert fold_word(word) != fold_word(word_fake)
+        assert surrogates.name(KEY, word) == word_fake  # a word's fake ignores its neighbours
+    for form in ("NFC", "NFD"):
+        assert surrogates.name(KEY, unicodedata.normalize(form, original)) == fake
+
+
+@settings(max_examples=200, deadline=None)
+@given(_person_name(), st.sampled_from(["Seen by Dr. {}.", "Dictated by: {}, MD", "Pt name: {}"]))
+def test_detected_names_in_any_script_leave_nothing_behind(original: str, form: str) -> None:
+    """The name after a cue is found from its first word, whole, and every NAME span found is
+    replaced by an ASCII surrogate that shares no word with it, position by position."""
+    text = form.format(original)
+    out = Deidentifier(KEY).text(text, "p")
+    names = [s for s in out.spans if s.type == "NAME"]
+    assert names and names[0].start == text.index(original)
+    rebuilt, pos = [], 0
+    for span in out.spans:
+        value = text[span.start : span.end]
+        fake = surrogates.surrogate(KEY, span.type, value, Deidentifier(KEY).date_shift_days("p"))
+        rebuilt += [text[pos : span.start], fake]
+        pos = span.end
+        if span.type == "NAME":
+            assert fake.isascii()
+            for word, word_fake in zip(
+                _NAME_SEP_RE.split(value), _NAME_SEP_RE.split(fake), strict=True
+            ):
+                assert fold_word(word) != fold_word(word_fake)
+    assert out.text == "".join(rebuilt) + text[pos:]
+    first_word = _NAME_SEP_RE.split(original)[0]  # found whole, combining marks included
+    assert names[0].end >= text.index(original) + len(first_word)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40), st.sampled_from(["ID", "DEVICE", "ZIP", "OTHER", "PHONE"]))
+def test_shaped_surrogates_keep_no_letter_or_digit_of_any_script(value: str, phi_type: str) -> None:
+    """IDs, devices, ZIPs, phones and spans of unknown type keep their layout (punctuation,
+    spacing) but no letter, digit or combining mark of any script."""
+    out = surrogates.surrogate(KEY, phi_type, value, 0)
+    kept = [c for c in value if unicodedata.category(c)[0] != "M"]
+    assert len(out) == len(kept)
+    for before, after in zip(kept, out, strict=True):
+        if before.isalnum():
+            assert after.isascii() and after.isalnum()
+            assert after.isdigit() == (before.isdigit() or not before.isalpha())
+        else:
+            assert after == before
+
+
+def test_ascii_name_surrogates_are_unchanged_by_the_non_ascii_fix() -> None:
+    """Pinned before names of every script were replaced whole: ASCII names keep their
+    surrogates byte for byte (except a word that was its own surrogate, e.g. "H" here)."""
+    key = b"t" * 32
+    pinned = {
+        "Okafor": "Kilbride",
+        "SMITH^JOHN": "INGRAM^OAKLEY",
+        "kwame mensah": "ellwood merriweather",
+        "Rosalind Ferreira-Okafor": "Fairbairn Ingram",
+        "O'Brien, J.": "Zellweger, Y.",
+        "A. B. Jones": "W. P. Southgate",
+        "Mary-Kate O’Neil": "Draycott Gatling",
+    }
+    assert {text: surrogates.name(key, text) for text in pinned} == pinned
+    assert surrogates.name(key, "H") != "H" and surrogates.name(key, "T") != "T"

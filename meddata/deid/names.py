@@ -91,9 +91,7 @@ _SUBJECT_WORD_RE = re.compile(rf"(?<!\w)({_L}{_LAH}+)$")
 _ANY_WORD_RE = re.compile(
     rf"(?=[A-Z\u00c0-\U0010ffff])(?<!\w){_L}{_LA}*(?:-{_L}{_LM}*)?(?![\w{MARKS}])"
 )
-_BACK_NAME_RE = re.compile(
-    rf"((?:{_L}[\w{MARKS}'’-]*\.?[ \t]+){{0,3}}{_L}[\w{MARKS}'’-]*)[ \t]*$"
-)
+_BACK_NAME_RE = re.compile(rf"((?:{_L}[\w{MARKS}'’-]*\.?[ \t]+){{0,3}}{_L}[\w{MARKS}'’-]*)[ \t]*$")
 
 
 def _is_name_word(word: str, allow_lower: bool) -> bool:
@@ -102,7 +100,8 @@ def _is_name_word(word: str, allow_lower: bool) -> bool:
         return False
     if word[0].isupper():
         return True
-    return allow_lower and len(word) > 1
+    # One letter of a script without case ("张 伟") is a name; one lower-case letter is not.
+    return allow_lower and (len(word) > 1 or not word.islower())
 
 
 def take_name(text: str, pos: int, allow_lower: bool, max_words: int = 4) -> int | None:
@@ -139,7 +138,7 @@ def take_name(text: str, pos: int, allow_lower: bool, max_words: int = 4) -> int
         if not is_initial and not _is_name_word(word, lower_ok):
             break
         if words == 0:
-            first_lower = word[0].islower()
+            first_lower = not word[0].isupper()  # lower case, or a script without case
         if is_initial and m.group("dot") is None and words > 0 and not allow_lower:
             break
         words += 1
@@ -201,11 +200,13 @@ _PART_SPLIT_RE = re.compile(r"['’-]")
 _BACK_WORD_RE = re.compile(rf"{_L}[\w{MARKS}'’-]*\.?")
 
 
-def _fold(word: str) -> str:
-    """``word`` in lower case without accents ("Núñez" -> "nunez"), for lexicon look-ups."""
+def fold_word(word: str) -> str:
+    """``word`` without case, accents or width ("Núñez" -> "nunez", "STRASSE" and "Straße" ->
+    "strasse"), for lexicon look-ups and as the key of a name word's surrogate (so every
+    spelling of a name gets the same one)."""
     if word.isascii():
         return word.lower()
-    decomposed = unicodedata.normalize("NFKD", word.lower())
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", word).casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
@@ -230,7 +231,7 @@ def _lexicon(text: str, all_caps: bool) -> Iterator[PhiSpan]:
             continue
         if word.isupper() and not all_caps and len(word) < 3:
             continue
-        low = _fold(word)
+        low = fold_word(word)
         if low in AMBIGUOUS or low in NOT_NAMES:
             continue
         given = low in GIVEN_NAMES
@@ -312,10 +313,18 @@ def propagate(text: str, found: list[PhiSpan]) -> Iterator[PhiSpan]:
         if len(words) > 1:
             phrases.add(tuple(words))
         known.update(words)
-        anchors.update(w for w in words if len(w) > 2 and w not in AMBIGUOUS)
+        # Two letters of a script without case ("张伟", "김철") are a whole name, not an initial.
+        anchors.update(
+            w
+            for w in words
+            if (len(w) > 2 or len(w) == 2 and w.upper() == w) and w not in AMBIGUOUS
+        )
     if not known:
         return
     tokens = [(m.start(), m.end(), m.group(0).lower()) for m in _NAME_TOKEN_RE.finditer(text)]
+    covered = bytearray(len(text) + 1)
+    for span in found:
+        covered[span.start : span.end] = b"\x01" * (span.end - span.start)
     i = 0
     while i < len(tokens):
         word = tokens[i][2]
@@ -344,8 +353,20 @@ def propagate(text: str, found: list[PhiSpan]) -> Iterator[PhiSpan]:
                 hi += 1
             else:
                 break
-        yield PhiSpan("NAME", tokens[lo][0], tokens[hi][1])
-        i = hi + 1
+        # Words already inside a found name stay with it: the run is yielded around them, as
+        # its part from ``lo`` ("Virginia" before a found "S. Nieminen") and its part with the
+        # word that hit ("Dr. 张伟, 张伟": the second one, after the found first one).
+        j = lo
+        while j <= hi:
+            if covered[tokens[j][0]]:
+                j += 1
+                continue
+            first = j
+            while j <= hi and not covered[tokens[j][0]]:
+                j += 1
+            if first == lo or first <= i < j:
+                yield PhiSpan("NAME", tokens[first][0], tokens[j - 1][1])
+        i = i + 1 if covered[tokens[i][0]] else hi + 1
 
 
 _NAME_TOKEN_RE = re.compile(rf"{_L}{_LAH}*")

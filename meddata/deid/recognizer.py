@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 
 from meddata.deid import patterns
@@ -59,7 +60,21 @@ def find_phi(
     names = [s for s in first if s.type == "NAME"]
     for span in propagate(text, names):
         candidates.append((PRIORITY["NAME"] - 1, span))
-    return resolve_overlaps(candidates, text)
+    return _with_trailing_marks(resolve_overlaps(candidates, text), text)
+
+
+def _with_trailing_marks(spans: list[PhiSpan], text: str) -> list[PhiSpan]:
+    """Spans extended over the combining marks right after them: a span cut short by a
+    winner ends at its last letter, which leaves that letter's accent ("Αά" in decomposed
+    form) outside, to be kept next to the surrogate."""
+    out = []
+    for k, span in enumerate(spans):
+        end = span.end
+        limit = spans[k + 1].start if k + 1 < len(spans) else len(text)
+        while end < limit and unicodedata.category(text[end])[0] == "M":
+            end += 1
+        out.append(span if end == span.end else PhiSpan(span.type, span.start, end))
+    return out
 
 
 def _demote_long_numbers(candidates: list[tuple[int, PhiSpan]]) -> list[tuple[int, PhiSpan]]:

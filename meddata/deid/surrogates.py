@@ -9,7 +9,7 @@ import unicodedata
 from meddata.deid.dates import shift_date_text
 from meddata.deid.keys import derive, derive_int
 from meddata.deid.lexicon import GIVEN_NAMES
-from meddata.deid.names import MARKS
+from meddata.deid.names import MARKS, fold_word
 
 _FAKE_GIVEN = (
     "Avery Blake Casey Dana Eden Finley Gale Harper Indigo Jules Kendall Lane Morgan Noel "
@@ -49,21 +49,12 @@ def _case_like(word: str, like: str) -> str:
     return word
 
 
-def _fold(word: str) -> str:
-    """``word`` in lower case without accents or width ("Müller", "MÜLLER", "Ｍüller" ->
-    "muller"): the form a name word is looked up and keyed by, so spellings agree."""
-    if word.isascii():
-        return word.lower()
-    decomposed = unicodedata.normalize("NFKD", word.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
 def _fake_word(key: bytes, word: str) -> str:
     """The fake of one name word: plain ASCII letters, never the word itself."""
     base = _MARK_RE.sub("", word)
     if not base:
         return ""  # stray combining marks: nothing to keep
-    folded = _fold(word)
+    folded = fold_word(word)
     h = derive_int(key, "name", folded)
     if len(base) == 1 and (base.isupper() or base.islower()):  # an initial
         letter = _LETTERS[h % 26]
