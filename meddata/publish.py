@@ -140,12 +140,20 @@ def dataset_lock(ds: Dataset, wait_s: float | None = None) -> Iterator[None]:
     path = lock_path(ds)
     deadline = time.monotonic() + (LOCK_WAIT_S if wait_s is None else wait_s)
     delay = 0.005
+    told = False
     while True:
         stack = ExitStack()
         try:
             stack.enter_context(storage.exclusive(ds.fs, path))
         except (IncompleteDatasetError, FileNotFoundError):
             # FileNotFoundError: the holder let go between our create and our read of its id.
+            if not told and delay >= 0.25:  # say so once the wait is noticeable
+                warnings.warn(
+                    f"Dataset {ds.name} {ds.version} is locked by another meddata process "
+                    f"({_holder(path)}); waiting for it to finish.",
+                    stacklevel=4,
+                )
+                told = True
             if time.monotonic() >= deadline:
                 raise DatasetBusyError(
                     f"Dataset {ds.name} {ds.version} stayed locked by another process "

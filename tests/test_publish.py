@@ -151,10 +151,11 @@ def test_a_held_lock_is_waited_for_then_refused(
             released.wait(seconds)
 
     held = threading.Event()
-    holder = threading.Thread(target=hold, args=(0.3,))
+    holder = threading.Thread(target=hold, args=(1.0,))
     holder.start()
     held.wait(10)
-    _split(ds, "waited")  # waits for the holder to let go, then publishes
+    with pytest.warns(UserWarning, match="locked by another meddata process.*waiting"):
+        _split(ds, "waited")  # waits for the holder to let go, then publishes
     holder.join()
     assert "waited" in meddata.load(str(dataset)).splits
 
