@@ -4,8 +4,10 @@
 MIMIC-CXR-JPG release, each in exactly the upstream layout (see SOURCE_LAYOUTS.md): several
 patients with several studies and views, chest-like grayscale images at a few sizes, reports with
 the real headings (some sections missing, some non-ASCII text, some PHI-like text: names, dates,
-accession numbers, phone numbers), labels with all four values (1, 0, -1, blank) and, for
-CheXpert Plus, CheXbert label files and RadGraph-XL annotations aligned as upstream.
+accession numbers, phone numbers), labels with all four values (1, 0, -1, blank; ``No Finding``
+1 only without a positive or uncertain pathology, as the labelers give it), MIMIC ViewPosition
+values as upstream (PA, AP, LATERAL, LL and some blank) and, for CheXpert Plus, CheXbert label
+files and RadGraph-XL annotations aligned as upstream.
 
 Speed: a pool of distinct images is encoded once and its bytes are reused round-robin, so
 thousands of images are written in seconds.
@@ -28,6 +30,9 @@ import numpy as np
 from meddata.adapters._synth_dicom import FIRST, LAST, chest_like
 from meddata.adapters.chexpert_plus import COLUMNS as CHEXPERT_COLUMNS
 from meddata.adapters.chexpert_plus import LABELS
+from meddata.adapters.mimic_cxr_jpg import LABEL_COLUMNS as MIMIC_LABEL_COLUMNS
+from meddata.adapters.mimic_cxr_jpg import METADATA_COLUMNS as MIMIC_METADATA
+from meddata.adapters.mimic_cxr_jpg import SPLIT_COLUMNS as MIMIC_SPLIT_COLUMNS
 
 # Report headings in the order they appear, and the CSV column each one fills.
 CHEXPERT_HEADINGS = (
@@ -254,11 +259,26 @@ def _report(
     return sections
 
 
+def labeler_values(rng: random.Random, names: tuple[str, ...]) -> dict[str, float | None]:
+    """One study's labels as the CheXpert labeler and CheXbert give them: 1.0, 0.0, -1.0 or None
+    (not mentioned) per observation, and ``No Finding`` 1.0 only when no pathology is positive
+    or uncertain (``Support Devices`` is not a pathology), else None."""
+    normal = rng.random() < 0.3
+    values: dict[str, float | None] = {}
+    for name in names:
+        if name == "No Finding":
+            continue
+        if normal and name != "Support Devices":
+            values[name] = rng.choices((0.0, None), weights=(1, 3))[0]
+        else:
+            values[name] = rng.choices((1.0, 0.0, -1.0, None), weights=(2, 3, 1, 4))[0]
+    findings = any(v in (1.0, -1.0) for k, v in values.items() if k != "Support Devices")
+    values["No Finding"] = None if findings else 1.0
+    return {name: values[name] for name in names}
+
+
 def _label_row(rng: random.Random, path: str) -> dict[str, Any]:
-    row: dict[str, Any] = {"path_to_image": path}
-    for name in LABELS:
-        row[name] = rng.choices((1.0, 0.0, -1.0, None), weights=(2, 3, 1, 4))[0]
-    return row
+    return {"path_to_image": path, **labeler_values(rng, LABELS)}
 
 
 def write_chexpert_plus(
@@ -393,20 +413,15 @@ def _write_cxr_dicom(
 
 # -- MIMIC-CXR-JPG -------------------------------------------------------------------------------
 MIMIC_LABELS = tuple(sorted(LABELS))
-MIMIC_METADATA = (
-    "dicom_id",
-    "subject_id",
-    "study_id",
-    "PerformedProcedureStepDescription",
-    "ViewPosition",
-    "Rows",
-    "Columns",
-    "StudyDate",
-    "StudyTime",
-    "ProcedureCodeSequence_CodeMeaning",
-    "ViewCodeSequence_CodeMeaning",
-    "PatientOrientationCodeSequence_CodeMeaning",
-)
+# ViewPosition values as upstream (PA, AP, LATERAL, LL... and blank for some images), with the
+# ViewCodeSequence_CodeMeaning that goes with each.
+MIMIC_VIEW_MEANINGS = {
+    "PA": "postero-anterior",
+    "AP": "antero-posterior",
+    "LATERAL": "lateral",
+    "LL": "left lateral",
+    "": "",
+}
 
 
 def _mimic_report(rng: random.Random, phi: bool, day: dt.date) -> str:
@@ -472,8 +487,7 @@ def write_mimic_cxr_jpg(dest: Path, n: int = 8, seed: int = 0, *, reports: bool 
             sdir = dest / "files" / f"p{str(subject)[:2]}" / f"p{subject}"
             for which in labels:
                 row: dict[str, Any] = {"subject_id": subject, "study_id": study}
-                for name in MIMIC_LABELS:
-                    v = rng.choices((1.0, 0.0, -1.0, None), weights=(2, 3, 1, 4))[0]
+                for name, v in labeler_values(rng, MIMIC_LABELS).items():
                     row[name] = "" if v is None else v
                 labels[which].append(row)
             if reports:
@@ -484,11 +498,14 @@ def write_mimic_cxr_jpg(dest: Path, n: int = 8, seed: int = 0, *, reports: bool 
             for v in range(rng.randint(1, 3)):
                 dicom_id = "-".join(f"{rng.getrandbits(32):08x}" for _ in range(5))
                 data, (rows_, cols) = pool[rng.randrange(len(pool))]
+                # a frontal view, then mostly LATERAL; some images have no ViewPosition at all
                 view = (
-                    ("PA", "AP", "LATERAL", "LL")[v if v < 2 else rng.choice((2, 3))]
-                    if v
-                    else rng.choice(("PA", "AP"))
-                )
+                    rng.choice(("PA", "AP")),
+                    rng.choice(("LATERAL", "LATERAL", "LATERAL", "LL")),
+                    rng.choice(("AP", "LATERAL")),
+                )[v]
+                if len(meta) % 10 == 3:
+                    view = ""
                 (sdir / f"s{study}").mkdir(parents=True, exist_ok=True)
                 (sdir / f"s{study}" / f"{dicom_id}.jpg").write_bytes(data)
                 meta.append(
@@ -503,9 +520,7 @@ def write_mimic_cxr_jpg(dest: Path, n: int = 8, seed: int = 0, *, reports: bool 
                         "StudyDate": day.strftime("%Y%m%d"),
                         "StudyTime": f"{rng.randint(0, 23):02d}{rng.randint(0, 59):02d}{rng.randint(0, 59):02d}.{rng.randint(0, 999):03d}",
                         "ProcedureCodeSequence_CodeMeaning": "CHEST (PA AND LAT)",
-                        "ViewCodeSequence_CodeMeaning": "postero-anterior"
-                        if view == "PA"
-                        else ("antero-posterior" if view == "AP" else "lateral"),
+                        "ViewCodeSequence_CodeMeaning": MIMIC_VIEW_MEANINGS[view],
                         "PatientOrientationCodeSequence_CodeMeaning": "Erect",
                     }
                 )
@@ -514,14 +529,6 @@ def write_mimic_cxr_jpg(dest: Path, n: int = 8, seed: int = 0, *, reports: bool 
                 )
     _write_csv_gz(dest / "mimic-cxr-2.0.0-metadata.csv.gz", MIMIC_METADATA, meta)
     for which, rows in labels.items():
-        _write_csv_gz(
-            dest / f"mimic-cxr-2.0.0-{which}.csv.gz",
-            ("subject_id", "study_id", *MIMIC_LABELS),
-            rows,
-        )
-    _write_csv_gz(
-        dest / "mimic-cxr-2.0.0-split.csv.gz",
-        ("dicom_id", "study_id", "subject_id", "split"),
-        splits,
-    )
+        _write_csv_gz(dest / f"mimic-cxr-2.0.0-{which}.csv.gz", MIMIC_LABEL_COLUMNS, rows)
+    _write_csv_gz(dest / "mimic-cxr-2.0.0-split.csv.gz", MIMIC_SPLIT_COLUMNS, splits)
     return dest

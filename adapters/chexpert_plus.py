@@ -41,12 +41,15 @@ Unconfirmed details, both variants handled:
   labels (``Observation::definitely present``) are both read;
 * the main table may carry another date suffix (``df_chexpert_plus_*.csv``).
 
-RadGraph alignment: the i-th element of ``section_<s>.json`` belongs to the i-th CSV row (in CSV
-order, duplicates included) whose ``section_<s>`` has at least 2 words; a ragged CSV row keeps its
-place (its entry, when it had one, is skipped). An element whose text does not match its row's
-section (ignoring whitespace) is not used, and the count is reported. Character offsets are
-searched after the section's heading (``FINDINGS:``...); a malformed entity is quarantined and a
-report's rows are kept only when the whole report converted.
+RadGraph alignment: upstream, the i-th element of ``section_<s>.json`` belongs to the i-th CSV row
+(in CSV order, duplicates included) whose ``section_<s>`` has at least 2 words. Each element
+carries its own text, so elements are paired with rows in that order by their text (ignoring
+whitespace): a missing, extra or edited row or element loses only its own annotations, and the
+pairing re-synchronises after it (``align_by_text``). A ragged CSV row keeps its place (its entry,
+when it had one, is skipped). Rows left without an entry and entries left unused are counted in
+the quarantine report (with the first CSV line numbers). Character offsets are searched after the
+section's heading (``FINDINGS:``...); a malformed entity is quarantined and a report's rows are
+kept only when the whole report converted.
 
 De-identification (a key given to ``convert``): report text and sections go through
 ``clean_text``. Character offsets are always computed against the text actually stored, by
@@ -54,18 +57,29 @@ re-aligning the RadGraph tokens on it; a token that de-identification replaced c
 the entity's offsets are then null (``lexical_variant`` is then the de-identified token text).
 ``local_path`` and ``note_source_value`` are null under de-identification.
 
+Splits: ``split`` is read case-insensitively (``Valid`` → ``valid``; ``validate``/``validation``/
+``val`` are read as ``valid``), each such spelling reported once; a blank or unknown value leaves the
+image's split null and is quarantined (the value is not shown), and a patient whose images are in
+more than one split is reported (the official split then leaks that person).
+
+Person: sex, race and ethnicity come from the patient's first row with a value; a patient whose
+rows disagree on one of them is reported (the column and CSV lines, never the values).
+
 Bad input is quarantined with the path or id and the kind of problem (never report text):
 missing or corrupt image files, label rows for images not in the CSV, duplicate CSV rows, ragged
-CSV lines, unexpected CSV columns (ignored), misaligned RadGraph entries, malformed entities and
-lines that are not valid UTF-8. A missing required
-column is a ``SourceError`` naming it.
+CSV lines, unexpected CSV columns (ignored), unaligned RadGraph entries, malformed entities,
+blank or unknown split values, conflicting demographics and lines that are not valid UTF-8. A
+missing required column, or a CSV that cannot be parsed (a quote that never closes), is a
+``SourceError`` naming it.
 """
 
 from __future__ import annotations
 
+import bisect
 import csv
 import hashlib
 import json
+import math
 import os
 import re
 import struct
@@ -135,6 +149,19 @@ LABELS = (
 LABEL_VALUES = (1.0, 0.0, -1.0)
 OBSERVATION_FIELDS = ("insurance_type", "interpreter_needed", "recent_bmi", "deceased")
 RADGRAPH_SECTIONS = ("findings", "impression")
+PERSON_FIELDS = ("sex", "race", "ethnicity")
+# The release's split names, and the other spellings read as them (case-insensitively).
+SPLITS = ("train", "valid", "test")
+SPLIT_NAMES = {"train": "train", "valid": "valid", "test": "test", "validate": "valid"}
+SPLIT_NAMES |= {"validation": "valid", "val": "valid"}
+# Re-synchronising the RadGraph-XL alignment (align_by_text): how unlikely by chance (log10) the
+# texts that agree after a new point must be, near by and further on, and for how many texts at
+# most; how many rows and entries are compared at once; how many places of one text are tried.
+ALIGN_NEAR_EVIDENCE = 3.0
+ALIGN_FAR_EVIDENCE = 4.0
+ALIGN_MAX_RUN = 64
+ALIGN_WINDOW = 8
+ALIGN_TRIES = 16
 ROWS_PER_UNIT = 256
 NLP_SYSTEM = "RadGraph-XL (CheXpert Plus release)"
 # OMOP concepts used (standard, documented in the OMOP CDM 5.4 field notes).
@@ -169,6 +196,11 @@ class ChexpertPlusAdapter(Adapter):
         "https://stanfordaimi.azurewebsites.net/datasets/5158c524-d3ab-4e02-96e9-6ee9efc110a1"
     )
     tables = ("person", "observation", "note", "note_nlp", "image_occurrence", "image", "samples")
+    release_files = (
+        "df_chexpert_plus_*.csv",
+        "chexbert_labels/*.json",
+        "radgraph-XL-annotations/*.json",
+    )
     label_names = LABELS
     sensitive_attributes = ("sex", "age_group", "race", "ethnicity", "insurance")
     option_specs = {
@@ -198,6 +230,18 @@ class ChexpertPlusAdapter(Adapter):
         by_patient: dict[str, list[dict[str, Any]]] = {}
         for row in rows.values():
             by_patient.setdefault(row["deid_patient_id"], []).append(row)
+        for patient, patient_rows in by_patient.items():
+            splits = {r["split"] for r in patient_rows if r["split"] is not None}
+            if len(splits) > 1:
+                issues.append(
+                    (
+                        patient,
+                        f"patient's images are in {len(splits)} splits ("
+                        + ", ".join(s for s in SPLITS if s in splits)
+                        + f") in {csv_path.name}; kept as published, so the official split holds "
+                        "this person in each (use a person-grouped split: meddata split)",
+                    )
+                )
         batch: list[dict[str, Any]] = []
         first = True
         for patient_rows in by_patient.values():
@@ -225,69 +269,123 @@ class ChexpertPlusAdapter(Adapter):
         self, path: Path, issues: list[tuple[str, str]]
     ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
         """Rows keyed by path_to_image (first kept) and every raw row in CSV order."""
-        with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None:
-                raise SourceError(f"{path.name} is empty.", "Download the release again.")
-            header = [h.strip() for h in header]
-            for col in REQUIRED:
-                if col not in header:
+        try:
+            with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+                reader = csv.reader(fh)
+                try:
+                    out = self._parse_csv(path, reader, issues)
+                except csv.Error as exc:
                     raise SourceError(
-                        f"{path.name} has no column {col!r}, which chexpert-plus requires.",
-                        f"Expected the 27 columns of {CSV_NAME}; check that the file is not truncated or edited.",
+                        f"{path.name} is not valid CSV near line {reader.line_num} "
+                        f"({type(exc).__name__}: probably a quote that never closes); the file "
+                        "is damaged or was edited.",
+                        f"Download {path.name} again from the {self.source_release} release.",
+                    ) from exc
+        except OSError as exc:
+            raise SourceError(
+                f"{path.name} could not be read ({type(exc).__name__}).",
+                "Check that the file is readable (permissions, a complete download).",
+            ) from exc
+        if lacks_final_newline(path):
+            issues.append(
+                (
+                    path.name,
+                    "does not end with a line break; it may be truncated (last row suspect)",
+                )
+            )
+        return out
+
+    def _parse_csv(
+        self, path: Path, reader: Iterator[list[str]], issues: list[tuple[str, str]]
+    ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+        respelled: dict[str, int] = {}
+        header = next(reader, None)
+        if header is None:
+            raise SourceError(f"{path.name} is empty.", "Download the release again.")
+        header = [h.strip() for h in header]
+        for col in REQUIRED:
+            if col not in header:
+                raise SourceError(
+                    f"{path.name} has no column {col!r}, which chexpert-plus requires.",
+                    f"Expected the 27 columns of {CSV_NAME}; check that the file is not truncated or edited.",
+                )
+        for col in COLUMNS:
+            if col not in header:
+                issues.append(
+                    (
+                        f"{path.name}: column {col}",
+                        "expected column missing; its values are null",
                     )
-            for col in COLUMNS:
-                if col not in header:
-                    issues.append(
-                        (
-                            f"{path.name}: column {col}",
-                            "expected column missing; its values are null",
+                )
+        for col in header:
+            if col not in COLUMNS:
+                issues.append((f"{path.name}: column {col}", "unexpected column ignored"))
+        index = {c: header.index(c) for c in COLUMNS if c in header}
+        rows: dict[str, dict[str, Any]] = {}
+        raw: list[dict[str, Any]] = []
+        for line, values in enumerate(reader, start=2):
+            if not values:
+                continue
+            if len(values) != len(header):
+                issues.append(
+                    (
+                        f"{path.name}: line {line}",
+                        f"has {len(values)} fields, expected {len(header)}; row skipped",
+                    )
+                )
+                # keep its place: RadGraph-XL entries are aligned by CSV position
+                raw.append({**dict.fromkeys(COLUMNS), "line": line, "ragged": True})
+                continue
+            row: dict[str, Any] = {
+                c: (values[i].strip() or None)
+                if c not in SECTIONS and c != "report"
+                else (values[i] or None)
+                for c, i in index.items()
+            }
+            for c in COLUMNS:
+                row.setdefault(c, None)
+            row["line"] = line
+            raw.append(row)
+            item = row["path_to_image"] or f"{path.name}: line {line}"
+            if not row["path_to_image"] or not row["deid_patient_id"]:
+                issues.append((item, "row without path_to_image or deid_patient_id; skipped"))
+                continue
+            if any("\ufffd" in v for v in values):
+                row.setdefault("issues", []).append(
+                    (item, "text that is not valid UTF-8 (bytes replaced with U+FFFD)")
+                )
+            raw_split = row["split"]
+            row["split"] = normalise_split(raw_split, SPLIT_NAMES)
+            if row["split"] is None:
+                row.setdefault("issues", []).append(
+                    (
+                        item,
+                        f"split value (line {line}) is "
+                        + (
+                            "blank"
+                            if not raw_split
+                            else f"not one of {', '.join(SPLITS)} (not shown)"
                         )
+                        + "; split is null",
                     )
-            for col in header:
-                if col not in COLUMNS:
-                    issues.append((f"{path.name}: column {col}", "unexpected column ignored"))
-            index = {c: header.index(c) for c in COLUMNS if c in header}
-            rows: dict[str, dict[str, Any]] = {}
-            raw: list[dict[str, Any]] = []
-            for line, values in enumerate(reader, start=2):
-                if not values:
-                    continue
-                if len(values) != len(header):
-                    issues.append(
-                        (
-                            f"{path.name}: line {line}",
-                            f"has {len(values)} fields, expected {len(header)}; row skipped",
-                        )
-                    )
-                    # keep its place: RadGraph-XL entries are aligned by CSV position
-                    raw.append({**dict.fromkeys(COLUMNS), "line": line, "ragged": True})
-                    continue
-                row: dict[str, Any] = {
-                    c: (values[i].strip() or None)
-                    if c not in SECTIONS and c != "report"
-                    else (values[i] or None)
-                    for c, i in index.items()
-                }
-                for c in COLUMNS:
-                    row.setdefault(c, None)
-                row["line"] = line
-                raw.append(row)
-                item = row["path_to_image"] or f"{path.name}: line {line}"
-                if not row["path_to_image"] or not row["deid_patient_id"]:
-                    issues.append((item, "row without path_to_image or deid_patient_id; skipped"))
-                    continue
-                if any("\ufffd" in v for v in values):
-                    row.setdefault("issues", []).append(
-                        (item, "text that is not valid UTF-8 (bytes replaced with U+FFFD)")
-                    )
-                if row["path_to_image"] in rows:
-                    rows[row["path_to_image"]].setdefault("issues", []).append(
-                        (item, f"duplicate CSV row (line {line}) for this image; first row kept")
-                    )
-                    continue
-                rows[row["path_to_image"]] = row
+                )
+            elif raw_split != row["split"]:
+                respelled[raw_split] = respelled.get(raw_split, 0) + 1
+            if row["path_to_image"] in rows:
+                rows[row["path_to_image"]].setdefault("issues", []).append(
+                    (item, f"duplicate CSV row (line {line}) for this image; first row kept")
+                )
+                continue
+            rows[row["path_to_image"]] = row
+        for spelling, count in sorted(respelled.items()):
+            issues.append(
+                (
+                    path.name,
+                    f"split value {spelling!r} read as "
+                    f"{normalise_split(spelling, SPLIT_NAMES)!r} ({count} row"
+                    f"{'s' if count != 1 else ''})",
+                )
+            )
         return rows, raw
 
     def _join_labels(self, rows: dict[str, dict[str, Any]], issues: list[tuple[str, str]]) -> None:
@@ -297,7 +395,7 @@ class ChexpertPlusAdapter(Adapter):
         if not path.is_file():
             issues.append((rel, "CheXbert label file missing; every label is null"))
             return
-        with open(path, encoding="utf-8", errors="replace") as fh:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
             for n, text in enumerate(fh, start=1):
                 if not text.strip():
                     continue
@@ -343,7 +441,7 @@ class ChexpertPlusAdapter(Adapter):
                         row.setdefault("issues", []).append(
                             (
                                 key,
-                                f"label {name} has a value outside 1/0/-1/null in {rel}; set to null",
+                                f"label {name} has a value other than 1, 0, -1 or null in {rel}; set to null",
                             )
                         )
                         v = None
@@ -358,69 +456,91 @@ class ChexpertPlusAdapter(Adapter):
                 issues.append((rel, "RadGraph-XL file missing; no note_nlp rows for this section"))
                 continue
             try:
-                records = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+                records = json.loads(path.read_text(encoding="utf-8-sig", errors="replace"))
                 if not isinstance(records, list):
                     raise ValueError("not a JSON array")
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, RecursionError) as exc:
                 issues.append(
-                    (rel, f"RadGraph-XL file is not a JSON array ({type(exc).__name__}); not used")
+                    (
+                        rel,
+                        f"RadGraph-XL file is not a JSON array ({type(exc).__name__}: truncated "
+                        "or damaged?); not used, download it again",
+                    )
                 )
                 continue
             column = f"section_{section}"
             rows = [r for r in raw if r.get("ragged") or _eligible(r, column)]
-            eligible = sum(1 for r in rows if not r.get("ragged"))
-            pairs: list[tuple[dict[str, Any], Any]] = []
-            pos = ragged = 0
-            surplus, n_ragged = len(records) - eligible, len(rows) - eligible
-            for i, row in enumerate(rows):
-                if pos >= len(records):
-                    break
-                if row.get("ragged"):
-                    # its text is unknown: the entry count tells whether ragged rows had entries;
-                    # when it cannot, it had one unless the next entry fits the next row
-                    if surplus <= 0:
-                        continue
-                    nxt = next((r for r in rows[i + 1 :] if not r.get("ragged")), None)
-                    if (
-                        surplus < n_ragged
-                        and nxt is not None
-                        and _radgraph_text(records[pos]) == _WS.sub("", nxt[column])
-                    ):
-                        continue
-                    pos += 1
-                    ragged += 1
-                    continue
-                pairs.append((row, records[pos]))
-                pos += 1
-            if len(records) != eligible + ragged:
-                issues.append(
-                    (
-                        rel,
-                        f"{len(records)} entries for {eligible} CSV rows with a {section} section of 2+ words; aligned in order, mismatches not used",
-                    )
-                )
-            if ragged:
-                issues.append(
-                    (rel, f"{ragged} entries belong to ragged CSV rows (skipped); not used")
-                )
+            row_keys = [None if r.get("ragged") else _WS.sub("", r[column]) for r in rows]
+            pairs, skipped_together = align_by_text(row_keys, [_radgraph_text(e) for e in records])
             bad = 0
-            for row, element in pairs:
-                record = element.get("0", element) if isinstance(element, dict) else None
-                if not isinstance(record, dict) or not isinstance(record.get("entities"), dict):
+            for i, j in pairs:
+                record = _radgraph_record(records[j])
+                if record is None or not isinstance(record.get("entities"), dict):
                     bad += 1
                     continue
-                text = str(record.get("text", ""))
-                if _WS.sub("", text) != _WS.sub("", row[column]):
-                    bad += 1
-                    continue
-                row.setdefault("radgraph", {})[section] = {
-                    "text": text,
+                rows[i].setdefault("radgraph", {})[section] = {
+                    "text": str(record.get("text", "")),
                     "entities": record["entities"],
                 }
-            if bad:
-                issues.append(
-                    (rel, f"{bad} entries do not match their CSV row's {section} text; not used")
+            self._alignment_issues(
+                rel, section, rows, records, pairs, skipped_together, bad, issues
+            )
+
+    @staticmethod
+    def _alignment_issues(
+        rel: str,
+        section: str,
+        rows: list[dict[str, Any]],
+        records: list[Any],
+        pairs: list[tuple[int, int]],
+        skipped_together: list[tuple[int, int]],
+        bad: int,
+        issues: list[tuple[str, str]],
+    ) -> None:
+        """Counts (never texts) of what the text alignment could not use."""
+        paired_rows = {i for i, _ in pairs}
+        paired_records = {j for _, j in pairs}
+        ragged = {j for i, j in skipped_together if rows[i].get("ragged")}
+        malformed = {
+            j
+            for j, e in enumerate(records)
+            if j not in paired_records and j not in ragged and _radgraph_text(e) is None
+        }
+        unmatched = len(records) - len(paired_records) - len(ragged) - len(malformed)
+        eligible = [r for r in rows if not r.get("ragged")]
+        missing = [
+            r["line"] for i, r in enumerate(rows) if i not in paired_rows and not r.get("ragged")
+        ]
+        if ragged:
+            issues.append(
+                (rel, f"{len(ragged)} entries belong to ragged CSV rows (skipped); not used")
+            )
+        if malformed or bad:
+            issues.append(
+                (
+                    rel,
+                    f"{len(malformed) + bad} entries are not records with a text and an entity "
+                    "object; not used",
                 )
+            )
+        if unmatched:
+            issues.append(
+                (
+                    rel,
+                    f"{unmatched} entries match no CSV row's {section} text in order (the CSV "
+                    "lacks their row, or its text differs); not used",
+                )
+            )
+        if missing:
+            first = ", ".join(str(line) for line in missing[:5])
+            issues.append(
+                (
+                    rel,
+                    f"{len(missing)} of {len(eligible)} CSV rows with a {section} section of 2+ "
+                    f"words have no entry with their text (CSV lines {first}"
+                    f"{', ...' if len(missing) > 5 else ''}); no note_nlp rows from them",
+                )
+            )
 
     def _image_roots(self) -> tuple[Path, Path | None]:
         png = self.source / "PNG"
@@ -489,7 +609,9 @@ class ChexpertPlusAdapter(Adapter):
             result.skip(item, reason)
         rows: list[dict[str, Any]] = unit.payload["rows"]
         reports: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        by_patient: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
+            by_patient.setdefault(row["deid_patient_id"], []).append(row)
             # without a report order, the study folder identifies the report
             order = row["patient_report_date_order"] or (
                 "study:" + row["path_to_image"].rsplit("/", 1)[0]
@@ -502,7 +624,7 @@ class ChexpertPlusAdapter(Adapter):
             if patient not in persons:
                 persons.add(patient)
                 try:
-                    tables["person"].append(self._person(first))
+                    tables["person"].append(self._person(by_patient[patient], result))
                 except Exception as exc:
                     result.skip(
                         patient, f"person could not be converted ({type(exc).__name__})", exc
@@ -550,8 +672,24 @@ class ChexpertPlusAdapter(Adapter):
             result.tables[name] = typed_table(name, table_rows, extra)
         return result
 
-    def _person(self, row: dict[str, Any]) -> dict[str, Any]:
-        patient = row["deid_patient_id"]
+    def _person(self, rows: list[dict[str, Any]], result: UnitResult) -> dict[str, Any]:
+        """The person of a patient's rows: each of sex, race and ethnicity from the first row
+        with a value; rows that disagree are reported (column and lines, never the values)."""
+        patient = rows[0]["deid_patient_id"]
+        row: dict[str, Any] = {}
+        for name in PERSON_FIELDS:
+            given = [r for r in rows if r[name] is not None]
+            row[name] = given[0][name] if given else None
+            other = next(
+                (r for r in given if r[name].casefold() != given[0][name].casefold()), None
+            )
+            if other is not None:
+                result.skip(
+                    patient,
+                    f"{name} differs between the patient's CSV rows (lines {given[0]['line']} "
+                    f"and {other['line']}); the value of line {given[0]['line']} is used for "
+                    "person (samples keep each row's own)",
+                )
         deid = self.deid
         return {
             "person_id": self.person_id(patient),
@@ -1014,12 +1152,145 @@ def _eligible(row: dict[str, Any], column: str) -> bool:
     return bool(row[column]) and len(row[column].split()) >= 2
 
 
+def _radgraph_record(element: Any) -> dict[str, Any] | None:
+    """The record of a RadGraph element (``{"0": record}`` or the record itself), or None."""
+    record = element.get("0", element) if isinstance(element, dict) else None
+    return record if isinstance(record, dict) else None
+
+
 def _radgraph_text(element: Any) -> str | None:
     """The whitespace-free text of a RadGraph element, or None when it is malformed."""
-    record = element.get("0", element) if isinstance(element, dict) else None
-    if not isinstance(record, dict):
+    record = _radgraph_record(element)
+    if record is None or not isinstance(record.get("text"), str):
         return None
-    return _WS.sub("", str(record.get("text", "")))
+    return _WS.sub("", record["text"])
+
+
+def align_by_text(
+    rows: list[str | None], records: list[str | None]
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Pair CSV rows with RadGraph entries that are in the same order, by their texts.
+
+    ``rows`` and ``records`` are whitespace-free texts (None: unknown, a ragged row or a
+    malformed entry). Equal texts are paired in order. At a difference the walk re-synchronises
+    at the first pair of a longest common subsequence of the next ``ALIGN_WINDOW`` rows and
+    entries, when the lists agree from there on texts unlikely to agree by chance
+    (``ALIGN_NEAR_EVIDENCE``); otherwise at the nearest later place of row i's text among the
+    entries, or of entry j's text among the rows (``ALIGN_TRIES`` tried each), where they agree
+    so (``ALIGN_FAR_EVIDENCE``, more the further on: a long run of rows or entries is missing); otherwise at that first
+    pair, if any; otherwise it skips one row and one entry (an edited text). So a missing, extra
+    or edited row or entry loses only its own pairing, and a text common to many rows cannot pull
+    the walk far out of place.
+
+    Returns the pairs ``(row index, record index)`` and the ``(row, record)`` pairs skipped
+    together. Linear in the input, apart from a bounded amount of work at each difference."""
+    n, m = len(rows), len(records)
+    row_at: dict[str, list[int]] = {}
+    for i, key in enumerate(rows):
+        if key is not None:
+            row_at.setdefault(key, []).append(i)
+    record_at: dict[str, list[int]] = {}
+    for j, key in enumerate(records):
+        if key is not None:
+            record_at.setdefault(key, []).append(j)
+
+    # How unlikely a chance agreement on a text is: log10 of 1 / its share of the entries. A
+    # run of agreeing texts is trusted when these add up to `need` (a chance agreement of the
+    # whole run being about 10**-need likely), so many repeats of a common text ("No acute
+    # cardiopulmonary process.") count for as much as one distinctive text.
+    weight = {key: math.log10(max(m, 2) / len(at)) for key, at in record_at.items()}
+
+    def agrees(i: int, j: int, need: float) -> bool:
+        """Whether rows[i:] and records[j:] agree on texts unlikely enough to agree by chance."""
+        evidence = 0.0
+        for k in range(min(ALIGN_MAX_RUN, n - i, m - j)):
+            key = rows[i + k]
+            if key is None or key != records[j + k]:
+                return False
+            evidence += weight[key]
+            if evidence >= need:
+                return True
+        return False
+
+    def near(i: int, j: int) -> tuple[int, int] | None:
+        """The first pair of a longest common subsequence of the next ALIGN_WINDOW rows and
+        entries, as (rows skipped, entries skipped): the earliest, or after a ragged row the one
+        nearest the diagonal (the row keeps its place, as upstream); None when they share no
+        text."""
+        a, b = rows[i : i + ALIGN_WINDOW], records[j : j + ALIGN_WINDOW]
+        if not {x for x in a if x is not None} & {y for y in b if y is not None}:
+            return None
+        # lcs[x][y]: the LCS length of a[x:] and b[y:]
+        lcs = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+        for x in range(len(a) - 1, -1, -1):
+            for y in range(len(b) - 1, -1, -1):
+                if a[x] is not None and a[x] == b[y]:
+                    lcs[x][y] = lcs[x + 1][y + 1] + 1
+                else:
+                    lcs[x][y] = max(lcs[x + 1][y], lcs[x][y + 1])
+        diagonal_first = a[0] is None
+        best = min(
+            ((abs(x - y), x + y) if diagonal_first else (x + y, abs(x - y))) + (x, y)
+            for x in range(len(a))
+            for y in range(len(b))
+            if a[x] is not None and a[x] == b[y] and lcs[x + 1][y + 1] + 1 == lcs[0][0]
+        )
+        return best[2], best[3]
+
+    def far(i: int, j: int) -> tuple[int, int] | None:
+        """The nearest place where the lists agree again, from the text indexes: entries the
+        CSV lacks (row i's text further on) or rows without an entry (entry j's text further
+        on), as (rows skipped, entries skipped)."""
+        found: list[tuple[int, int]] = []
+        for key, at, lo, entries_side in (
+            (rows[i], record_at, j, True),
+            (records[j], row_at, i, False),
+        ):
+            positions = at.get(key, []) if key is not None else []
+            first = bisect.bisect_left(positions, lo)
+            for pos in positions[first : first + ALIGN_TRIES]:
+                skip = (0, pos - j) if entries_side else (pos - i, 0)
+                # the further the jump, the more places a chance agreement could come from
+                need = ALIGN_FAR_EVIDENCE + math.log10(sum(skip))
+                if agrees(i + skip[0], j + skip[1], need):
+                    found.append(skip)
+                    break
+        return min(found, key=sum) if found else None
+
+    pairs: list[tuple[int, int]] = []
+    together: list[tuple[int, int]] = []
+    i = j = 0
+    while i < n and j < m:
+        if rows[i] is not None and rows[i] == records[j]:
+            pairs.append((i, j))
+            i, j = i + 1, j + 1
+            continue
+        first = near(i, j)
+        if first is None or not agrees(i + first[0], j + first[1], ALIGN_NEAR_EVIDENCE):
+            first = far(i, j) or first or (1, 1)
+        a, b = first
+        together.extend(zip(range(i, i + a), range(j, j + b), strict=False))
+        i, j = i + a, j + b
+    return pairs, together
+
+
+def normalise_split(value: str | None, names: Mapping[str, str]) -> str | None:
+    """The release's name for a split value read case-insensitively (``Train`` → ``train``), or
+    None when it is blank or not a known split name."""
+    return names.get((value or "").strip().lower())
+
+
+def lacks_final_newline(path: Path) -> bool:
+    """Whether a non-empty text file does not end with a line break (a sign of truncation)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() == 0:
+                return False
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) not in (b"\n", b"\r")
+    except OSError:
+        return False
 
 
 def _float(value: Any) -> float | None:

@@ -25,11 +25,19 @@ Unconfirmed details, both variants handled: the reports are looked for at
 tree beside them (as the reports zip extracts); the metadata and label tables are read gzipped
 (``.csv.gz``) or plain (``.csv``).
 
+Split values are read case-insensitively (``Train``, ``VALIDATE``; ``valid``/``validation``/``val``
+are read as ``validate``), each such spelling reported once; a blank or unknown value leaves the
+image's split null and is quarantined (the value itself is not shown), and a subject whose images
+are in more than one split is reported (the official split then leaks that person).
+
 Bad input is quarantined with ids and the kind of problem only: missing or corrupt JPEG files,
 duplicate metadata rows, label rows for studies without images, images without a split row,
-conflicting split rows, non-numeric labels, studies without a label row, ragged CSV rows and rows
-that are not valid UTF-8. Report sections end at any heading; only known headings fill columns. A
-missing table or required column is a ``SourceError`` naming it.
+conflicting split rows, blank or unknown split values, non-numeric labels, studies without a label
+row, ragged CSV rows, rows that are not valid UTF-8, unexpected (ignored) or missing columns, and
+report files with bytes that are not valid UTF-8 (kept, the bytes replaced with U+FFFD; a UTF-8
+byte-order mark is dropped). Report sections end at any heading; only known headings fill columns.
+A missing table or required column, or a table that is truncated, corrupt (a damaged ``.gz``) or
+not parseable as CSV, is a ``SourceError`` naming it.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ import io
 import json
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -55,12 +64,41 @@ from meddata.adapters.chexpert_plus import (
     UTF8_CONCEPT,
     CorruptImage,
     encoded_image,
+    lacks_final_newline,
+    normalise_split,
     typed_table,
 )
 from meddata.errors import SourceError
 
 PREFIX = "mimic-cxr-2.0.0-"
+METADATA_COLUMNS = (
+    "dicom_id",
+    "subject_id",
+    "study_id",
+    "PerformedProcedureStepDescription",
+    "ViewPosition",
+    "Rows",
+    "Columns",
+    "StudyDate",
+    "StudyTime",
+    "ProcedureCodeSequence_CodeMeaning",
+    "ViewCodeSequence_CodeMeaning",
+    "PatientOrientationCodeSequence_CodeMeaning",
+)
 METADATA_REQUIRED = ("dicom_id", "subject_id", "study_id", "ViewPosition", "StudyDate")
+LABEL_COLUMNS = ("subject_id", "study_id", *sorted(LABELS))
+SPLIT_COLUMNS = ("dicom_id", "study_id", "subject_id", "split")
+# The columns each table of the release has (others are reported and ignored).
+TABLE_COLUMNS = {
+    "metadata": METADATA_COLUMNS,
+    "chexpert": LABEL_COLUMNS,
+    "negbio": LABEL_COLUMNS,
+    "split": SPLIT_COLUMNS,
+}
+# The release's split names, and the other spellings read as them (case-insensitively).
+SPLITS = ("train", "validate", "test")
+SPLIT_NAMES = {"train": "train", "validate": "validate", "test": "test", "valid": "validate"}
+SPLIT_NAMES |= {"validation": "validate", "val": "validate"}
 IMAGES_PER_UNIT = 256
 FRONTAL = {"PA", "AP", "AP AXIAL", "PA LLD", "AP LLD", "AP RLD", "PA RLD"}
 LATERAL = {"LATERAL", "LL", "RL", "LAO", "RAO", "LPO", "XTABLE LATERAL", "SWIMMERS"}
@@ -92,6 +130,7 @@ class MimicCxrJpgAdapter(Adapter):
     source_release = "MIMIC-CXR-JPG v2.0.0 (PhysioNet)"
     source_url = "https://physionet.org/content/mimic-cxr-jpg/2.0.0/"
     tables = ("person", "note", "image_occurrence", "image", "samples")
+    release_files = (f"{PREFIX}*.csv.gz", f"{PREFIX}*.csv")
     label_names = LABELS
     sensitive_attributes = ()
     option_specs = {
@@ -148,69 +187,146 @@ class MimicCxrJpgAdapter(Adapter):
         if batch or first:
             yield self._unit(batch, issues if first else [])
 
-    def _open(self, kind: str) -> tuple[str, IO[str]] | None:
+    def _find(self, kind: str) -> Path | None:
+        """The table's file (``.csv.gz``, else ``.csv``), or None when the release lacks it."""
         for name in (f"{PREFIX}{kind}.csv.gz", f"{PREFIX}{kind}.csv"):
             path = self.source / name
             if path.is_file():
-                if name.endswith(".gz"):
-                    return name, io.TextIOWrapper(
-                        gzip.open(path), encoding="utf-8", errors="replace", newline=""
-                    )
-                return name, open(path, encoding="utf-8", errors="replace", newline="")
+                return path
         return None
+
+    def _open(self, path: Path) -> IO[str]:
+        # utf-8-sig: a byte-order mark would otherwise become part of the first column's name
+        if path.name.endswith(".gz"):
+            return io.TextIOWrapper(
+                gzip.open(path), encoding="utf-8-sig", errors="replace", newline=""
+            )
+        return open(path, encoding="utf-8-sig", errors="replace", newline="")
 
     def _table(
         self, kind: str, required: tuple[str, ...], issues: list[tuple[str, str]]
     ) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
         """Rows of a table with their line numbers. Ragged rows (a field count other than the
-        header's) and rows whose required fields hold bytes that are not UTF-8 are quarantined."""
-        opened = self._open(kind)
-        if opened is None:
+        header's) and rows whose required fields hold bytes that are not UTF-8 are quarantined;
+        unexpected columns (ignored) and missing ones are reported. A file that cannot be read
+        to its end (a truncated or damaged ``.gz``, a quote that never closes) is a
+        ``SourceError`` naming it: its rows cannot be trusted to be complete."""
+        path = self._find(kind)
+        if path is None:
             raise SourceError(
                 f"{self.source} has no {PREFIX}{kind}.csv.gz.",
                 f"Point the command at the root of the {self.source_release} release.",
             )
-        name, fh = opened
+        name = path.name
         rows: list[tuple[int, dict[str, Any]]] = []
-        with fh:
-            reader = csv.reader(fh)
-            header = [h.strip() for h in next(reader, None) or []]
-            for col in required:
-                if col not in header:
-                    raise SourceError(
-                        f"{name} has no column {col!r}, which mimic-cxr-jpg requires.",
-                        "Check that the file is the release's own and not truncated or edited.",
-                    )
-            for line, values in enumerate(reader, start=2):
-                if not values:
-                    continue
-                where = f"{name}: line {line}"
-                if len(values) != len(header):
-                    issues.append(
-                        (where, f"has {len(values)} fields, expected {len(header)}; row skipped")
-                    )
-                    continue
-                row = {k: v.strip() for k, v in zip(header, values, strict=True)}
-                bad = [k for k, v in row.items() if "\ufffd" in v]
-                if any(k in required for k in bad):
-                    issues.append(
-                        (where, f"{', '.join(bad)} not valid UTF-8; row skipped"),
-                    )
-                    continue
-                if bad:
-                    issues.append(
-                        (where, f"{', '.join(bad)} not valid UTF-8 (bytes replaced); row kept")
-                    )
-                rows.append((line, row))
+        reader: Any = None
+        try:
+            with self._open(path) as fh:
+                reader = csv.reader(fh)
+                header = self._header(name, next(reader, None), kind, required, issues)
+                self._rows(name, reader, header, required, rows, issues)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            why = (
+                "it ends before its compressed data does"
+                if isinstance(exc, EOFError)
+                else "its compressed data is damaged"
+                if isinstance(exc, zlib.error)
+                else "it is not gzip data, or fails its checksum"
+            )
+            raise SourceError(
+                f"{name} is truncated or corrupt ({why}); meddata cannot tell which rows are "
+                "missing.",
+                f"Download {name} again from {self.source_url} and check it against the "
+                "release's SHA256SUMS.txt.",
+            ) from exc
+        except csv.Error as exc:
+            line = reader.line_num if reader is not None else 1
+            raise SourceError(
+                f"{name} is not valid CSV near line {line} ({type(exc).__name__}: probably a "
+                "quote that never closes); the file is damaged or was edited.",
+                f"Download {name} again from {self.source_url} and check it against the "
+                "release's SHA256SUMS.txt.",
+            ) from exc
+        except OSError as exc:
+            raise SourceError(
+                f"{name} could not be read ({type(exc).__name__}).",
+                "Check that the file is readable (permissions, a complete download).",
+            ) from exc
+        if not name.endswith(".gz") and lacks_final_newline(path):
+            issues.append(
+                (name, "does not end with a line break; it may be truncated (last row suspect)")
+            )
         return name, rows
 
+    def _header(
+        self,
+        name: str,
+        first: list[str] | None,
+        kind: str,
+        required: tuple[str, ...],
+        issues: list[tuple[str, str]],
+    ) -> list[str]:
+        header = [h.strip() for h in first or []]
+        for col in required:
+            if col not in header:
+                raise SourceError(
+                    f"{name} has no column {col!r}, which mimic-cxr-jpg requires.",
+                    "Check that the file is the release's own and not truncated or edited.",
+                )
+        expected = TABLE_COLUMNS.get(kind, ())
+        for col in expected:
+            if col not in header:
+                issues.append(
+                    (f"{name}: column {col}", "expected column missing; its values are null")
+                )
+        for col in dict.fromkeys(header):
+            if expected and col not in expected:
+                issues.append((f"{name}: column {col}", "unexpected column ignored"))
+        return header
+
+    def _rows(
+        self,
+        name: str,
+        reader: Iterator[list[str]],
+        header: list[str],
+        required: tuple[str, ...],
+        rows: list[tuple[int, dict[str, Any]]],
+        issues: list[tuple[str, str]],
+    ) -> None:
+        for line, values in enumerate(reader, start=2):
+            if not values:
+                continue
+            where = f"{name}: line {line}"
+            if len(values) != len(header):
+                issues.append(
+                    (where, f"has {len(values)} fields, expected {len(header)}; row skipped")
+                )
+                continue
+            row = {k: v.strip() for k, v in zip(header, values, strict=True)}
+            bad = [k for k, v in row.items() if "\ufffd" in v]
+            if any(k in required for k in bad):
+                issues.append(
+                    (where, f"{', '.join(bad)} not valid UTF-8; row skipped"),
+                )
+                continue
+            if bad:
+                issues.append(
+                    (where, f"{', '.join(bad)} not valid UTF-8 (bytes replaced); row kept")
+                )
+            rows.append((line, row))
+
     def _join_split(self, images: dict[str, dict[str, Any]], issues: list[tuple[str, str]]) -> None:
-        if self._open("split") is None:
+        if self._find("split") is None:
             issues.append((f"{PREFIX}split.csv.gz", "split table missing; split is null"))
             return
         name, rows = self._table("split", ("dicom_id", "split"), issues)
         first_line: dict[str, int] = {}
+        respelled: dict[str, int] = {}
         for line, row in rows:
+            raw = row["split"]
+            split = normalise_split(raw, SPLIT_NAMES)
+            if split is not None and raw != split:
+                respelled[raw] = respelled.get(raw, 0) + 1
             image = images.get(row["dicom_id"])
             if image is None:
                 issues.append(
@@ -220,10 +336,23 @@ class MimicCxrJpgAdapter(Adapter):
                     )
                 )
             elif "split" not in image:
-                image["split"] = row["split"] or None
+                image["split"] = split
                 first_line[row["dicom_id"]] = line
+                if split is None:
+                    image["issues"].append(
+                        (
+                            row["dicom_id"],
+                            f"split value in {name} (line {line}) is "
+                            + (
+                                "blank"
+                                if not raw
+                                else f"not one of {', '.join(SPLITS)} (not shown)"
+                            )
+                            + "; split is null",
+                        )
+                    )
             else:
-                same = (row["split"] or None) == image["split"]
+                same = split == image["split"]
                 issues.append(
                     (
                         row["dicom_id"],
@@ -232,17 +361,39 @@ class MimicCxrJpgAdapter(Adapter):
                         f"{first_line[row['dicom_id']]} kept",
                     )
                 )
+        for raw, count in sorted(respelled.items()):
+            issues.append(
+                (
+                    name,
+                    f"split value {raw!r} read as {normalise_split(raw, SPLIT_NAMES)!r} "
+                    f"({count} row{'s' if count != 1 else ''})",
+                )
+            )
+        by_subject: dict[str, set[str]] = {}
         for image in images.values():
             if "split" not in image:
                 image["split"] = None
                 image["issues"].append((image["dicom_id"], f"no row in {name}; split is null"))
+            elif image["split"] is not None:
+                by_subject.setdefault(image["subject_id"], set()).add(image["split"])
+        for subject, splits in by_subject.items():
+            if len(splits) > 1:
+                issues.append(
+                    (
+                        f"p{subject}",
+                        f"subject's images are in {len(splits)} splits ("
+                        + ", ".join(s for s in SPLITS if s in splits)
+                        + f") in {name}; kept as published, so the official split holds this "
+                        "person in each (use a person-grouped split: meddata split)",
+                    )
+                )
 
     def _labels(
         self, images: dict[str, dict[str, Any]], issues: list[tuple[str, str]]
     ) -> dict[str, list[float | None]] | None:
         """Labels by study; None when the label table is missing."""
         which = self.options["labels"]
-        if self._open(which) is None:
+        if self._find(which) is None:
             issues.append((f"{PREFIX}{which}.csv.gz", "label table missing; every label is null"))
             return None
         name, rows = self._table(which, ("subject_id", "study_id"), issues)
@@ -277,7 +428,7 @@ class MimicCxrJpgAdapter(Adapter):
                     issues.append(
                         (
                             f"s{study}",
-                            f"label {label} has a value outside 1/0/-1/blank; set to null",
+                            f"label {label} has a value other than 1, 0, -1 or blank; set to null",
                         )
                     )
                     v = None
@@ -366,10 +517,18 @@ class MimicCxrJpgAdapter(Adapter):
         if path is None:
             return None
         try:
-            raw = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            data = path.read_bytes()
+        except OSError as exc:
             result.skip(f"s{study}.txt", f"report could not be read ({type(exc).__name__})", exc)
             return None
+        try:
+            raw = data.decode("utf-8-sig")  # a byte-order mark is not part of the text
+        except UnicodeDecodeError:
+            raw = data.decode("utf-8-sig", errors="replace")
+            result.skip(
+                f"s{study}.txt",
+                "report has bytes that are not valid UTF-8 (replaced with U+FFFD); note kept",
+            )
         text = self.clean_text(raw, subject, result) or ""
         day, moment = self._study_date(row)
         note_id = self.row_id("note", study)

@@ -80,6 +80,14 @@ def test_synthesized_layout_is_the_release_layout(source: Path) -> None:
         for n in LABELS
     }
     assert values == {1.0, 0.0, -1.0, None}
+    # CheXbert's rule: No Finding is 1 only without a positive or uncertain pathology
+    pathologies = [n for n in LABELS if n not in ("No Finding", "Support Devices")]
+    for which in ("findings", "impression", "report"):
+        objs = [json.loads(x) for x in (source / f"chexbert_labels/{which}_fixed.json").open()]
+        assert any(o["No Finding"] == 1.0 for o in objs)
+        for o in objs:
+            if any(o[n] in (1.0, -1.0) for n in pathologies):
+                assert o["No Finding"] is None
     graph = json.loads((source / "radgraph-XL-annotations/section_findings.json").read_text())
     eligible = [r for r in rows if len(r["section_findings"].split()) >= 2]
     assert len(graph) == len(eligible) and set(graph[0]) == {"0"}
@@ -342,20 +350,53 @@ def test_bad_input_is_quarantined_not_dropped(source: Path, tmp_path: Path) -> N
         assert word not in blob
 
 
-def test_radgraph_misalignment_is_reported(source: Path, tmp_path: Path) -> None:
+def _findings_nlp_notes(ds: meddata.Dataset) -> set[str]:
+    """note_source_value (patient/reportN) of the notes with findings note_nlp rows."""
+    notes = ds.table("note").collect().select("note_id", "note_source_value")
+    nlp = ds.table("note_nlp").collect().filter(pl.col("section") == "findings")
+    return set(nlp.join(notes, on="note_id")["note_source_value"])
+
+
+def test_radgraph_realigns_by_text_after_missing_and_extra_entries(
+    source: Path, dataset: meddata.Dataset, tmp_path: Path
+) -> None:
+    """A missing entry, an extra entry and a CSV row missing (its entry then extra) lose only
+    those rows' annotations: the alignment re-synchronises on the entries' own text."""
     src = tmp_path / "src"
     shutil.copytree(source, src, ignore=shutil.ignore_patterns("DICOM"))
+    rows = _csv_rows(source)
+    eligible = _findings_rows(rows)
+    assert len(eligible) >= 12
     path = src / "radgraph-XL-annotations/section_findings.json"
     graph = json.loads(path.read_text())
-    path.write_text(json.dumps(graph[1:]))  # one entry lost: everything after shifts
+    lost_entries = {0, 5}  # entries for eligible rows 0 and 5 removed
+    dropped_row = eligible[9]  # a CSV row removed: its entry is left over
+    bogus = {"0": {"text": "Unrelated words nobody wrote.", "entities": {}}}
+    kept = [g for k, g in enumerate(graph) if k not in lost_entries]
+    kept.insert(6, bogus)  # an extra entry in the middle
+    path.write_text(json.dumps(kept))
+    _write_csv(src, [r for i, r in enumerate(rows) if i != dropped_row], list(COLUMNS))
     summary = convert(
         "chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False, deid=False
     )
-    reasons = [q["reason"] for q in _quarantine(summary.path)]
-    assert any("do not match" in r for r in reasons) and any(
-        "aligned in order" in r for r in reasons
-    )
+    reasons = [q["reason"] for q in _quarantine(summary.path) if "section_findings" in q["item"]]
+    assert any(r.startswith("2 entries match no CSV row's findings text") for r in reasons)
+    # rows whose entry is gone: reported by CSV line, no text
+    lines = sorted(eligible[k] + 2 - (eligible[k] > dropped_row) for k in lost_entries)
+    assert any(
+        f"2 of {len(eligible) - 1} CSV rows" in r and f"CSV lines {lines[0]}, {lines[1]})" in r
+        for r in reasons
+    ), reasons
+
+    # every other report keeps its findings annotations
+    def report(i: int) -> str:
+        return f"{rows[i]['deid_patient_id']}/report{rows[i]['patient_report_date_order']}"
+
+    gone = {eligible[k] for k in lost_entries} | {dropped_row}
+    expected = {report(i) for i in eligible if i not in gone}
     ds = meddata.load(summary.path)
+    assert expected <= _findings_nlp_notes(ds)
+    assert _findings_nlp_notes(ds) <= _findings_nlp_notes(dataset)
     nlp = (
         ds.table("note_nlp")
         .collect()
@@ -365,6 +406,7 @@ def test_radgraph_misalignment_is_reported(source: Path, tmp_path: Path) -> None
         assert r["note_text"][r["char_start"] : r["char_end"]].replace(" ", "") == r[
             "lexical_variant"
         ].replace(" ", "")
+    assert validate(summary.path).ok
 
 
 def test_align_tokens_survives_replaced_text() -> None:
@@ -411,8 +453,8 @@ def test_non_utf8_label_lines_and_ragged_rows_are_quarantined(source: Path, tmp_
     assert sum("not valid UTF-8" in r for r in reasons) == 2
     assert any(f"line {ragged + 2}" in q["item"] and "fields" in q["reason"] for q in report)
     assert any("ragged" in r for r in reasons)
-    # later entries stay aligned: nothing is reported as misaligned
-    assert not any("do not match" in r or "aligned in order" in r for r in reasons), reasons
+    # later entries stay aligned: nothing is reported as unmatched
+    assert not any("match no CSV row" in r or "have no entry" in r for r in reasons), reasons
     ds = meddata.load(summary.path)
     assert summary.tables["samples"] == len(rows) - 1
     nlp = ds.table("note_nlp").collect()

@@ -16,7 +16,7 @@ import pytest
 import meddata
 from meddata import tensor
 from meddata.adapters.chexpert_plus import LABELS
-from meddata.adapters.mimic_cxr_jpg import MimicCxrJpgAdapter, split_sections
+from meddata.adapters.mimic_cxr_jpg import METADATA_COLUMNS, MimicCxrJpgAdapter, split_sections
 from meddata.convert import convert
 from meddata.errors import DatasetNotFoundError, SourceError
 from meddata.validate import validate
@@ -81,6 +81,18 @@ def test_layout(source: Path) -> None:
         "validate",
         "test",
     }
+    # ViewPosition as upstream: PA/AP, LATERAL (and LL), and blank for some images
+    views = {r["ViewPosition"] for r in _read(source / META)}
+    assert {"LATERAL", ""} <= views and views & {"PA", "AP"}
+    assert list(_read(source / META)[0]) == list(METADATA_COLUMNS)
+    # the CheXpert labeler's rule: No Finding is 1 only without a positive or uncertain finding
+    pathologies = [n for n in LABELS if n not in ("No Finding", "Support Devices")]
+    for which in ("chexpert", "negbio"):
+        rows = _read(source / f"mimic-cxr-2.0.0-{which}.csv.gz")
+        assert any(r["No Finding"] == "1.0" for r in rows)
+        for r in rows:
+            if any(r[n] in ("1.0", "-1.0") for n in pathologies):
+                assert r["No Finding"] == ""
 
 
 def test_tables_jpeg_bytes_split_labels(dataset: meddata.Dataset, source: Path) -> None:
@@ -102,7 +114,7 @@ def test_tables_jpeg_bytes_split_labels(dataset: meddata.Dataset, source: Path) 
         assert row["pixels"]["codec"] == "jpeg"
         assert list(tensor.decode(row["pixels"]).shape) == [int(m["Rows"]), int(m["Columns"])]
         assert row["split"] == split[dicom_id]
-        assert row["view_position"] == m["ViewPosition"]
+        assert row["view_position"] == (m["ViewPosition"] or None)
         for name in LABELS:
             raw = labels[m["study_id"]][name]
             assert row[f"label_{name}"] == (float(raw) if raw else None)

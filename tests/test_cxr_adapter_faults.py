@@ -1,0 +1,343 @@
+"""Damaged or unusual CheXpert Plus and MIMIC-CXR-JPG sources: each fault is either a clear
+``SourceError`` naming the file or a quarantine entry (without PHI), and nothing good is lost."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+import meddata
+from meddata.adapters.chexpert_plus import COLUMNS, CSV_NAME, ChexpertPlusAdapter, align_by_text
+from meddata.adapters.mimic_cxr_jpg import MimicCxrJpgAdapter
+from meddata.convert import convert
+from meddata.errors import SourceError
+from meddata.validate import validate
+from tests.conftest import run_cli
+
+META = "mimic-cxr-2.0.0-metadata.csv.gz"
+SPLIT = "mimic-cxr-2.0.0-split.csv.gz"
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def _quarantine(path: str) -> list[dict[str, str]]:
+    report = Path(path) / "quarantine" / "report.jsonl"
+    if not report.exists():
+        return []
+    return [json.loads(line) for line in report.read_text().splitlines()]
+
+
+def _convert(src: Path, out: Path, name: str) -> Any:
+    return convert(name, src, out, workers=1, show_progress=False, deid=False)
+
+
+def _cxp_rows(src: Path) -> list[dict[str, str]]:
+    with open(src / CSV_NAME, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _write_cxp(src: Path, rows: list[dict[str, Any]]) -> None:
+    with open(src / CSV_NAME, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(COLUMNS))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _read_gz(path: Path) -> list[dict[str, str]]:
+    with gzip.open(path, "rt", newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _write_gz(path: Path, rows: list[dict[str, Any]], header: list[str]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=header, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    path.write_bytes(gzip.compress(buf.getvalue().encode()))
+
+
+def _report_path(src: Path, subject: str, study: str) -> Path:
+    return src / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{study}.txt"
+
+
+@pytest.fixture(scope="module")
+def cxp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return ChexpertPlusAdapter.synthesize(tmp_path_factory.mktemp("cxp") / "src", n=6, dicom=False)
+
+
+@pytest.fixture(scope="module")
+def mimic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return MimicCxrJpgAdapter.synthesize(tmp_path_factory.mktemp("mimic") / "src", n=6)
+
+
+@pytest.fixture
+def cxp_copy(cxp: Path, tmp_path: Path) -> Path:
+    shutil.copytree(cxp, tmp_path / "src")
+    return tmp_path / "src"
+
+
+@pytest.fixture
+def mimic_copy(mimic: Path, tmp_path: Path) -> Path:
+    shutil.copytree(mimic, tmp_path / "src")
+    return tmp_path / "src"
+
+
+# -- MIMIC-CXR-JPG: damaged tables ------------------------------------------------------------
+def test_mimic_truncated_metadata_gz_is_a_source_error(mimic_copy: Path, tmp_path: Path) -> None:
+    data = (mimic_copy / META).read_bytes()
+    (mimic_copy / META).write_bytes(data[: len(data) // 2])
+    with pytest.raises(SourceError, match=f"{META} is truncated or corrupt") as err:
+        _convert(mimic_copy, tmp_path / "out", "mimic-cxr-jpg")
+    assert err.value.hint and "again" in err.value.hint
+    # the command line names the file too (not click's bare "Aborted.")
+    done = run_cli(
+        "convert", "mimic-cxr-jpg", str(mimic_copy), "-o", str(tmp_path / "cli"), "--no-deid"
+    )
+    assert done.returncode == 1
+    assert META in done.stderr and "truncated or corrupt" in done.stderr, done.stderr
+    assert "Aborted" not in done.stderr and "unexpectedly" not in done.stderr
+
+
+def test_mimic_damaged_split_gz_is_a_source_error(mimic_copy: Path, tmp_path: Path) -> None:
+    rows = _read_gz(mimic_copy / SPLIT)
+    # enough rows that the deflate stream is long, then bytes overwritten inside it
+    _write_gz(mimic_copy / SPLIT, rows * 40, list(rows[0]))
+    data = bytearray((mimic_copy / SPLIT).read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 16] = b"\xa5" * 16
+    (mimic_copy / SPLIT).write_bytes(bytes(data))
+    with pytest.raises(SourceError, match=SPLIT):
+        _convert(mimic_copy, tmp_path / "out", "mimic-cxr-jpg")
+    # a file that is not gzip at all
+    (mimic_copy / SPLIT).write_bytes(b"dicom_id,study_id,subject_id,split\n")
+    with pytest.raises(SourceError, match=f"{SPLIT} is truncated or corrupt"):
+        _convert(mimic_copy, tmp_path / "out2", "mimic-cxr-jpg")
+
+
+def test_mimic_unclosed_quote_is_a_source_error(mimic_copy: Path, tmp_path: Path) -> None:
+    rows = _read_gz(mimic_copy / META)
+    header = list(rows[0])
+    text = io.StringIO()
+    csv.DictWriter(text, fieldnames=header).writeheader()
+    body = "\n".join(",".join(r[h] for h in header) for r in rows)
+    padding = "x" * 140_000  # more than the csv module's field limit
+    (mimic_copy / META).write_bytes(
+        gzip.compress((text.getvalue() + body + '\n"' + padding + "\n").encode())
+    )
+    with pytest.raises(SourceError, match=f"{META} is not valid CSV near line"):
+        _convert(mimic_copy, tmp_path / "out", "mimic-cxr-jpg")
+
+
+# -- MIMIC-CXR-JPG: split values --------------------------------------------------------------
+def test_mimic_split_values_are_normalised_or_quarantined(mimic_copy: Path, tmp_path: Path) -> None:
+    rows = _read_gz(mimic_copy / SPLIT)
+    header = list(rows[0])
+    by_subject: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        by_subject.setdefault(r["subject_id"], []).append(r)
+    pool = sorted(by_subject, key=lambda s: -len(by_subject[s]))
+
+    def take(split: str | None = None) -> list[dict[str, str]]:
+        subject = next(s for s in pool if split is None or by_subject[s][0]["split"] == split)
+        pool.remove(subject)
+        return by_subject[subject]
+
+    two = take()  # the subject with the most images: one moved to another split
+    assert len(two) >= 2
+    two[-1]["split"] = ("test" if two[0]["split"] != "test" else "train").upper()
+    for r in take("validate"):
+        r["split"] = "valid"
+    for r in take("train"):
+        r["split"] = "Train"
+    blank, bogus = take()[0], take()[0]
+    blank["split"], bogus["split"] = "", "holdout-site7"
+    _write_gz(mimic_copy / SPLIT, rows, header)
+    summary = _convert(mimic_copy, tmp_path / "out", "mimic-cxr-jpg")
+    report = _quarantine(summary.path)
+    reasons = {q["item"]: q["reason"] for q in report}
+    ds = meddata.load(summary.path)
+    samples = ds.table("samples").collect()
+    assert set(samples["split"].drop_nulls()) <= {"train", "validate", "test"}
+    assert samples["split"].null_count() == 2  # blank and unknown: null, not a new split
+    assert summary.tables["samples"] == len(rows)  # nothing dropped
+    assert "is blank; split is null" in reasons[blank["dicom_id"]]
+    assert "not one of train, validate, test (not shown)" in reasons[bogus["dicom_id"]]
+    assert "holdout-site7" not in json.dumps(report)
+    assert any(q["item"] == SPLIT and "'Train' read as 'train'" in q["reason"] for q in report)
+    assert any("'valid' read as 'validate'" in q["reason"] for q in report)
+    assert "2 splits" in reasons[f"p{two[0]['subject_id']}"]
+    assert validate(summary.path).ok
+
+
+# -- MIMIC-CXR-JPG: reports -------------------------------------------------------------------
+def test_mimic_report_bad_utf8_is_kept_and_bom_dropped(mimic_copy: Path, tmp_path: Path) -> None:
+    meta = _read_gz(mimic_copy / META)
+    studies = list(dict.fromkeys((r["subject_id"], r["study_id"]) for r in meta))
+    bad, bom = _report_path(mimic_copy, *studies[0]), _report_path(mimic_copy, *studies[1])
+    bad.write_bytes(bad.read_bytes().replace(b"INDICATION:", b"INDICATION: caf\xe9 ", 1))
+    bom.write_bytes(b"\xef\xbb\xbf" + bom.read_bytes().replace(b"\n", b"\r\n"))
+    summary = _convert(mimic_copy, tmp_path / "out", "mimic-cxr-jpg")
+    reasons = {q["item"]: q["reason"] for q in _quarantine(summary.path)}
+    assert "not valid UTF-8 (replaced with U+FFFD); note kept" in reasons[f"s{studies[0][1]}.txt"]
+    assert f"s{studies[1][1]}.txt" not in reasons
+    notes = meddata.load(summary.path).table("note").collect()
+    assert len(notes) == len(studies)  # no report lost
+    by_study = dict(zip(notes["note_source_value"], notes["note_text"], strict=True))
+    assert "INDICATION: caf\ufffd" in by_study[f"s{studies[0][1]}"]
+    assert not any(t.startswith("\ufeff") for t in notes["note_text"])
+    assert by_study[f"s{studies[1][1]}"].lstrip().startswith("FINAL REPORT")
+
+
+# -- MIMIC-CXR-JPG: columns -------------------------------------------------------------------
+def test_mimic_unexpected_and_missing_columns_are_reported(
+    mimic_copy: Path, tmp_path: Path
+) -> None:
+    meta = _read_gz(mimic_copy / META)
+    for r in meta:
+        r["SiteNote"] = "x"
+    _write_gz(mimic_copy / META, meta, [*meta[0]])
+    labels = _read_gz(mimic_copy / "mimic-cxr-2.0.0-chexpert.csv.gz")
+    _write_gz(
+        mimic_copy / "mimic-cxr-2.0.0-chexpert.csv.gz",
+        labels,
+        [h for h in labels[0] if h != "Edema"],
+    )
+    summary = _convert(mimic_copy, tmp_path / "out", "mimic-cxr-jpg")
+    reasons = {q["item"]: q["reason"] for q in _quarantine(summary.path)}
+    assert reasons[f"{META}: column SiteNote"] == "unexpected column ignored"
+    assert "expected column missing" in reasons["mimic-cxr-2.0.0-chexpert.csv.gz: column Edema"]
+    assert summary.tables["samples"] == len(meta)
+
+
+def test_mimic_plain_csv_with_byte_order_mark(mimic_copy: Path, tmp_path: Path) -> None:
+    data = gzip.decompress((mimic_copy / META).read_bytes())
+    (mimic_copy / META).unlink()
+    (mimic_copy / META.removesuffix(".gz")).write_bytes(b"\xef\xbb\xbf" + data)
+    summary = _convert(mimic_copy, tmp_path / "out", "mimic-cxr-jpg")
+    assert summary.quarantined == 0
+    assert summary.tables["samples"] == len(_read_gz(mimic_copy / SPLIT))
+
+
+# -- CheXpert Plus: split values --------------------------------------------------------------
+def test_cxp_split_values_are_normalised_or_quarantined(cxp_copy: Path, tmp_path: Path) -> None:
+    rows = _cxp_rows(cxp_copy)
+    patients = list(dict.fromkeys(r["deid_patient_id"] for r in rows))
+    mine = {p: [r for r in rows if r["deid_patient_id"] == p] for p in patients}
+    valid = next(p for p in patients if mine[p][0]["split"] == "valid")
+    train = [p for p in patients if mine[p][0]["split"] == "train"]
+    for r in mine[valid]:
+        r["split"] = "Valid"
+    two = next(p for p in train if len(mine[p]) >= 2)
+    mine[two][-1]["split"] = "VALID"  # this patient now in two splits
+    blank = mine[next(p for p in train if p != two)][0]
+    bogus = mine[next(p for p in train if p != two)][-1]
+    blank["split"], bogus["split"] = "", "site7-holdout"
+    _write_cxp(cxp_copy, rows)
+    summary = _convert(cxp_copy, tmp_path / "out", "chexpert-plus")
+    report = _quarantine(summary.path)
+    reasons = {q["item"]: q["reason"] for q in report}
+    samples = meddata.load(summary.path).table("samples").collect()
+    assert set(samples["split"].drop_nulls()) == {"train", "valid"}
+    assert samples["split"].null_count() == 2
+    assert summary.tables["samples"] == len(rows)
+    assert "is blank; split is null" in reasons[blank["path_to_image"]]
+    assert "not one of train, valid, test (not shown)" in reasons[bogus["path_to_image"]]
+    assert "site7-holdout" not in json.dumps(report)
+    assert any(
+        q["item"] == CSV_NAME
+        and f"'Valid' read as 'valid' ({len(mine[valid])} rows)" in q["reason"]
+        for q in report
+    )
+    assert "2 splits (train, valid)" in reasons[two]
+    assert validate(summary.path).ok
+
+
+# -- CheXpert Plus: demographics --------------------------------------------------------------
+def test_cxp_conflicting_demographics_are_reported(cxp_copy: Path, tmp_path: Path) -> None:
+    rows = _cxp_rows(cxp_copy)
+    patients = list(dict.fromkeys(r["deid_patient_id"] for r in rows))
+    mine = {p: [r for r in rows if r["deid_patient_id"] == p] for p in patients}
+    multi = [p for p in patients if len(mine[p]) >= 2]
+    conflicted, first_blank = multi[0], multi[1]
+    first, other = mine[conflicted][0], mine[conflicted][1]
+    first["sex"], other["sex"] = "Female", "Male"
+    mine[first_blank][0]["sex"] = ""
+    for r in mine[first_blank][1:]:
+        r["sex"] = "Female"
+    _write_cxp(cxp_copy, rows)
+    summary = _convert(cxp_copy, tmp_path / "out", "chexpert-plus")
+    report = _quarantine(summary.path)
+    mentions = [q for q in report if q["item"] == conflicted]
+    assert len(mentions) == 1
+    reason = mentions[0]["reason"]
+    assert reason.startswith("sex differs between the patient's CSV rows")
+    lines = [i + 2 for i, r in enumerate(rows) if r is first or r is other]
+    assert f"lines {lines[0]} and {lines[1]}" in reason
+    assert "Male" not in reason and "Female" not in reason
+    assert not any(q["item"] == first_blank for q in report)
+    person = meddata.load(summary.path).table("person").collect()
+    gender = dict(zip(person["person_source_value"], person["gender_concept_id"], strict=True))
+    assert gender[conflicted] == 8532  # the first row's value
+    assert gender[first_blank] == 8532  # the first row with a value, not the blank
+
+
+# -- CheXpert Plus: damaged or unusual files --------------------------------------------------
+def test_cxp_unclosed_quote_is_a_source_error(cxp_copy: Path, tmp_path: Path) -> None:
+    text = (cxp_copy / CSV_NAME).read_text(encoding="utf-8")
+    padding = "x" * 140_000  # more than the csv module's field limit
+    (cxp_copy / CSV_NAME).write_text(text + '"' + padding + "\n", encoding="utf-8")
+    with pytest.raises(SourceError, match=f"{CSV_NAME} is not valid CSV near line"):
+        _convert(cxp_copy, tmp_path / "out", "chexpert-plus")
+
+
+def test_cxp_truncated_csv_is_reported(cxp_copy: Path, tmp_path: Path) -> None:
+    rows = _cxp_rows(cxp_copy)
+    data = (cxp_copy / CSV_NAME).read_bytes()
+    assert data.endswith(rows[-1]["split"].encode() + b"\r\n")
+    (cxp_copy / CSV_NAME).write_bytes(data[:-4])  # cut inside the last row's split value
+    summary = _convert(cxp_copy, tmp_path / "out", "chexpert-plus")
+    reasons = {q["item"]: q["reason"] for q in _quarantine(summary.path)}
+    assert "may be truncated" in reasons[CSV_NAME]
+    assert "not one of train, valid, test" in reasons[rows[-1]["path_to_image"]]
+    assert summary.tables["samples"] == len(rows)
+
+
+def test_cxp_json_files_with_byte_order_mark(cxp_copy: Path, tmp_path: Path) -> None:
+    for rel in (
+        "chexbert_labels/report_fixed.json",
+        "radgraph-XL-annotations/section_findings.json",
+    ):
+        path = cxp_copy / rel
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    summary = _convert(cxp_copy, tmp_path / "out", "chexpert-plus")
+    assert _quarantine(summary.path) == []
+    ds = meddata.load(summary.path)
+    nlp = ds.table("note_nlp").collect()
+    assert nlp.filter(pl.col("section") == "findings").height > 0
+
+
+def test_align_by_text_loses_only_the_rows_that_differ() -> None:
+    common = "Noacutecardiopulmonaryprocess."
+    rows: list[str | None] = [common if i % 4 == 0 else f"text{i}" for i in range(2000)]
+    records: list[str | None] = list(rows)
+    del records[1200:1500]  # 300 entries missing in a row
+    del records[700]  # one entry missing
+    records.insert(300, "somethingelse")  # one extra entry
+    rows[100] = None  # a ragged row (its entry is still there)
+    rows[50] = "edited"  # a row whose text changed
+    pairs, together = align_by_text(rows, records)
+    assert all(rows[i] == records[j] for i, j in pairs)
+    paired = {i for i, _ in pairs}
+    lost = set(range(2000)) - paired
+    expected = {50, 100, 700, *range(1200, 1500)}
+    assert len(lost) == len(expected)
+    # rows with the same text are interchangeable (their entries are the same annotation)
+    assert all(rows[i] == common for i in lost ^ expected)
+    assert (100, 100) in together  # the ragged row's entry is skipped with it
