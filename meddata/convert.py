@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 import fnmatch
 import hashlib
@@ -158,6 +160,7 @@ def convert(
             quarantine_map_path(storage.join(out_path, name, version), name, version),
             key,
             cls.release_files,
+            resume=resume,
         )
         resumed = len(units) - len(todo)
 
@@ -166,7 +169,7 @@ def convert(
 
             def check_strict(entry: JournalEntry) -> None:
                 if strict and entry.quarantine:
-                    first = redact([entry.quarantine[0]])[0]
+                    first = entry.quarantine[0]  # already redacted (staged form)
                     where = f" (its path is in {redact.mapping_url})" if redact.active else ""
                     raise StrictModeError(
                         f"{first['item']}: {first['reason']}.",
@@ -175,6 +178,7 @@ def convert(
                     )
 
             def on_done(entry: JournalEntry) -> None:
+                entry = redact.staged(entry)
                 check_strict(entry)  # before journaling: a resumed --strict run meets it again
                 staging.record(entry)
                 bar.advance()
@@ -223,7 +227,7 @@ def convert(
             )
             for t in tables_seen
         }
-        quarantine = redact(collect_quarantine(entries))
+        quarantine = collect_quarantine(entries)  # staged with paths already replaced
         quarantine += [
             {
                 "unit": "",
@@ -235,6 +239,7 @@ def convert(
             if w.duplicates_dropped and w.schema.kind != "omop"
         ]
         q_sha = _write_quarantine(fs, root, quarantine)
+        redact.finish(len(quarantine))
         deid_report = None
         if adapter.deid is not None:
             deid_report = {
@@ -331,17 +336,31 @@ _NOT_A_PATH = re.compile(r"(?i)(?:[-+]?\d+(?:\.\d+)?|null|none|nan|true|false|n/
 
 
 class _PathRedactor:
-    """Under de-identification, source paths leave the dataset only as keyed ids (folder and
-    file names often hold patient names); the id → path mapping is written for the operator
-    beside the dataset version, never inside it. The adapter's release-level files (its CSVs,
-    label files) keep their names, so the report still says which file had the problem."""
+    """Under de-identification, source paths leave the conversion only as keyed ids (folder and
+    file names often hold patient names), from the moment a unit is journaled: the staging area
+    inside the dataset folder never holds them either. The id → path mapping is written for the
+    operator beside the dataset version, never inside it. The adapter's release-level files (its
+    CSVs, label files) keep their names, so the report still says which file had the problem."""
 
     def __init__(
-        self, fs: Any, mapping_path: str, key: bytes | None, release_files: tuple[str, ...] = ()
+        self,
+        fs: Any,
+        mapping_path: str,
+        key: bytes | None,
+        release_files: tuple[str, ...] = (),
+        *,
+        resume: bool = False,
     ) -> None:
         self.fs, self.mapping_path, self.key = fs, mapping_path, key
         self.mapping_url = storage.url_of(fs, mapping_path)
         self.release_files = release_files
+        self.mapping: dict[str, str] = {}
+        self._written = 0
+        if self.active and resume and fs.exists(mapping_path):  # ids of the units staged so far
+            for line in fs.cat_file(mapping_path).decode("utf-8", errors="replace").splitlines():
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    row = json.loads(line)
+                    self.mapping[str(row["id"])] = str(row["path"])
 
     @property
     def active(self) -> bool:
@@ -356,12 +375,12 @@ class _PathRedactor:
     def _release_file(self, text: str) -> bool:
         return any(fnmatch.fnmatchcase(text, pattern) for pattern in self.release_files)
 
-    def _keep(self, path: str, mapping: dict[str, str]) -> str:
+    def _keep(self, path: str) -> str:
         hashed = self._hash(path)
-        mapping[hashed] = path
+        self.mapping[hashed] = path
         return hashed
 
-    def _token(self, token: str, mapping: dict[str, str]) -> str:
+    def _token(self, token: str) -> str:
         """One path-like token of a reason: a keyed id, unless it is a release file or not a
         path at all (``1/0/-1/null``); trailing punctuation stays outside the id."""
         core = token.rstrip(_TRAILING)
@@ -370,40 +389,60 @@ class _PathRedactor:
             return token
         if self._release_file(core):
             return token
-        return self._keep(core, mapping) + tail
+        return self._keep(core) + tail
 
-    def _text(self, text: str, mapping: dict[str, str]) -> str:
-        return _PATHLIKE.sub(lambda m: self._token(m.group(), mapping), text)
+    def _text(self, text: str) -> str:
+        return _PATHLIKE.sub(lambda m: self._token(m.group()), text)
 
-    def _field(self, value: str, mapping: dict[str, str]) -> str:
+    def _field(self, value: str) -> str:
         """A unit or item: a release file (optionally with ``: detail``) keeps its name and
         has the paths in its detail replaced; anything else is one keyed id."""
+        if not value or value.startswith("table "):
+            return value
         head, sep, detail = value.partition(": ")
         if self._release_file(head):
-            return head + sep + self._text(detail, mapping)
-        return self._keep(value, mapping)
+            return head + sep + self._text(detail)
+        return self._keep(value)
 
     def __call__(self, records: list[dict[str, str]]) -> list[dict[str, str]]:
+        """``records`` (quarantine entries) with their paths replaced by ids."""
         if not self.active:
             return records
-        if not records:
-            if self.fs.exists(self.mapping_path):  # a stale mapping from an earlier run
-                self.fs.rm(self.mapping_path)
-            return records
-        out: list[dict[str, str]] = []
-        mapping: dict[str, str] = {}
-        for r in records:
-            redacted = dict(r)
-            for column in ("unit", "item"):
-                if r.get(column) and not r[column].startswith("table "):
-                    redacted[column] = self._field(r[column], mapping)
-            redacted["reason"] = self._text(r["reason"], mapping)
-            out.append(redacted)
-        body = "".join(json.dumps({"id": k, "path": v}) + "\n" for k, v in sorted(mapping.items()))
+        out = [
+            {
+                **r,
+                "unit": self._field(r.get("unit", "")),
+                "item": self._field(r.get("item", "")),
+                "reason": self._text(r["reason"]),
+            }
+            for r in records
+        ]
+        self._save()
+        return out
+
+    def staged(self, entry: JournalEntry) -> JournalEntry:
+        """``entry`` as it may be journaled inside the dataset folder."""
+        if not self.active:
+            return entry
+        return dataclasses.replace(
+            entry, key=self._field(entry.key), quarantine=self(entry.quarantine)
+        )
+
+    def finish(self, quarantined: int) -> None:
+        """At publishing: no map is left when nothing was quarantined."""
+        if self.active and not quarantined and self.fs.exists(self.mapping_path):
+            self.fs.rm(self.mapping_path)
+
+    def _save(self) -> None:
+        if len(self.mapping) == self._written:
+            return
+        body = "".join(
+            json.dumps({"id": k, "path": v}) + "\n" for k, v in sorted(self.mapping.items())
+        )
         self.fs.pipe_file(self.mapping_path, body.encode("utf-8"))
         if storage.is_local(self.fs):  # paths can name patients: for the operator's eyes only
             os.chmod(self.mapping_path, 0o600)
-        return out
+        self._written = len(self.mapping)
 
 
 def quarantine_map_path(root: str, name: str, version: str) -> str:

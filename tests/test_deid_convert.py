@@ -243,3 +243,42 @@ def test_quarantine_ids_replace_patient_paths_but_keep_release_files_and_values(
     assert set(mapping.values()) == {
         "Doe^John", "Doe^John/1.dcm", "train/patient1", "train/patient1/view1.jpg"
     }  # fmt: skip
+
+
+def test_staging_inside_the_dataset_folder_never_holds_source_paths(tmp_path: Path) -> None:
+    """A --strict stop (or a kill) leaves _staging/ inside OUT/<name>/<version>: under
+    de-identification its journal holds keyed ids only, and --resume finishes with them."""
+    import json as _json
+
+    from meddata.adapters.dicom_folder import DicomFolderAdapter
+    from tests.conftest import run_cli
+
+    src = DicomFolderAdapter.synthesize(tmp_path / "src", n=3, seed=2)
+    first = sorted(p for p in src.iterdir() if p.is_dir())[0]
+    first.rename(src / "Doe^Jane")  # a patient's folder named after them, as PACS exports do
+    (src / "Zz^Broken").mkdir()
+    (src / "Zz^Broken" / "broken.dcm").write_bytes(b"not dicom")
+    key = tmp_path / "k"
+    key.write_bytes(b"s" * 32)
+    key.chmod(0o600)
+    base = ["convert", "dicom-folder", str(src), "-o", str(tmp_path / "out"), "--deid-key-file"]
+    base = [*base, str(key), "-O", "files_per_unit=1", "--workers", "1"]
+    stopped = run_cli(*base, "--strict")  # units before the broken file are journaled
+    assert stopped.returncode == 1 and "Zz^Broken" not in stopped.stderr
+    staged = tmp_path / "out" / "dicom-folder" / "1.0" / "_staging"
+    assert staged.is_dir()
+    for path in staged.rglob("*"):
+        if path.is_file():
+            assert b"Doe^Jane" not in path.read_bytes(), path.name
+    assert (staged / "journal.jsonl").read_text().count("path:") >= 2
+    done = run_cli(*base, "--resume")
+    assert done.returncode == 0, done.stderr
+    report = tmp_path / "out" / "dicom-folder" / "1.0" / "quarantine" / "report.jsonl"
+    rows = [_json.loads(line) for line in report.read_text().splitlines()]
+    mapping = {
+        r["id"]: r["path"]
+        for r in map(
+            _json.loads, (tmp_path / "out" / "dicom-folder-1.0.quarantine-paths.jsonl").open()
+        )
+    }
+    assert [mapping[r["item"]] for r in rows] == ["Zz^Broken/broken.dcm"]
