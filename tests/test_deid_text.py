@@ -17,6 +17,7 @@ from meddata.deid.dates import shift_date_text
 from meddata.deid.evaluate import evaluate, markdown_table
 from meddata.deid.names import fold_word
 from meddata.deid.recognizer import find_phi
+from meddata.deid.spans import resolve_overlaps
 from meddata.errors import UsageError
 
 KEY = b"t" * 32
@@ -289,3 +290,115 @@ def test_ascii_name_surrogates_are_unchanged_by_the_non_ascii_fix() -> None:
     }
     assert {text: surrogates.name(key, text) for text in pinned} == pinned
     assert surrogates.name(key, "H") != "H" and surrogates.name(key, "T") != "T"
+
+
+# -- the pattern detectors: values in any cased script are found and replaced whole -------------
+
+_UPPER_ALPHABETS = tuple(upper for upper, _ in _CASED_SCRIPTS)
+
+
+@st.composite
+def _capitalised_word(draw: st.DrawFn) -> str:
+    """A capitalised word of a cased script with a letter beyond ASCII ("Łąkowa", "Ζυρίχη")."""
+    upper, lower = draw(st.sampled_from(_CASED_SCRIPTS))
+    first = draw(st.sampled_from(upper))
+    word = first + draw(st.text(st.sampled_from(lower), min_size=2, max_size=9))
+    return word if not word.isascii() else "Ł" + word[1:]
+
+
+_PLACE_FORMS = (
+    ("Address: 56 Elm Ave\n{}, IL 62704", "CITY"),
+    ("Lives at 12 {} Street, Apt 4.", "ADDRESS"),
+    ("Transferred from {} Medical Center today.", "INSTITUTION"),
+    ("Seen at University of {} Hospital.", "INSTITUTION"),
+    ("Seen at Hospital of {} today.", "INSTITUTION"),
+)
+
+
+def _assert_replaced_whole(text: str, value: str, phi_type: str) -> None:
+    start = text.index(value)
+    spans = find_phi(text)
+    assert any(
+        s.type == phi_type and s.start <= start and start + len(value) <= s.end for s in spans
+    ), (phi_type, [(s.type, text[s.start : s.end]) for s in spans])
+    out = Deidentifier(KEY).text(text, "p").text
+    assert out.isascii(), out  # the rest of the text is ASCII: no letter or mark is left
+
+
+@settings(max_examples=200, deadline=None)
+@given(_capitalised_word(), st.sampled_from(_PLACE_FORMS), st.sampled_from(["NFC", "NFD"]))
+def test_places_in_any_cased_script_are_replaced_whole(
+    word: str, form: tuple[str, str], normal_form: str
+) -> None:
+    """A city before its state, a street name, an institution's name: a word of any cased
+    script, composed or decomposed, is found whole (the patterns used to know only A-Z)."""
+    word = unicodedata.normalize(normal_form, word)
+    _assert_replaced_whole(form[0].format(word), word, form[1])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(_UPPER_ALPHABETS).flatmap(
+        lambda upper: st.text(st.sampled_from(upper), min_size=2, max_size=4)
+    ),
+    st.integers(min_value=0, max_value=10**9),
+    st.sampled_from(
+        [
+            "MRN: {prefix}{number:07d}",
+            "Accession number {prefix}-2021-{number:06d} pending.",
+            "Outside reference {prefix}{number:09d} on file.",
+            "Pacemaker, serial number {prefix}{number:06d}.",
+        ]
+    ),
+    st.sampled_from(["NFC", "NFD"]),
+)
+def test_identifiers_with_letters_of_any_cased_script_are_replaced_whole(
+    prefix: str, number: int, form: str, normal_form: str
+) -> None:
+    """Identifiers with a non-ASCII letter prefix ("ÅB1234567", "ŻÓ-2021-004512") kept that
+    prefix, or were missed altogether."""
+    if prefix.isascii():
+        prefix = "Å" + prefix[1:]
+    text = unicodedata.normalize(normal_form, form.format(prefix=prefix, number=number))
+    start = text.index(unicodedata.normalize(normal_form, prefix))
+    end = start + len(text[start:].split(" ")[0].rstrip("."))
+    _assert_replaced_whole(text, text[start:end], "DEVICE" if "serial" in form else "ID")
+
+
+_SPAN_TEXT = st.text(st.sampled_from("ab1 .,-\u0301\u0308"), min_size=1, max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_SPAN_TEXT, st.data())
+def test_resolved_spans_keep_their_combining_marks(text: str, data: st.DataObject) -> None:
+    """resolve_overlaps gives sorted, non-overlapping spans, each the start of a candidate; a
+    span cut by a winner ends at a letter, digit or combining mark and leaves none of them
+    outside every span (it used to leave the accent right before the winner)."""
+    bounds = st.integers(min_value=0, max_value=len(text))
+    raw = data.draw(
+        st.lists(st.tuples(st.integers(1, 3), st.sampled_from("AB"), bounds, bounds), max_size=6)
+    )
+    candidates = [(p, PhiSpan(t, min(a, b), max(a, b))) for p, t, a, b in raw]
+    spans = resolve_overlaps(candidates, text)
+    covered = bytearray(len(text) + 1)
+    for left, right in zip(spans, spans[1:], strict=False):
+        assert left.end <= right.start
+    for span in spans:
+        assert any(
+            c.type == span.type and c.start == span.start and span.end <= c.end
+            for _, c in candidates
+        )
+        covered[span.start : span.end] = b"\x01" * (span.end - span.start)
+
+    def in_word(char: str) -> bool:
+        return char.isalnum() or unicodedata.category(char)[0] == "M"
+
+    for span in spans:
+        cut = [c for _, c in candidates if c.start == span.start and c.end > span.end]
+        if not cut or any(c.end == span.end for _, c in candidates if c.start == span.start):
+            continue
+        assert in_word(text[span.end - 1])
+        nxt = span.end
+        while nxt < len(text) and not covered[nxt]:
+            assert not in_word(text[nxt]), (text, spans)
+            nxt += 1

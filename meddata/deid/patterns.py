@@ -3,12 +3,68 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 
 from meddata.deid.lexicon import US_STATE_NAMES, US_STATES
 from meddata.deid.spans import PhiSpan
 
 _I = re.IGNORECASE
+
+
+def _category_codes() -> dict[str, list[int]]:
+    """The non-ASCII code points of the BMP by kind: upper-case ("Lu", with title case),
+    lower-case ("Ll") and cased or modifier letters ("Lc": Lu, Ll, Lt, Lm; the letters a word
+    that starts with a capital goes on with), decimal digits ("Nd") and combining marks ("M").
+    ``re`` has no ``\\p{Lu}``, and a value such as "Zürich, IL" or "12 Łąkowa Street" starts
+    with a capital beyond ``A-Z``."""
+    category = unicodedata.category
+    kinds: dict[str, list[int]] = {"Lu": [], "Ll": [], "Lc": [], "Nd": [], "M": []}
+    for code in range(0x80, 0x10000):
+        cat = category(chr(code))
+        if cat in ("Lu", "Lt"):
+            kinds["Lu"].append(code)
+        if cat in ("Lu", "Ll", "Lt", "Lm"):
+            kinds["Lc"].append(code)
+        if cat in ("Ll", "Nd"):
+            kinds[cat].append(code)
+        elif cat[0] == "M":
+            kinds["M"].append(code)
+    return kinds
+
+
+def _cls(extra: str, *kinds: str) -> str:
+    """A regex character class: the code points of ``kinds`` and ``extra`` (a class body).
+
+    BMP only: ``re`` looks a BMP character up in one table but compares it with every range
+    beyond, one by one, which made each miss (most characters of a note) several times slower.
+    Letters and marks beyond the BMP (historic scripts, mathematical letters) are rare in notes;
+    where a pattern needs only "a letter" it uses ``[^\\W\\d_]``, which has them all (and is
+    what case-insensitive patterns use: ``re`` compiles a large class slowly under IGNORECASE).
+    """
+    codes = sorted({c for kind in kinds for c in _KINDS[kind]})
+    parts = []
+    start = prev = -2
+    for code in [*codes, -1]:
+        if code == prev + 1:
+            prev = code
+            continue
+        if start >= 0:
+            parts.append(chr(start) if start == prev else f"{chr(start)}-{chr(prev)}")
+        start = prev = code
+    return f"[{''.join(parts)}{extra}]"
+
+
+# Where a pattern means "a word", a letter of any script (values are not all ASCII: "ÅB12345",
+# "Żółkiewski"), and combining marks inside it (decomposed text: "Zu\u0308rich").
+_KINDS = _category_codes()
+_LET = r"[^\W\d_]"  # a letter of any script
+_UP = _cls("A-Z", "Lu")  # an upper-case letter
+_UPB = _UP[1:-1]  # the same, as a class body
+_M = _cls("", "M")  # a combining mark
+_MB = _M[1:-1]  # the same, as a class body
+_LETM = rf"(?:{_LET}|{_M})"  # a letter or a combining mark
+_WORDH = rf"(?:[^\W_]|[{_MB}-])"  # a letter, digit, combining mark or hyphen
 _MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
     r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
@@ -91,7 +147,7 @@ _PHONE_RE = re.compile(
 _INTL_PHONE_RE = re.compile(r"(?<![\w+])\+\d(?:[\s.()-]{0,2}\d){7,14}(?!\d)")
 _EXT_RE = re.compile(r"(?=[pPbBeExX])\b(?:pager|beeper|ext\.?|extension|x)\s*#?\s*(\d{4,5})\b", _I)
 
-_EMAIL_RE = re.compile(r"\b[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}\b", _I)
+_EMAIL_RE = re.compile(rf"\b[\w.%+{_MB}-]+@[\w{_MB}-]+(?:\.[\w{_MB}-]+)*\.{_LETM}{{2,}}\b", _I)
 _URL_RE = re.compile(
     r"\b(?:https?://|ftp://|www\.)[^\s<>\"')\]]+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|edu|gov|"
     r"io|us|health)(?:/[^\s<>\"')\]]*)?\b",
@@ -112,19 +168,25 @@ _ID_LABEL = (
     r"id(?:\s+(?:number|no\.?))?|identifier|chart(?:\s+(?:number|no\.?))?)"
 )
 _ID_RE = re.compile(
-    rf"(?=[maevpsorhilndcMAEVPSORHILNDC])\b{_ID_LABEL}\s*[#:.]*\s*(?:is\s+|no\.?\s*|number\s*)?([A-Z]{{0,4}}[-]?\d[\dA-Z-]{{3,}})\b",
+    rf"(?=[maevpsorhilndcMAEVPSORHILNDC])\b{_ID_LABEL}\s*[#:.]*\s*(?:is\s+|no\.?\s*|number\s*)?"
+    rf"((?:{_LET}{_M}*){{0,4}}[-]?\d{_WORDH}{{3,}})\b",
     _I,
 )
 _SSN_RE = re.compile(r"(?=\d)(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])")
-_LONG_NUMBER_RE = re.compile(r"(?=[A-Z\d])(?<![\w.,/-])(?:[A-Z]{1,4}-?)?\d{7,}(?![\w.,]?\d)")
+_LONG_NUMBER_RE = re.compile(
+    rf"(?=[\d{_UPB}])(?<![\w.,/-])(?:(?:{_UP}{_M}*){{1,4}}-?)?\d{{7,}}(?![\w.,]?\d)"
+)
+_UPMD = _cls("A-Z0-9", "Lu", "M")
+_UPMDH = _cls("A-Z0-9-", "Lu", "M")
 _MIXED_ID_RE = re.compile(
     # Bounded look-aheads: a long run of short tokens ("A1-A1-…") is not rescanned from every start.
-    r"(?=[A-Z0-9])\b(?=[A-Z0-9-]{0,40}?\d{4})(?=[A-Z0-9-]{0,40}?[A-Z]{2})[A-Z0-9]+(?:-[A-Z0-9]+)+\b"
+    rf"(?=[0-9{_UPB}])\b(?={_UPMDH}{{0,40}}?\d{{4}})(?={_UPMDH}{{0,40}}?{_UP}{_M}*{_UP})"
+    rf"{_UPMD}+(?:-{_UPMD}+)+\b"
 )
 
 _DEVICE_RE = re.compile(
     r"(?=[sSlLuUdDmM])\b(?:serial(?:\s+(?:number|no\.?|num))?|s/n|sn|device\s+id|udi|lot(?:\s+(?:number|no\.?))?|"
-    r"model\s+(?:number|no\.?))\s*[#:.]?\s*(?:is\s+)?([A-Z0-9][A-Z0-9-]{3,})\b",
+    rf"model\s+(?:number|no\.?))\s*[#:.]?\s*(?:is\s+)?([^\W_]{_WORDH}{{3,}})\b",
     _I,
 )
 
@@ -132,16 +194,22 @@ _STREET_SUFFIX = (
     r"(?:street|st|avenue|ave|road|rd|boulevard|blvd|drive|dr|lane|ln|court|ct|way|place|pl|"
     r"terrace|ter|circle|cir|parkway|pkwy|highway|hwy|square|sq|trail|trl|row|path|pike|alley)"
 )
+_STREET_CH = _cls("A-Za-z0-9'’-", "Lc", "Nd", "M")
+# In capitals, "… 2003 AT ST. MARY'S" or "AT 1401 HOURS WITH DR. VARGAS" is no street: these
+# words would pass for words of a street's name.
+_NOT_STREET_WORD = r"(?!(?i:at|in|on|to|from|by|with|for|am|pm|hours|hrs)[ \t])"
 _ADDRESS_RE = re.compile(
     rf"(?=[\dPp])\b\d{{1,6}}[ \t]+(?:(?i:n|s|e|w|ne|nw|se|sw|north|south|east|west|old|new)\.?[ \t]+)?"
-    rf"(?:[A-Z0-9][A-Za-z0-9'’-]*[ \t]+){{1,3}}(?i:{_STREET_SUFFIX})\b\.?"
-    r"(?:,?[ \t]*(?i:apt|apartment|unit|suite|ste|fl|floor|room|rm|#)\.?[ \t]*#?[ \t]*[A-Za-z0-9-]+\b)?"
+    rf"(?:{_NOT_STREET_WORD}[0-9{_UPB}]{_STREET_CH}*[ \t]+){{1,3}}(?i:{_STREET_SUFFIX})\b\.?"
+    r"(?:,?[ \t]*(?i:apt|apartment|unit|suite|ste|fl|floor|room|rm|#)\.?[ \t]*#?[ \t]*"
+    rf"{_WORDH}+\b)?"
     r"|\b(?i:p\.?\s?o\.?\s*box)\s+\d+\b",
 )
 
+_CITY_CH = _cls("A-Za-z'’.-", "Lc", "M")
 _STATE_ALT = "|".join(sorted(US_STATES, key=len, reverse=True))
 _CITY_STATE_RE = re.compile(
-    rf"(?=[A-Z])(?<![\w.'’-])((?:[A-Z][A-Za-z'’.-]+[ \t]){{0,2}}[A-Z][A-Za-z'’.-]+),?[ \t]+"
+    rf"(?={_UP})(?<![\w.'’{_MB}-])((?:{_UP}{_CITY_CH}+[ \t]){{0,2}}{_UP}{_CITY_CH}+),?[ \t]+"
     rf"(?:({_STATE_ALT})\b(?=(,?[ \t]+\d{{5}})|[ \t]*(?:$|[;)\n]|,[ \t]))|(?i:{US_STATE_NAMES})(?=,?[ \t]+\d{{5}}))"
 )
 _CREDENTIAL_STATES = frozenset({"MD", "PA", "DE", "OR", "IN", "ME", "OK", "HI", "OH"})
@@ -184,14 +252,19 @@ _INSTITUTION_HEAD = (
     r"school\s+of\s+medicine|laboratories|pharmacy)"
 )
 _INSTITUTION_RE = re.compile(
-    rf"(?=[hmcinuardspfvlHMCINUARDSPFVL])\b{_INSTITUTION_HEAD}\b(?:\s+of\s+[A-Z][A-Za-z'’]+(?:\s+[A-Z][a-z]+)?)?",
+    rf"(?=[hmcinuardspfvlHMCINUARDSPFVL])\b{_INSTITUTION_HEAD}\b"
+    rf"(?:\s+of\s+{_LET}(?:{_LET}|['’{_MB}])+(?:\s+{_LET}{_LETM}+)?)?",
     _I,
 )
 
 
+_LOW = _cls("a-z", "Ll")
+_LOWMA = _cls("a-z'’", "Ll", "M")
+_CASEDMA = _cls("A-Za-z'’", "Lc", "M")
 _UNIVERSITY_RE = re.compile(
-    r"(?=[UuCc])\b(?:(?:University|College|UNIVERSITY|COLLEGE)[ \t]+(?i:of)[ \t]+(?:[A-Z][A-Za-z'’]+[ \t]?){1,3}"
-    r"|(?:university|college)[ \t]+of[ \t]+(?:[a-z][a-z'’]+[ \t]?){1,3})"
+    r"(?=[UuCc])\b(?:(?:University|College|UNIVERSITY|COLLEGE)[ \t]+(?i:of)[ \t]+"
+    rf"(?:{_UP}{_CASEDMA}+[ \t]?){{1,3}}"
+    rf"|(?:university|college)[ \t]+of[ \t]+(?:{_LOW}{_LOWMA}+[ \t]?){{1,3}})"
     r"(?:(?i:medical[ \t]+center|hospital|health(?:[ \t]+system)?|school[ \t]+of[ \t]+medicine))?"
 )
 
@@ -312,7 +385,7 @@ _DESCRIPTIVE = frozenset(
     "general community memorial regional main medical county state city university "
     "children's childrens veterans affairs family".split()
 )
-_WORD_BACK_RE = re.compile(r"([A-Za-z][\w'’.&-]*)([ \t]+)$")
+_WORD_BACK_RE = re.compile(rf"({_LET}[\w'’.&{_MB}-]*)([ \t]+)$")
 
 
 def find_institutions(text: str) -> Iterator[PhiSpan]:

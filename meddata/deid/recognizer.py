@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 
 from meddata.deid import patterns
-from meddata.deid.names import find_names, propagate
+from meddata.deid.names import MARKS, find_names, propagate
 from meddata.deid.spans import PhiSpan, resolve_overlaps
 
 # Higher wins when two candidate spans overlap (then the longer one).
@@ -53,14 +54,45 @@ def find_phi(
     ):
         for span in detector(text):
             candidates.append((PRIORITY[span.type], span))
-    for span in find_names(text, tuple(extra_names)):
+    name_candidates = find_names(text, tuple(extra_names))
+    for span in name_candidates:
         candidates.append((PRIORITY["NAME"], span))
     candidates = _demote_long_numbers(candidates)
     first = resolve_overlaps(candidates, text)
     names = [s for s in first if s.type == "NAME"]
+    names += _swallowed_names(text, name_candidates, first)
     for span in propagate(text, names):
         candidates.append((PRIORITY["NAME"] - 1, span))
     return _with_trailing_marks(resolve_overlaps(candidates, text), text)
+
+
+# Spans that may take in the words before them ("Dr. Zoë Oakwood Clinic", "Dr. Zoë Springfield,
+# IL"): the name of a person they take in is still looked for in the rest of the text.
+_SWALLOWING = frozenset({"INSTITUTION", "CITY"})
+_TITLE_BEFORE_RE = re.compile(
+    r"(?<![\w.])(?:dr|doctor|mr|mrs|ms|miss|prof|professor|mx)\.?[ \t]+$", re.I
+)
+_FIRST_WORD_RE = re.compile(rf"[^\W\d_](?:[^\W\d_]|[{MARKS}'’-])*")
+
+
+def _swallowed_names(text: str, names: list[PhiSpan], taken: list[PhiSpan]) -> list[PhiSpan]:
+    """The first word of each name candidate that follows a person's title inside a winning
+    institution or city span: the span replaces it there, but its other occurrences ("Zoë
+    agreed.") are still names. Only after a title: "Riverside Imaging Center" on a signature
+    line is also a name candidate, and "imaging" elsewhere is no name."""
+    out = []
+    for winner in taken:
+        if winner.type not in _SWALLOWING:
+            continue
+        for name in names:
+            if not winner.start <= name.start < name.end <= winner.end:
+                continue
+            if _TITLE_BEFORE_RE.search(text, max(0, name.start - 12), name.start) is None:
+                continue
+            word = _FIRST_WORD_RE.match(text, name.start, name.end)
+            if word is not None:
+                out.append(PhiSpan("NAME", name.start, word.end()))
+    return out
 
 
 def _with_trailing_marks(spans: list[PhiSpan], text: str) -> list[PhiSpan]:
