@@ -24,11 +24,19 @@ Mapping:
   ``term_modifiers``), inclusive token span, character offsets into the stored ``note_text`` and
   relations (a JSON array of ``[relation, target note_nlp_id]``).
 * ``image_occurrence`` + ``image``: one series per image. PNG bytes are kept as-is (codec
-  ``png``; only the header and chunk CRCs are checked, pixels are not decoded). With
-  ``-O images=dicom`` the DICOM files are decoded and stored losslessly (zstd).
+  ``png``). By default (``-O verify=header``) only the header and chunk CRCs are checked, pixels
+  are not decoded; ``-O verify=decode`` decodes every image strictly (see ``verify_image``) and
+  quarantines those that fail. With ``-O images=dicom`` the DICOM files are decoded and stored
+  losslessly (zstd), whatever ``verify`` says.
 * ``samples``: one per image with the 14 CheXbert labels as ``label_<Name>`` (1, 0, -1, null kept
   distinct), ``view`` (Frontal/Lateral), ``view_position`` (AP/PA/LL...), the note, the
-  release's ``split`` and the sensitive attributes.
+  release's ``split``, the sensitive attributes and two extension columns: ``age`` (int32, whole
+  years as published; under de-identification every age over 89 is 90, as HIPAA Safe Harbor
+  requires) and ``study_order`` (int32, ``patient_report_date_order``: the report's rank in time
+  among the patient's reports, 1 = first; an ordinal, not a date, so it is kept under
+  de-identification, where ``note_date`` is null and ``note_source_value`` too). An age that is
+  not a number from 0 to 130, or an order that is not a whole number from 1, is null and
+  quarantined (the value is not shown); ``age_group`` is then ``Unknown``.
 
 Unconfirmed details, both variants handled:
 
@@ -66,9 +74,10 @@ Person: sex, race and ethnicity come from the patient's first row with a value; 
 rows disagree on one of them is reported (the column and CSV lines, never the values).
 
 Bad input is quarantined with the path or id and the kind of problem (never report text):
-missing or corrupt image files, label rows for images not in the CSV, duplicate CSV rows, ragged
-CSV lines, unexpected CSV columns (ignored), unaligned RadGraph entries, malformed entities,
-blank or unknown split values, conflicting demographics and lines that are not valid UTF-8. A
+missing or corrupt image files, malformed ages and report orders, label rows for images not in
+the CSV, duplicate CSV rows, ragged CSV lines, unexpected CSV columns (ignored), unaligned
+RadGraph entries, malformed entities, blank or unknown split values, conflicting demographics
+and lines that are not valid UTF-8. A
 missing required column, or a CSV that cannot be parsed (a quote that never closes), is a
 ``SourceError`` naming it.
 """
@@ -82,9 +91,7 @@ import json
 import math
 import os
 import re
-import struct
 import warnings
-import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -94,8 +101,10 @@ import pyarrow as pa
 
 from meddata import demographics, tensor
 from meddata.adapter import Adapter, OptionSpec, UnitResult, WorkUnit
+from meddata.adapters._cxr_images import VERIFY_HELP, CorruptImage, encoded_image
 from meddata.adapters._dicom_header import Header
-from meddata.errors import MeddataError, SourceError
+from meddata.deid.structured import cap_age
+from meddata.errors import SourceError
 from meddata.schema import get_schema
 
 CSV_NAME = "df_chexpert_plus_240401.csv"
@@ -173,14 +182,16 @@ MAX_ALIGN_GAP = 80
 _V1_TYPES = {"OBS": "Observation", "ANAT": "Anatomy"}
 _V1_CERTAINTY = {"DP": "definitely present", "DA": "definitely absent", "U": "uncertain"}
 _WS = re.compile(r"\s+")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 NOTE_EXTRA = {c: pa.large_string() for c in SECTIONS}
-SAMPLES_EXTRA = {"view_position": pa.string(), **{f"label_{n}": pa.float32() for n in LABELS}}
-
-
-class CorruptImage(MeddataError):
-    """An image file whose bytes are not a complete, valid PNG or JPEG."""
+# Extension columns of samples (always present, one type in every shard). study_order is shared
+# with mimic-cxr-jpg; age only CheXpert Plus publishes.
+SAMPLES_EXTRA = {
+    "view_position": pa.string(),
+    "study_order": pa.int32(),
+    **{f"label_{n}": pa.float32() for n in LABELS},
+}
+CHEXPERT_SAMPLES_EXTRA = {**SAMPLES_EXTRA, "age": pa.int32()}
+MAX_AGE = 130  # an age above this (years) is not plausible: it is null and quarantined
 
 
 class ChexpertPlusAdapter(Adapter):
@@ -214,6 +225,7 @@ class ChexpertPlusAdapter(Adapter):
             ("report", "findings", "impression"),
             "Which CheXbert label file fills label_* columns.",
         ),
+        "verify": OptionSpec("header", ("header", "decode"), VERIFY_HELP),
     }
 
     # -- discover -----------------------------------------------------------------------------
@@ -371,6 +383,24 @@ class ChexpertPlusAdapter(Adapter):
                 )
             elif raw_split != row["split"]:
                 respelled[raw_split] = respelled.get(raw_split, 0) + 1
+            row["age_years"] = parse_age(row["age"])
+            if row["age"] is not None and row["age_years"] is None:
+                row.setdefault("issues", []).append(
+                    (
+                        item,
+                        f"age (line {line}) is not a number of years from 0 to {MAX_AGE} "
+                        "(not shown); age is null and age_group Unknown",
+                    )
+                )
+            row["study_order"] = parse_order(row["patient_report_date_order"])
+            if row["patient_report_date_order"] is not None and row["study_order"] is None:
+                row.setdefault("issues", []).append(
+                    (
+                        item,
+                        f"patient_report_date_order (line {line}) is not a whole number from 1 "
+                        "(not shown); study_order is null",
+                    )
+                )
             if row["path_to_image"] in rows:
                 rows[row["path_to_image"]].setdefault("issues", []).append(
                     (item, f"duplicate CSV row (line {line}) for this image; first row kept")
@@ -668,7 +698,13 @@ class ChexpertPlusAdapter(Adapter):
         for name, table_rows in tables.items():
             if not table_rows:
                 continue
-            extra = NOTE_EXTRA if name == "note" else SAMPLES_EXTRA if name == "samples" else {}
+            extra = (
+                NOTE_EXTRA
+                if name == "note"
+                else CHEXPERT_SAMPLES_EXTRA
+                if name == "samples"
+                else {}
+            )
             result.tables[name] = typed_table(name, table_rows, extra)
         return result
 
@@ -888,7 +924,7 @@ class ChexpertPlusAdapter(Adapter):
             view_position = view_position or image.get("view_position")
         else:
             data = path.read_bytes()
-            image = encoded_image(data)
+            image = encoded_image(data, verify=self.options["verify"] == "decode")
         image.update(
             image_id=image_id,
             image_occurrence_id=occurrence_id,
@@ -913,7 +949,7 @@ class ChexpertPlusAdapter(Adapter):
         labels = row.get("labels") or [None] * len(LABELS)
         if "labels" not in row and labels_present:
             result.skip(item, "no CheXbert label row for this image; its labels are null")
-        age = _float(row["age"])
+        age = row["age_years"]
         tables["samples"].append(
             {
                 "sample_id": image_id,
@@ -923,8 +959,10 @@ class ChexpertPlusAdapter(Adapter):
                 "note_id": note_id,
                 "view": row["frontal_lateral"],
                 "view_position": view_position,
+                "study_order": row["study_order"],
                 "sex": demographics.sex_label(row["sex"]),
                 "age_group": demographics.age_group(age),
+                "age": cap_age(age) if self.deid is not None else age,
                 "race": row["race"],
                 "ethnicity": row["ethnicity"],
                 "insurance": row["insurance_type"],
@@ -994,86 +1032,6 @@ def typed_table(
             typ = pa.float32()
         arrays[name] = pa.array([r.get(name) for r in rows], type=typ)
     return pa.table(arrays)
-
-
-def encoded_image(data: bytes) -> dict[str, Any]:
-    """Image-table fields for an encoded PNG or JPEG kept as-is (header checked, not decoded)."""
-    if data[:8] == _PNG_SIGNATURE:
-        width, height, depth, color = png_header(data)
-        channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(color, 1)
-        codec, dtype = "png", "uint16" if depth == 16 else "uint8"
-    elif data[:2] == b"\xff\xd8":
-        width, height, depth, channels = jpeg_header(data)
-        codec, dtype = "jpeg", "uint8"
-    else:
-        raise CorruptImage("not a PNG or JPEG file (unknown magic bytes)")
-    shape = [height, width] if channels == 1 else [height, width, channels]
-    return {
-        "pixels": tensor.from_encoded(data, codec, dtype, shape),
-        "rows": height,
-        "columns": width,
-        "frames": 1,
-        "samples_per_pixel": 3 if channels >= 3 else 1,
-        "photometric_interpretation": "MONOCHROME2" if channels <= 2 else "RGB",
-        "bits_stored": depth,
-        "source_codec": codec,
-    }
-
-
-def png_header(data: bytes) -> tuple[int, int, int, int]:
-    """(width, height, bit depth, colour type) of a PNG, after checking every chunk's CRC and
-    that the file ends with IEND (so truncated or damaged files are caught without decoding)."""
-    view = memoryview(data)
-    pos, ihdr = 8, None
-    while True:
-        if pos + 12 > len(data):
-            raise CorruptImage("corrupt PNG: truncated (no IEND chunk)")
-        length, ctype = struct.unpack_from(">I4s", data, pos)
-        end = pos + 12 + length
-        if end > len(data):
-            raise CorruptImage("corrupt PNG: truncated inside a chunk")
-        if (
-            zlib.crc32(view[pos + 4 : pos + 8 + length])
-            != struct.unpack_from(">I", data, end - 4)[0]
-        ):
-            raise CorruptImage("corrupt PNG: a chunk fails its CRC")
-        if ctype == b"IHDR":
-            ihdr = struct.unpack_from(">IIBB", data, pos + 8)
-        elif ctype == b"IEND":
-            break
-        pos = end
-    if ihdr is None or ihdr[0] == 0 or ihdr[1] == 0:
-        raise CorruptImage("corrupt PNG: no valid IHDR chunk")
-    return int(ihdr[0]), int(ihdr[1]), int(ihdr[2]), int(ihdr[3])
-
-
-def jpeg_header(data: bytes) -> tuple[int, int, int, int]:
-    """(width, height, bits, components) of a JPEG from its SOF marker; checks the EOI marker."""
-    if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
-        raise CorruptImage("corrupt JPEG: truncated (no end-of-image marker)")
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            raise CorruptImage("corrupt JPEG: bad marker structure")
-        marker = data[pos + 1]
-        if marker == 0xFF:
-            pos += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            pos += 2
-            continue
-        (length,) = struct.unpack_from(">H", data, pos + 2)
-        if marker in _SOF_MARKERS:
-            if pos + 10 > len(data):
-                break
-            bits, height, width, comps = struct.unpack_from(">BHHB", data, pos + 4)
-            if height == 0 or width == 0:
-                raise CorruptImage("corrupt JPEG: zero image size")
-            return int(width), int(height), int(bits), int(comps)
-        if marker in (0xDA, 0xD9):
-            break
-        pos += 2 + length
-    raise CorruptImage("corrupt JPEG: no frame header (SOF)")
 
 
 def align_tokens(tokens: list[str], text: str, start: int = 0) -> list[tuple[int, int] | None]:
@@ -1291,6 +1249,23 @@ def lacks_final_newline(path: Path) -> bool:
             return fh.read(1) not in (b"\n", b"\r")
     except OSError:
         return False
+
+
+def parse_age(value: str | None) -> int | None:
+    """Whole years from a CSV age (``67``, ``67.0``); None when blank, not a finite number or
+    outside 0..``MAX_AGE``."""
+    number = _float(value)
+    if number is None or not 0 <= number <= MAX_AGE:  # NaN fails both comparisons
+        return None
+    return int(number)
+
+
+def parse_order(value: str | None) -> int | None:
+    """A report order (``3``, ``3.0``) as an int; None when blank or not a whole number >= 1."""
+    number = _float(value)
+    if number is None or not 1 <= number < 2**31 or number != int(number):
+        return None
+    return int(number)
 
 
 def _float(value: Any) -> float | None:

@@ -15,10 +15,17 @@ Mapping: one ``person`` per subject (MIMIC-CXR-JPG carries no demographics: conc
 demographics live in MIMIC-IV); one ``note`` per study report, with section columns, when the
 report file is present (absent reports simply give no note, and ``samples.note_id`` is null);
 one ``image_occurrence`` (a series, dated by the shifted StudyDate) and one ``image`` per JPEG, the
-JPEG bytes kept as-is with codec ``jpeg`` (header and end marker checked, not decoded); one
-``samples`` row per image with the study's 14 labels (``-O labels=chexpert|negbio``; 1, 0, -1 and
-null kept distinct), ``view`` (Frontal/Lateral), ``view_position`` (PA, AP, LATERAL, LL...) and the
-official split (train/validate/test) as published.
+JPEG bytes kept as-is with codec ``jpeg`` (by default, ``-O verify=header``, the header and end
+marker are checked, pixels are not decoded; ``-O verify=decode`` decodes every JPEG strictly and
+quarantines those that fail, see ``_cxr_images.verify_image``); one ``samples`` row per image
+with the study's 14 labels (``-O labels=chexpert|negbio``; 1, 0, -1 and null kept distinct),
+``view`` (Frontal/Lateral), ``view_position`` (PA, AP, LATERAL, LL...), the official split
+(train/validate/test) as published and ``study_order`` (int32): the study's rank in time among the
+subject's studies, by StudyDate then StudyTime (1 = first; studies at the same date and time share
+a rank; null when the study's StudyDate is not a valid date). It is computed from the source dates
+before any shift, and a per-person shift keeps the order, so it is the same with and without
+de-identification. The release has no age (MIMIC-CXR-JPG carries no demographics; anchor ages are
+in MIMIC-IV's ``patients`` table), so ``samples`` has no ``age`` column and ``age_group`` is null.
 
 Unconfirmed details, both variants handled: the reports are looked for at
 ``files/p1X/p{subject}/s{study}.txt`` beside the images, or in a ``mimic-cxr-reports/files/…``
@@ -48,6 +55,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import zlib
@@ -56,14 +64,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from meddata.adapter import Adapter, OptionSpec, UnitResult, WorkUnit
+from meddata.adapters._cxr_images import VERIFY_HELP, CorruptImage, encoded_image
 from meddata.adapters.chexpert_plus import (
     EHR_TYPE_CONCEPT,
     ENGLISH_CONCEPT,
     LABELS,
     SAMPLES_EXTRA,
     UTF8_CONCEPT,
-    CorruptImage,
-    encoded_image,
     lacks_final_newline,
     normalise_split,
     typed_table,
@@ -137,6 +144,7 @@ class MimicCxrJpgAdapter(Adapter):
         "labels": OptionSpec(
             "chexpert", ("chexpert", "negbio"), "Which labeler's table fills label_* columns."
         ),
+        "verify": OptionSpec("header", ("header", "decode"), VERIFY_HELP),
     }
 
     def discover(self) -> Iterator[WorkUnit]:
@@ -447,6 +455,7 @@ class MimicCxrJpgAdapter(Adapter):
                 digest.update(f"{rel}:missing\n".encode())
         payload = {"rows": rows, "issues": issues}
         digest.update(json.dumps(payload, sort_keys=True).encode())
+        digest.update(json.dumps(self.options, sort_keys=True).encode())
         key = f"p{rows[0]['subject_id']}" if rows else "empty"
         return WorkUnit(key, payload, digest.hexdigest())
 
@@ -458,6 +467,7 @@ class MimicCxrJpgAdapter(Adapter):
         tables: dict[str, list[dict[str, Any]]] = {t: [] for t in self.tables}
         persons: set[str] = set()
         notes: dict[str, int | None] = {}
+        orders = study_orders(unit.payload["rows"])
         for row in unit.payload["rows"]:
             subject, study = row["subject_id"], row["study_id"]
             for item, reason in row["issues"]:
@@ -468,7 +478,7 @@ class MimicCxrJpgAdapter(Adapter):
                     tables["person"].append(self._person(subject))
                 if study not in notes:
                     notes[study] = self._note(row, result, tables)
-                self._image(row, notes[study], result, tables)
+                self._image(row, notes[study], orders.get((subject, study)), result, tables)
             except CorruptImage as exc:
                 result.skip(_image_rel(row), exc.message, exc)
             except Exception as exc:
@@ -561,6 +571,7 @@ class MimicCxrJpgAdapter(Adapter):
         self,
         row: dict[str, Any],
         note_id: int | None,
+        study_order: int | None,
         result: UnitResult,
         tables: dict[str, list[dict[str, Any]]],
     ) -> None:
@@ -569,7 +580,7 @@ class MimicCxrJpgAdapter(Adapter):
         if not path.is_file():
             result.skip(rel, "image file missing")
             return
-        image = encoded_image(path.read_bytes())
+        image = encoded_image(path.read_bytes(), verify=self.options["verify"] == "decode")
         subject, study, dicom_id = row["subject_id"], row["study_id"], row["dicom_id"]
         person_id = self.person_id(subject)
         image_id = self.row_id("image", dicom_id)
@@ -607,6 +618,7 @@ class MimicCxrJpgAdapter(Adapter):
                 "note_id": note_id,
                 "view": "Frontal" if view in FRONTAL else "Lateral" if view in LATERAL else None,
                 "view_position": view,
+                "study_order": study_order,
                 **{f"label_{n}": v for n, v in zip(LABELS, labels, strict=True)},
             }
         )
@@ -634,6 +646,33 @@ def split_sections(text: str) -> dict[str, str | None]:
         body = text[m.end() : nxt.start() if nxt else len(text)].strip()
         if body and out[column] is None:
             out[column] = body
+    return out
+
+
+def study_orders(rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """Each (subject, study)'s rank in time among the subject's studies (1 = first), by its earliest
+    (StudyDate, StudyTime) over its images; equal times share a rank, and studies without a valid
+    StudyDate have none. ``rows`` must hold all of each subject's images (a unit does)."""
+    when: dict[str, dict[str, tuple[dt.date, float]]] = {}
+    for row in rows:
+        text = row.get("StudyDate") or ""
+        try:
+            day = dt.date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+        except ValueError:
+            continue
+        try:
+            clock = float(row.get("StudyTime") or 0.0)  # HHMMSS.fff, leading zeros dropped
+        except ValueError:
+            clock = 0.0
+        if not math.isfinite(clock):
+            clock = 0.0
+        studies = when.setdefault(row["subject_id"], {})
+        key = (day, clock)
+        studies[row["study_id"]] = min(studies.get(row["study_id"], key), key)
+    out: dict[tuple[str, str], int] = {}
+    for subject, studies in when.items():
+        ranks = {key: n for n, key in enumerate(sorted(set(studies.values())), start=1)}
+        out.update(((subject, study), ranks[key]) for study, key in studies.items())
     return out
 
 

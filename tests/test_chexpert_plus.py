@@ -541,3 +541,73 @@ def test_failed_report_leaves_no_half_converted_rows(
     assert reasons and all("report could not be converted" in r for r in reasons)
     assert "note" not in summary.tables and "note_nlp" not in summary.tables
     assert summary.tables["samples"] == len(_csv_rows(source))
+
+
+# -- age and report order (kept for training users) ----------------------------------------------
+def test_samples_keep_age_and_study_order(dataset: meddata.Dataset, source: Path) -> None:
+    """age and patient_report_date_order survive as samples columns (not only as 5 age bins and
+    inside note_source_value, which is null under de-identification)."""
+    rows = {r["path_to_image"]: r for r in _csv_rows(source)}
+    image = dataset.table("image").select("image_id", "local_path").collect()
+    samples = dataset.table("samples").collect()
+    assert samples.schema["age"] == pl.Int32 and samples.schema["study_order"] == pl.Int32
+    samples = samples.join(image, on="image_id")
+    for row in samples.iter_rows(named=True):
+        src = rows[row["local_path"].removeprefix("PNG/").replace(".png", ".jpg")]
+        assert row["age"] == int(src["age"])
+        assert row["study_order"] == int(src["patient_report_date_order"])
+    assert samples["age"].null_count() == samples["study_order"].null_count() == 0
+
+
+def test_age_is_capped_and_study_order_kept_under_deid(source: Path, tmp_path: Path) -> None:
+    """Under de-identification ages over 89 are 90 (HIPAA Safe Harbor) and the report order (an
+    ordinal, not a date) is kept, so a patient's studies can still be put in order."""
+    src = tmp_path / "src"
+    shutil.copytree(source, src, ignore=shutil.ignore_patterns("DICOM"))
+    rows = _csv_rows(source)
+    patients = list(dict.fromkeys(r["deid_patient_id"] for r in rows))
+    given = {patients[0]: "97", patients[1]: "89", patients[2]: "90.0"}
+    for r in rows:
+        r["age"] = given.get(r["deid_patient_id"], r["age"])
+    _write_csv(src, rows, list(COLUMNS))
+    key = b"k" * 32
+    summary = convert(
+        "chexpert-plus", src, tmp_path / "out", workers=1, show_progress=False, deid_key=key
+    )
+    assert summary.quarantined == 0
+    ds = meddata.load(summary.path)
+    samples = ds.table("samples").collect()
+    adapter = ChexpertPlusAdapter(src, deid_key=key)
+    by_id = {r["image_id"]: r for r in samples.iter_rows(named=True)}
+    expected_age = {patients[0]: 90, patients[1]: 89, patients[2]: 90}
+    for r in rows:
+        got = by_id[adapter.row_id("image", r["path_to_image"])]
+        age = expected_age.get(r["deid_patient_id"]) or min(int(r["age"]), 90)
+        assert got["age"] == age
+        assert got["study_order"] == int(r["patient_report_date_order"])
+        if r["deid_patient_id"] == patients[0]:
+            assert got["age_group"] == "80+"
+    assert samples["age"].max() == 90
+    notes = ds.table("note").collect()
+    assert notes["note_source_value"].null_count() == notes["note_date"].null_count() == len(notes)
+    assert validate(summary.path).ok
+
+
+# -- -O verify ------------------------------------------------------------------------------------
+def test_verify_option_is_recorded_and_keeps_good_images(source: Path, tmp_path: Path) -> None:
+    summary = convert(
+        "chexpert-plus",
+        source,
+        tmp_path,
+        options={"verify": "decode"},
+        workers=1,
+        show_progress=False,
+        deid=False,
+    )
+    assert summary.quarantined == 0
+    assert summary.tables["image"] == len(_csv_rows(source))
+    ds = meddata.load(summary.path)
+    assert ds.manifest["adapter"]["options"]["verify"] == "decode"
+    assert ChexpertPlusAdapter.option_specs["verify"].default == "header"
+    assert "ms per" in ChexpertPlusAdapter.option_specs["verify"].help  # the cost is documented
+    assert validate(summary.path).ok

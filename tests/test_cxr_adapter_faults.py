@@ -7,14 +7,20 @@ import csv
 import gzip
 import io
 import json
+import random
 import shutil
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 
 import meddata
+from meddata.adapters._cxr_images import CorruptImage, encoded_image, jpeg_scan_check
+from meddata.adapters._synth_dicom import chest_like
 from meddata.adapters.chexpert_plus import COLUMNS, CSV_NAME, ChexpertPlusAdapter, align_by_text
 from meddata.adapters.mimic_cxr_jpg import MimicCxrJpgAdapter
 from meddata.convert import convert
@@ -341,3 +347,318 @@ def test_align_by_text_loses_only_the_rows_that_differ() -> None:
     # rows with the same text are interchangeable (their entries are the same annotation)
     assert all(rows[i] == common for i in lost ^ expected)
     assert (100, 100) in together  # the ragged row's entry is skipped with it
+
+
+# -- CheXpert Plus: malformed age and report order --------------------------------------------
+def test_cxp_malformed_age_and_order_are_quarantined(cxp_copy: Path, tmp_path: Path) -> None:
+    """An age that is not a number (or not a plausible one) was silently "Unknown" ("nan" even
+    became "80+"): it is now null and quarantined, without the value, like a bad report order."""
+    rows = _cxp_rows(cxp_copy)
+    bad_ages = {0: "abc", 1: "nan", 2: "-3", 3: "200"}
+    for i, value in bad_ages.items():
+        rows[i]["age"] = value
+    rows[4]["age"] = ""  # blank: null, as published, not a problem
+    order_row = next(i for i, r in enumerate(rows) if i > 4)
+    rows[order_row]["patient_report_date_order"] = "second"
+    _write_cxp(cxp_copy, rows)
+    summary = _convert(cxp_copy, tmp_path / "out", "chexpert-plus")
+    report = _quarantine(summary.path)
+    reasons = {q["item"]: q["reason"] for q in report}
+    for i in bad_ages:
+        reason = reasons[rows[i]["path_to_image"]]
+        assert reason.startswith(f"age (line {i + 2}) is not a number of years from 0 to 130")
+        assert "not shown" in reason
+    assert rows[4]["path_to_image"] not in reasons
+    reason = reasons[rows[order_row]["path_to_image"]]
+    assert f"patient_report_date_order (line {order_row + 2}) is not a whole number" in reason
+    blob = json.dumps(report)
+    assert not any(f'"{v}"' in blob or f" {v} " in blob for v in ("abc", "nan", "200", "second"))
+    samples = meddata.load(summary.path).table("samples").collect()
+    assert summary.tables["samples"] == len(rows)  # nothing dropped
+    assert samples["age"].null_count() == len(bad_ages) + 1
+    nulls = samples.filter(pl.col("age").is_null())
+    assert set(nulls["age_group"]) == {"Unknown"}
+    assert samples["study_order"].null_count() == 1
+    assert validate(summary.path).ok
+
+
+# -- -O verify=decode: damaged image data behind a valid header -------------------------------
+def _zero_middle(path: Path, count: int = 600) -> None:
+    """Zero ``count`` bytes in the middle of a file: header and end marker stay intact."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2 - count // 2
+    data[middle : middle + count] = bytes(count)
+    path.write_bytes(bytes(data))
+
+
+def test_mimic_corrupt_jpeg_passes_header_check_but_not_decode(
+    mimic_copy: Path, tmp_path: Path
+) -> None:
+    """A JPEG with 600 zeroed bytes in its entropy-coded data keeps a valid header and end
+    marker, and Pillow decodes it without complaint (to garbage). verify=header (the default,
+    cheap) keeps it; verify=decode finds it and quarantines it with the reason."""
+    from PIL import Image
+
+    jpeg = sorted((mimic_copy / "files").rglob("*.jpg"))[0]
+    clean = np.asarray(Image.open(jpeg))
+    _zero_middle(jpeg)
+    damaged = np.asarray(Image.open(jpeg))  # no error: the damage is silent to Pillow
+    assert damaged.shape == clean.shape and np.abs(damaged.astype(int) - clean).mean() > 1
+    rel = jpeg.relative_to(mimic_copy).as_posix()
+    kept = _convert(mimic_copy, tmp_path / "header", "mimic-cxr-jpg")
+    assert not any(q["item"] == rel for q in _quarantine(kept.path))
+    summary = convert(
+        "mimic-cxr-jpg",
+        mimic_copy,
+        tmp_path / "decode",
+        options={"verify": "decode"},
+        workers=1,
+        show_progress=False,
+        deid=False,
+    )
+    reasons = {q["item"]: q for q in _quarantine(summary.path)}
+    assert reasons[rel]["reason"].startswith("corrupt JPEG: ")
+    assert reasons[rel]["error"] == "CorruptImage"
+    assert summary.tables["image"] == kept.tables["image"] - 1
+    assert summary.quarantined == kept.quarantined + 1  # nothing else quarantined
+    assert validate(summary.path).ok
+
+
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    pos, out = 8, []
+    while pos < len(data):
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        out.append((kind, data[pos + 8 : pos + 8 + length]))
+        pos += 12 + length
+    return out
+
+
+def _png_bytes(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    out = bytearray(b"\x89PNG\r\n\x1a\n")
+    for kind, body in chunks:
+        out += struct.pack(">I", len(body)) + kind + body
+        out += struct.pack(">I", zlib.crc32(kind + body))
+    return bytes(out)
+
+
+def test_cxp_verify_decode_catches_damaged_png_and_jpeg(cxp_copy: Path, tmp_path: Path) -> None:
+    """PNG image data damaged behind valid chunk CRCs (a re-computed CRC: the header check
+    passes), and a real .jpg in the tree with zeroed entropy-coded bytes, are quarantined with
+    verify=decode and kept with verify=header."""
+    from PIL import Image
+
+    rows = _cxp_rows(cxp_copy)
+    png_rel = rows[0]["path_to_image"].replace(".jpg", ".png")
+    png = cxp_copy / "PNG" / png_rel
+    chunks = _png_chunks(png.read_bytes())
+    at = next(i for i, (kind, _) in enumerate(chunks) if kind == b"IDAT")
+    body = bytearray(chunks[at][1])
+    body[len(body) // 2 : len(body) // 2 + 600] = bytes(600)
+    chunks[at] = (b"IDAT", bytes(body))
+    png.write_bytes(_png_bytes(chunks))
+    # the CSV's .jpg suffix, and a real JPEG file there (the other variant the adapter reads)
+    jpg_rel = rows[1]["path_to_image"]
+    other = cxp_copy / "PNG" / jpg_rel.replace(".jpg", ".png")
+    with Image.open(other) as im:
+        im.save(cxp_copy / "PNG" / jpg_rel, format="JPEG", quality=90)
+    other.unlink()
+    _zero_middle(cxp_copy / "PNG" / jpg_rel)
+    kept = _convert(cxp_copy, tmp_path / "header", "chexpert-plus")
+    assert kept.quarantined == 0 and kept.tables["image"] == len(rows)
+    summary = convert(
+        "chexpert-plus",
+        cxp_copy,
+        tmp_path / "decode",
+        options={"verify": "decode"},
+        workers=1,
+        show_progress=False,
+        deid=False,
+    )
+    reasons = {q["item"]: q["reason"] for q in _quarantine(summary.path)}
+    assert set(reasons) == {rows[0]["path_to_image"], jpg_rel}
+    assert reasons[rows[0]["path_to_image"]].startswith("corrupt PNG: ")
+    assert reasons[jpg_rel].startswith("corrupt JPEG: ")
+    assert summary.tables["image"] == len(rows) - 2
+    assert validate(summary.path).ok
+
+
+# -- the strict JPEG scan check -----------------------------------------------------------------
+def _jpeg(array: np.ndarray, **options: Any) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="JPEG", **options)
+    return buf.getvalue()
+
+
+def _test_images() -> list[bytes]:
+    """Valid JPEGs of every sequential layout Pillow writes: grey, colour with 4:2:0, 4:2:2 and
+    4:4:4 sampling, optimised tables, restart markers, CMYK, odd sizes."""
+    from PIL import Image
+
+    rng = np.random.default_rng(7)
+    out = []
+    for rows, cols in ((256, 320), (333, 257), (9, 17)):
+        grey = chest_like(rng, rows, cols, bits=8).astype(np.uint8)
+        colour = np.stack([grey, grey[::-1], 255 - grey], axis=-1)
+        out += [
+            _jpeg(grey, quality=95),
+            _jpeg(grey, quality=75, optimize=True),
+            _jpeg(grey, quality=90, restart_marker_blocks=7),
+            _jpeg(colour, quality=90),
+            _jpeg(colour, quality=90, subsampling=1),
+            _jpeg(colour, quality=90, subsampling=0, restart_marker_rows=1),
+        ]
+        buf = io.BytesIO()
+        Image.fromarray(colour).convert("CMYK").save(buf, format="JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+def test_jpeg_scan_check_accepts_valid_files_and_finds_damage() -> None:
+    images = _test_images()
+    for data in images:
+        assert jpeg_scan_check(data) is True
+        encoded_image(data, verify=True)
+    grey = chest_like(np.random.default_rng(1), 64, 64, bits=8).astype(np.uint8)
+    progressive = _jpeg(grey, progressive=True)
+    assert jpeg_scan_check(progressive) is False  # not checked here; Pillow still decodes it
+    encoded_image(progressive, verify=True)
+    # 600 zeroed bytes at many places: every code stays valid, so only a scan whose length no
+    # longer matches its blocks (or a code or run that becomes invalid) shows it
+    rng = random.Random(0)
+    large = [d for d in images if len(d) > 4000]
+    found = tried = 0
+    for data in large:
+        for _ in range(20):
+            start = rng.randrange(1000, len(data) - 1000)
+            damaged = data[:start] + bytes(600) + data[start + 600 :]
+            encoded_image(damaged)  # the header check passes
+            tried += 1
+            try:
+                encoded_image(damaged, verify=True)
+            except CorruptImage as exc:
+                assert exc.message.startswith("corrupt JPEG: ") and exc.hint
+                found += 1
+    assert found >= 0.9 * tried, (found, tried)
+    # other damage: cut short, bytes added at the end of the scan, restart markers out of order
+    data = images[0]
+    end = data.rindex(b"\xff\xd9")
+    with pytest.raises(CorruptImage, match="ends before its last block|ends inside a scan"):
+        jpeg_scan_check(data[: end - 200] + data[end:])
+    with pytest.raises(CorruptImage, match="bytes after a scan's last block"):
+        jpeg_scan_check(data[:end] + b"\x55" * 40 + data[end:])
+    restarts = images[2]
+    first = restarts.index(b"\xff\xd0")
+    swapped = restarts[:first] + b"\xff\xd1" + restarts[first + 2 :]
+    with pytest.raises(CorruptImage, match="restart markers out of order"):
+        jpeg_scan_check(swapped)
+
+
+def _huffman_scan(data: bytes) -> tuple[dict[int, tuple[bytes, bytes]], bytes, int]:
+    """The Huffman tables, the unstuffed scan data and the block count of a one-scan grey JPEG
+    without restart markers."""
+    pos, tables = 2, {}
+    while True:
+        marker = data[pos + 1]
+        (length,) = struct.unpack_from(">H", data, pos + 2)
+        body = data[pos + 4 : pos + 2 + length]
+        if marker == 0xC4:
+            i = 0
+            while i < len(body):
+                end = i + 17 + sum(body[i + 1 : i + 17])
+                tables[body[i]] = (bytes(body[i + 1 : i + 17]), bytes(body[i + 17 : end]))
+                i = end
+        elif marker == 0xC0:
+            _, rows, cols, _ = struct.unpack_from(">BHHB", body, 0)
+            blocks = -(-rows // 8) * -(-cols // 8)
+        pos += 2 + length
+        if marker == 0xDA:
+            break
+    scan = data[pos : data.rindex(b"\xff\xd9")].replace(b"\xff\x00", b"\xff")
+    return tables, scan, blocks
+
+
+def test_ac_runs_decode_like_one_symbol_at_a_time() -> None:
+    """The several-symbols-at-once lookup walks a scan exactly like a plain one-symbol decoder:
+    the same bits used on valid data, the same verdict on damaged data."""
+    from meddata.adapters._cxr_images import _EOB, _ac_runs, _decode_blocks, _huffman_lookup
+
+    def plain(scan: bytes, dc: tuple[int, ...], ac: tuple[int, ...], blocks: int) -> str:
+        bits = int.from_bytes(scan + bytes(4096), "big")
+        total = (len(scan) + 4096) * 8
+        bit = 0
+        for _ in range(blocks):
+            entry = dc[(bits >> (total - bit - 16)) & 0xFFFF]
+            if not entry:
+                return "invalid"
+            bit += entry
+            k = 1
+            while k < 64:
+                entry = ac[(bits >> (total - bit - 16)) & 0xFFFF]
+                if not entry:
+                    return "invalid"
+                bit += entry & 31
+                k += entry >> 5
+            if 64 < k < _EOB:
+                return "past the end"
+            if bit > len(scan) * 8:
+                return "ends before"
+        return str(bit)
+
+    rng = random.Random(3)
+    grey = chest_like(np.random.default_rng(3), 96, 80, bits=8).astype(np.uint8)
+    for options in ({"quality": 95}, {"quality": 60, "optimize": True}):
+        tables, scan, blocks = _huffman_scan(_jpeg(grey, **options))
+        dc = _huffman_lookup(*tables[0x00], True, 11)
+        ac = _huffman_lookup(*tables[0x10], False, 10)
+        layout = [(dc, ac, _ac_runs(*tables[0x10], 10))]
+        variants = [scan]
+        for _ in range(150):
+            damaged = bytearray(scan)
+            at = rng.randrange(len(scan))
+            damaged[at : at + rng.choice((1, 3, 40))] = bytes(rng.randrange(256) for _ in range(3))
+            variants.append(bytes(damaged))
+        for variant in variants:
+            try:
+                got = str(_decode_blocks(variant, layout, blocks))
+            except CorruptImage as exc:
+                got = next(
+                    word
+                    for word in ("invalid", "past the end", "ends before")
+                    if word in exc.message
+                )
+            assert got == plain(variant, dc, ac, blocks)
+
+
+def test_verify_accepts_every_valid_png_layout() -> None:
+    """No false alarms: grey 8- and 16-bit, 1-bit, palette, grey+alpha, RGB, RGBA, interlaced
+    and optimised PNGs all pass verify=decode, and a zlib stream cut short does not."""
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    grey = chest_like(rng, 40, 27, bits=8).astype(np.uint8)
+    images = [
+        Image.fromarray(grey),
+        Image.fromarray(grey.astype(np.uint16) * 257),
+        Image.fromarray(grey > 128),
+        Image.fromarray(grey).convert("P"),
+        Image.fromarray(grey).convert("LA"),
+        Image.fromarray(grey).convert("RGB"),
+        Image.fromarray(grey).convert("RGBA"),
+    ]
+    encoded = []
+    for image in images:
+        for options in ({}, {"optimize": True}, {"interlace": 1}):
+            buf = io.BytesIO()
+            image.save(buf, format="PNG", **options)
+            encoded.append(buf.getvalue())
+    for data in encoded:
+        encoded_image(data, verify=True)
+    chunks = _png_chunks(encoded[0])
+    at = next(i for i, (kind, _) in enumerate(chunks) if kind == b"IDAT")
+    chunks[at] = (b"IDAT", chunks[at][1][:-6])  # the end of the stream and its checksum lost
+    short = _png_bytes(chunks)
+    encoded_image(short)  # chunk CRCs are right: the header check cannot tell
+    with pytest.raises(CorruptImage, match="corrupt PNG"):
+        encoded_image(short, verify=True)

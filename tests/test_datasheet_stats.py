@@ -135,7 +135,7 @@ def test_modality_the_source_does_not_record_is_named_not_missing(tmp_path: Path
     assert stored.adapter == {
         "name": "mimic-cxr-jpg",
         "version": MimicCxrJpgAdapter.version,
-        "options": {"labels": "negbio"},
+        "options": {"labels": "negbio", "verify": "header"},
     }
     assert stored.source_release == MimicCxrJpgAdapter.source_release
     text = render_markdown(ds.datasheet)

@@ -16,7 +16,12 @@ import pytest
 import meddata
 from meddata import tensor
 from meddata.adapters.chexpert_plus import LABELS
-from meddata.adapters.mimic_cxr_jpg import METADATA_COLUMNS, MimicCxrJpgAdapter, split_sections
+from meddata.adapters.mimic_cxr_jpg import (
+    METADATA_COLUMNS,
+    MimicCxrJpgAdapter,
+    split_sections,
+    study_orders,
+)
 from meddata.convert import convert
 from meddata.errors import DatasetNotFoundError, SourceError
 from meddata.validate import validate
@@ -259,3 +264,80 @@ def test_unknown_headings_end_a_section() -> None:
     sections = split_sections(text)
     assert sections["section_findings"] == "Lungs clear."
     assert sections["section_impression"] == "No acute process."
+
+
+# -- study order ----------------------------------------------------------------------------------
+def test_study_order_follows_study_dates(
+    dataset: meddata.Dataset, source: Path, tmp_path: Path
+) -> None:
+    """samples.study_order ranks each subject's studies by StudyDate/StudyTime (not by study id),
+    and is the same under de-identification (a per-person shift keeps the order). The release
+    has no age: there is no age column."""
+    meta = {r["dicom_id"]: r for r in _read(source / META)}
+    samples = dataset.table("samples").collect()
+    assert samples.schema["study_order"] == pl.Int32 and "age" not in samples.columns
+    image = dataset.table("image").select("image_id", "local_path").collect()
+    ranks: dict[str, dict[str, int]] = {}
+    for row in samples.join(image, on="image_id").iter_rows(named=True):
+        m = meta[row["local_path"].rsplit("/", 1)[1].removesuffix(".jpg")]
+        ranks.setdefault(m["subject_id"], {})[m["study_id"]] = row["study_order"]
+    for subject, studies in ranks.items():
+        dates = {
+            r["study_id"]: (r["StudyDate"], float(r["StudyTime"]))
+            for r in meta.values()
+            if r["subject_id"] == subject
+        }
+        by_date = sorted(studies, key=lambda s: dates[s])
+        assert [studies[s] for s in by_date] == list(range(1, len(studies) + 1))
+    # the synthetic study ids are random: their order is not the dates' order
+    assert any(sorted(s) != sorted(s, key=lambda k: s[k]) for s in ranks.values())
+    key = b"m" * 32
+    summary = convert(
+        "mimic-cxr-jpg", source, tmp_path, workers=1, show_progress=False, deid_key=key
+    )
+    deid = meddata.load(summary.path).table("samples").collect()
+    adapter = MimicCxrJpgAdapter(source, deid_key=key)
+    orders = dict(zip(deid["image_id"], deid["study_order"], strict=True))
+    for dicom_id, m in meta.items():
+        assert orders[adapter.row_id("image", dicom_id)] == ranks[m["subject_id"]][m["study_id"]]
+    assert validate(summary.path).ok
+
+
+def test_study_orders_share_ties_and_skip_bad_dates() -> None:
+    rows = [
+        {"subject_id": "1", "study_id": "s9", "StudyDate": "21100105", "StudyTime": "80000.5"},
+        {"subject_id": "1", "study_id": "s1", "StudyDate": "21100105", "StudyTime": "101500"},
+        {
+            "subject_id": "1",
+            "study_id": "s1",
+            "StudyDate": "21100105",
+            "StudyTime": "7",
+        },  # earliest
+        {"subject_id": "1", "study_id": "s5", "StudyDate": "21100301", "StudyTime": ""},
+        {"subject_id": "1", "study_id": "s6", "StudyDate": "21100301", "StudyTime": "0"},  # a tie
+        {"subject_id": "1", "study_id": "s7", "StudyDate": "2110-03", "StudyTime": "1"},
+        {"subject_id": "2", "study_id": "s2", "StudyDate": "20000101", "StudyTime": "x"},
+    ]
+    assert study_orders(rows) == {
+        ("1", "s1"): 1,
+        ("1", "s9"): 2,
+        ("1", "s5"): 3,
+        ("1", "s6"): 3,
+        ("2", "s2"): 1,
+    }
+
+
+def test_verify_option(source: Path, tmp_path: Path) -> None:
+    summary = convert(
+        "mimic-cxr-jpg",
+        source,
+        tmp_path,
+        options={"verify": "decode"},
+        workers=1,
+        show_progress=False,
+        deid=False,
+    )
+    assert summary.quarantined == 0  # every good JPEG passes the strict check
+    assert meddata.load(summary.path).manifest["adapter"]["options"]["verify"] == "decode"
+    assert MimicCxrJpgAdapter.option_specs["verify"].choices == ("header", "decode")
+    assert validate(summary.path).ok
