@@ -7,7 +7,9 @@ openjpeg plugins) and stored losslessly as tensor cells of the stored values, wi
 slope/intercept kept beside them: ``raw`` when the source was uncompressed (its bytes as
 shipped, no time spent recompressing), ``zstd`` when it was compressed (option ``codec``). Files without pixel data (SR, RT plans, waveforms,
 DICOMDIR), files that are not DICOM, and files whose pixels cannot be decoded go to quarantine
-with the reason. A file without PatientID belongs to the person ``UNKNOWN``.
+with the reason (never quoting a header value). A file without PatientID belongs to a person
+keyed by its study (see ``meddata.deid.dicom.person_key``, the rule ``meddata deid dicom``
+follows too), so one study keeps one date shift and unrelated patients are not merged.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pydicom.errors import InvalidDicomError
 from meddata import demographics, tensor
 from meddata.adapter import Adapter, OptionSpec, UnitResult, WorkUnit
 from meddata.adapters._dicom_header import Header
+from meddata.deid.dicom import person_key, standard_modality
 from meddata.dicom_read import PIXEL_DATA, PIXEL_TAGS, read_dicom
 from meddata.errors import MeddataError, UsageError
 
@@ -130,12 +133,13 @@ class DicomFolderAdapter(Adapter):
             result.skip(rel, "DICOMDIR index file, not an image")
             return
         if not any(t in ds for t in PIXEL_TAGS):
-            modality = h.text("Modality") or "unknown"
+            # named only when it is a standard term: the element can hold any text (PHI)
+            modality = standard_modality(h.text("Modality")) or "unknown"
             if h.has("Rows") and h.has("Columns"):  # an image header whose pixels never came
+                kind = "an image" if modality == "unknown" else f"a {modality} image"
                 result.skip(
                     rel,
-                    f"no pixel data although the header describes a {modality} "
-                    "image: the file looks truncated",
+                    f"no pixel data although the header describes {kind}: the file looks truncated",
                 )
             else:
                 result.skip(
@@ -153,7 +157,7 @@ class DicomFolderAdapter(Adapter):
                 raise MeddataError(_decode_failure(transfer_syntax, exc)) from exc
             cell = tensor.encode(decoded, self._codec(transfer_syntax), level=1)
 
-        source_person = h.text("PatientID") or "UNKNOWN"
+        source_person = person_key(ds)  # the same key as ``meddata deid dicom``
         birth = demographics.parse_dicom_date(h.text("PatientBirthDate"))
         study_date_raw = demographics.parse_dicom_date(h.text("StudyDate") or h.text("SeriesDate"))
         age = demographics.dicom_age_years(h.text("PatientAge"))

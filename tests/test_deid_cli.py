@@ -211,3 +211,32 @@ def test_dicom_files_without_preamble_are_de_identified_into_part10_files(tmp_pa
         assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
         syntaxes.add(ds.file_meta.TransferSyntaxUID.name)
     assert "Explicit VR Big Endian" in syntaxes  # the encoding the reader detected is kept
+
+
+def test_dicom_dicomdir_file_ids_and_unlisted_dates_leave_no_identifier(tmp_path: Path) -> None:
+    """A DICOMDIR's file paths named the patient (``77654033/CR1/6154``); an unlisted date
+    (StudyUpdateDateTime) revealed the date offset: neither survives ``deid dicom``."""
+    src = tmp_path / "in"
+    src.mkdir()
+    dicomdir = TEST_FILES / "dicomdirtests" / "DICOMDIR"
+    if not dicomdir.is_file():
+        pytest.skip("pydicom's DICOMDIR test file is not installed")
+    shutil.copy(dicomdir, src / "DICOMDIR")
+    ct = pydicom.dcmread(TEST_FILES / "CT_small.dcm")
+    ct.add_new(0x0008041F, "DT", "20210304101010")  # Study Update DateTime, not in the profile
+    ct.save_as(src / "ct.dcm")
+    for flags in ([], ["--retain-dates"]):
+        target = tmp_path / f"out{len(flags)}"
+        result = CliRunner().invoke(deid, ["dicom", str(src), str(target), *flags])
+        assert result.exit_code == 0, result.output
+        written = sorted(target.glob("*.dcm"))
+        assert len(written) == 2
+        for path in written:
+            raw = path.read_bytes()
+            assert b"77654033" not in raw and b"98890234" not in raw, path.name
+            assert b"20210304" not in raw, path.name
+    out = tmp_path / "out0"
+    dirs = [pydicom.dcmread(p) for p in out.glob("*.dcm")]
+    records = next(d for d in dirs if "DirectoryRecordSequence" in d).DirectoryRecordSequence
+    ids = [r.ReferencedFileID for r in records if "ReferencedFileID" in r]
+    assert ids and all(re.fullmatch(r"[0-9A-Z]{8}", part) for parts in ids for part in parts)

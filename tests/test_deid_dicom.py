@@ -45,7 +45,7 @@ def _read(path: Path) -> Dataset:
 
 
 def _load_all() -> list[tuple[str, Dataset | None, str]]:
-    out = []
+    out: list[tuple[str, Dataset | None, str]] = []
     for path in _real_files():
         try:
             ds = _read(path)
@@ -271,7 +271,7 @@ def _crafted_files(folder: Path) -> list[Path]:
     item.CodeValue = "123"
     ds.ReferencedImageSequence = Sequence([item])
     ds.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.3"
-    paths = []
+    paths: list[Path] = []
     for syntax in (pydicom.uid.ImplicitVRLittleEndian, pydicom.uid.ExplicitVRLittleEndian):
         ds.file_meta = pydicom.dataset.FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = syntax

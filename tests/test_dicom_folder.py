@@ -155,12 +155,12 @@ def test_synthesized_headers_carry_phi_like_values(dicom_source: Path) -> None:
 
 def test_pixels_kept_as_shipped_match_pydicom_even_with_unused_high_bits(tmp_path: Path) -> None:
     from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
     def write(name: str, values: np.ndarray, stored: int, signed: int) -> None:
         meta = FileMetaDataset()
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
+        meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.1")
         meta.MediaStorageSOPInstanceUID = generate_uid()
         ds = FileDataset("", {}, file_meta=meta, preamble=b"\0" * 128)
         ds.SOPClassUID, ds.SOPInstanceUID = (
@@ -320,3 +320,106 @@ def test_an_image_file_cut_before_its_pixel_data_is_called_truncated(tmp_path: P
     assert summary.tables["image"] == 1 and len(report) == 1
     entry = json.loads(report[0])
     assert entry["item"] == "cut.dcm" and "CT image: the file looks truncated" in entry["reason"]
+
+
+def _no_patient_id_file(path: Path, study: str, name: str, study_date: str) -> None:
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.1")
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds = FileDataset("", {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, study + ".1"
+    ds.PatientName, ds.Modality, ds.StudyDate = name, "CR", study_date
+    ds.Rows, ds.Columns, ds.SamplesPerPixel = 2, 2, 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = np.arange(4, dtype=np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_files_without_patient_id_get_the_person_key_deid_dicom_gives_them(
+    tmp_path: Path,
+) -> None:
+    """Without a PatientID, convert and ``meddata deid dicom`` key a file by its study (and
+    patient name): the same pseudonym and date shift in both, one per study, and unrelated
+    patients are not merged into one person."""
+    import datetime as dt
+
+    from click.testing import CliRunner
+
+    from meddata.cli.deid import deid as deid_cli
+    from meddata.deid import Deidentifier
+    from meddata.deid.dicom import person_key
+
+    src = tmp_path / "src"
+    src.mkdir()
+    _no_patient_id_file(src / "a1.dcm", "1.2.826.0.1.3680043.8.498.501", "ALPHA^ANNE", "20210304")
+    _no_patient_id_file(src / "a2.dcm", "1.2.826.0.1.3680043.8.498.501", "ALPHA^ANNE", "20210304")
+    _no_patient_id_file(src / "b.dcm", "1.2.826.0.1.3680043.8.498.502", "BETA^BOB", "20210304")
+    key = bytes(range(32))
+    key_file = tmp_path / "key"
+    key_file.write_text(key.hex())
+    key_file.chmod(0o600)
+    deid = Deidentifier(key)
+    keys = {person_key(pydicom.dcmread(p)) for p in src.glob("*.dcm")}
+    assert len(keys) == 2
+    summary = convert(
+        "dicom-folder", src, tmp_path / "out", workers=1, show_progress=False, deid_key=key
+    )
+    ds = meddata.load(summary.path)
+    persons = ds.table("person").collect()
+    assert sorted(zip(persons["person_id"], persons["person_source_value"], strict=True)) == sorted(
+        (deid.person_id(k), deid.person_pseudonym(k)) for k in keys
+    )
+    dates = set(ds.table("image_occurrence").collect()["image_occurrence_date"].to_list())
+    result = CliRunner().invoke(
+        deid_cli,
+        ["dicom", str(src), str(tmp_path / "deid"), "--key-file", str(key_file), "--retain-dates"],
+    )
+    assert result.exit_code == 0, result.output
+    written = [pydicom.dcmread(p) for p in (tmp_path / "deid").glob("*.dcm")]
+    assert {str(w.PatientID) for w in written} == set(persons["person_source_value"].to_list())
+    shifted = {dt.datetime.strptime(w.StudyDate, "%Y%m%d").date() for w in written}
+    assert shifted == dates and len(dates) == 2  # the same shift per person in both tools
+
+
+def test_quarantine_reasons_never_quote_a_non_standard_modality(tmp_path: Path) -> None:
+    src = pydicom_test_files() / "CT_small.dcm"
+    if not src.exists():
+        pytest.skip("CT_small.dcm is not in this pydicom wheel")
+    folder = tmp_path / "src"
+    folder.mkdir()
+    ds = pydicom.dcmread(src)
+    ds.Modality = "SMITHJANE"
+    del ds.PixelData
+    ds.save_as(folder / "image.dcm")  # rows and columns, no pixel data
+    del ds.Rows, ds.Columns
+    ds.save_as(folder / "other.dcm")
+    ds.Modality = "SR"
+    ds.save_as(folder / "sr.dcm")
+    shutil.copy(src, folder / "whole.dcm")
+    summary = convert(
+        "dicom-folder", folder, tmp_path / "out", workers=1, show_progress=False, deid=False
+    )
+    report = (Path(summary.path) / "quarantine" / "report.jsonl").read_text()
+    reasons = {q["item"]: q["reason"] for q in map(json.loads, report.splitlines())}
+    assert "SMITHJANE" not in report
+    assert "describes an image: the file looks truncated" in reasons["image.dcm"]
+    assert "no pixel data (modality unknown)" in reasons["other.dcm"]
+    assert "no pixel data (modality SR)" in reasons["sr.dcm"]
+    with pytest.raises(StrictModeError) as err:
+        convert(
+            "dicom-folder",
+            folder,
+            tmp_path / "strict",
+            workers=1,
+            strict=True,
+            show_progress=False,
+            deid=False,
+        )
+    assert "SMITHJANE" not in str(err.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -61,8 +62,8 @@ def _read(path: Path) -> pydicom.Dataset | None:
             return None
 
 
-def _readings(h: Header) -> list[tuple]:
-    out = []
+def _readings(h: Header) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
     for kw in KEYWORDS:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -2,6 +2,11 @@
 
 Private elements are removed, UIDs remapped by HMAC (``2.25.<int>``), nested sequences walked,
 the file meta updated, and the de-identification attributes set. Pixel data is never touched.
+Free text that is kept (cleaned descriptors) loses, besides what the clinical-text recogniser
+finds, every identifying value of the dataset itself (person names, ids, institutions...).
+Attributes the profile does not list are handled by kind: dates like the profile's dates, URLs
+removed, AE titles as device identity, DICOMDIR file paths replaced by keyed pseudonyms.
+A dataset is keyed (pseudonym, date shift) by :func:`person_key`.
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ import re
 import warnings
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from hashlib import sha256
 from typing import TYPE_CHECKING, Any
 
 import pydicom
-from pydicom.datadict import dictionary_has_tag, dictionary_VR, repeater_has_tag
+from pydicom.datadict import dictionary_has_tag, dictionary_VR, repeater_has_tag, tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -26,6 +32,7 @@ from meddata.deid import surrogates
 from meddata.deid.errors import BurnedInAnnotationError
 from meddata.deid.profile import load_profile
 from meddata.deid.recognizer import find_phi
+from meddata.deid.spans import PhiSpan
 
 if TYPE_CHECKING:
     from meddata.deid.core import Deidentifier
@@ -68,6 +75,73 @@ _META_PRIVATE = (0x00020100, 0x00020102)
 _DA_RE = re.compile(r"\d{8}")
 _DT_RE = re.compile(r"(\d{8})(\d{0,6}(?:\.\d{1,6})?(?:[+-]\d{4})?)")
 _AGE_RE = re.compile(r"\s*(\d{1,3})\s*([A-Za-z]?)")
+# Unlisted date, time and date-time attributes (StudyUpdateDateTime, ExpirationDateTime…) are
+# handled like the profile's own: removed, or shifted (times kept) with the modified-dates option.
+_DATE_VRS = frozenset({"DA", "DT", "TM"})
+# DICOMDIR (and file-set) attributes that hold path components of the media's files, which
+# were often named after the patient (``77654033/CR1/6154``): each component is replaced by a
+# keyed pseudonym. File-set ID: the label of the media, replaced the same way.
+_FILE_ID_TAGS = frozenset({0x00041500, 0x00041141})
+_FILE_SET_ID = 0x00041130
+_DIRECTORY_RECORDS = 0x00041220
+# Unlisted URL attributes that name a code or coding scheme, not a place or a person: kept.
+_CODE_URL_KEYWORDS = frozenset({"CodingSchemeURL", "URNCodeValue"})
+# Attributes whose values identify the patient, the visit, the staff's organisation, the place
+# or the device: each value (and every word of every person name in the dataset) is replaced
+# wherever it occurs in the free text that is kept (cleaned descriptors), by the surrogate of
+# the kind given here.
+_KNOWN_KEYWORDS = {
+    "ID": """PatientID OtherPatientIDs IssuerOfPatientID AccessionNumber StudyID AdmissionID
+        ServiceEpisodeID RequestedProcedureID PerformedProcedureStepID ScheduledProcedureStepID
+        PlacerOrderNumberImagingServiceRequest FillerOrderNumberImagingServiceRequest
+        PlacerOrderNumberProcedure FillerOrderNumberProcedure MedicalRecordLocator
+        ClinicalTrialSubjectID ClinicalTrialSubjectReadingID InsurancePlanIdentification
+        SpecimenAccessionNumber SpecimenIdentifier ContainerIdentifier SlideIdentifier
+        ClinicalTrialProtocolEthicsCommitteeApprovalNumber ResultsID InterpretationID
+        StudyIDIssuer""",
+    "INSTITUTION": """InstitutionName InstitutionalDepartmentName ResponsibleOrganization
+        ClinicalTrialSiteName ClinicalTrialCoordinatingCenterName HumanPerformerOrganization
+        VerifyingOrganization PatientInstitutionResidence ScheduledPatientInstitutionResidence
+        ClinicalTrialProtocolEthicsCommitteeName""",
+    "ADDRESS": """InstitutionAddress PatientAddress ReferringPhysicianAddress PersonAddress
+        CurrentPatientLocation RequestedProcedureLocation PerformedLocation""",
+    "PHONE": """PatientTelephoneNumbers ReferringPhysicianTelephoneNumbers
+        PersonTelephoneNumbers OrderCallbackPhoneNumber TelephoneNumberTrial""",
+    # device identity: not looked for when the device identity option keeps it
+    "DEVICE": """StationName DeviceSerialNumber PlateID GeneratorID CassetteID GantryID
+        DetectorID ScheduledStationName PerformedStationName SourceSerialNumber
+        TreatmentMachineName StationAETitle RetrieveAETitle ScheduledStationAETitle
+        PerformedStationAETitle ScheduledProcedureStepLocation ScheduledStudyLocation""",
+}
+_KNOWN_TAGS: dict[int, str] = {
+    tag: kind
+    for kind, words in _KNOWN_KEYWORDS.items()
+    for keyword in words.split()
+    if (tag := tag_for_keyword(keyword)) is not None
+}
+# Values that stand for "no value" (a placeholder of an earlier anonymisation): not identifying.
+_PLACEHOLDERS = frozenset(
+    """anon anonymous anonymized anonymised anonymous^anonymous removed unknown none null n/a
+    nil redacted deidentified de-identified 19000101 000000 19000101000000 000y""".split()
+)
+# Scripts written without spaces between words (CJK, kana, hangul, Thai): a name word of these
+# is found inside a run of such letters ("山田太郎"), not only as a whole token.
+_UNSPACED = (
+    "\u0e00-\u0e7f\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf"
+    "\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f\U00020000-\U0002fa1f"
+)
+_NAME_WORD_RE = re.compile(rf"[{_UNSPACED}]+|(?:(?![{_UNSPACED}])[^\W_])+")
+_NAME_COMPOUND_RE = re.compile(r"[^\W_]+(?:['’-][^\W_]+)+")
+_UNSPACED_RE = re.compile(rf"[{_UNSPACED}]+")
+# Standard Modality defined terms (PS3.3 C.7.3.1.1.1, retired ones included, and the common
+# SC): the only modality values messages may name (a header value can hold any text).
+STANDARD_MODALITIES = frozenset(
+    """ANN AR ASMT AU BDUS BI BMD CFM CR CT CTPROTOCOL DG DMS DOC DX ECG EEG EMG EOG EPS ES FID
+    GM HC HD IO IOL IVOCT IVUS KER KO LEN LS MG MR M3D NM OAM OCT OP OPM OPT OPTBSV OPTENF OPV
+    OSS OT PA PLAN POS PR PT PX REG RESP RF RG RTDOSE RTIMAGE RTINTENT RTPLAN RTRAD RTRECORD
+    RTSEGANN RTSTRUCT RWV SC SEG SM SMR SR SRF STAIN TEXTUREMAP TG US VA XA XAPROTOCOL XC
+    AS CD CF CP CS DD DF DM DS EC FA FS LP MA MS OPR ST VF""".split()
+)
 _CODES = {
     "basic": ("113100", "Basic Application Confidentiality Profile"),
     "clean_descriptors": ("113105", "Clean Descriptors Option"),
@@ -89,12 +163,182 @@ class DicomResult:
     modality: str | None = None
 
 
+class _Known:
+    """The identifying values of one dataset, by surrogate kind, and how to find them in text:
+    case-insensitively, as whole tokens (``_``, ``-``, ``.``, ``^`` and digits separate the
+    words of a name: ``DOE_JOHN_HEAD``), values of five or more characters with a digit also
+    inside longer tokens, and words of scripts without spaces inside runs of such letters."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values  # value -> kind (NAME, ID, INSTITUTION, ADDRESS, PHONE, DEVICE)
+        self._patterns: list[tuple[str, re.Pattern[str]]] | None = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The name words, for the recogniser's own name matching."""
+        return tuple(v for v, kind in self.values.items() if kind == "NAME")
+
+    def patterns(self) -> list[tuple[str, re.Pattern[str]]]:
+        if self._patterns is None:
+            by_kind: dict[str, list[str]] = {}
+            for value in sorted(self.values, key=lambda v: (-len(v), v)):
+                by_kind.setdefault(self.values[value], []).append(
+                    _value_pattern(value, self.values[value])
+                )
+            self._patterns = [
+                (kind, re.compile("|".join(alternatives), re.IGNORECASE))
+                for kind, alternatives in by_kind.items()
+            ]
+        return self._patterns
+
+    def spans(self, text: str) -> list[PhiSpan]:
+        """Where the known values occur in ``text``: overlapping hits merged (a merge of two
+        kinds becomes an ID, whose surrogate replaces every letter and digit)."""
+        if not self.values or not text:
+            return []
+        hits = sorted(
+            (m.start(), m.end(), kind)
+            for kind, pattern in self.patterns()
+            for m in pattern.finditer(text)
+            if m.end() > m.start()
+        )
+        merged: list[tuple[int, int, str]] = []
+        for start, end, kind in hits:
+            if merged and start < merged[-1][1]:
+                first, last, was = merged[-1]
+                merged[-1] = (first, max(last, end), was if was == kind else "ID")
+            else:
+                merged.append((start, end, kind))
+        return [PhiSpan(kind, start, end) for start, end, kind in merged]
+
+
+def _value_pattern(value: str, kind: str) -> str:
+    body = r"\s+".join(re.escape(part) for part in value.split())
+    if _UNSPACED_RE.fullmatch(value):
+        return body  # 山田 inside 山田太郎
+    if kind == "NAME" and not any(c.isdigit() for c in value):
+        return rf"(?<![^\W\d_]){body}(?![^\W\d_])"  # a name word: not inside another word
+    if kind != "NAME" and len(value) >= 5 and any(c.isdigit() for c in value):
+        return body  # an identifier with digits: also inside a longer token
+    return rf"(?<![^\W_]){body}(?![^\W_])"
+
+
+def _placeholder(value: str) -> bool:
+    return value.casefold() in _PLACEHOLDERS
+
+
+def _add_names(value: Any, known: dict[str, str]) -> None:
+    """The words of a person name (every component group of ``A^B=C^D=E^F``, every component,
+    every word), hyphenated compounds whole too, and for scripts without spaces the group's
+    words joined in both orders (王^伟 → 王伟, 伟王)."""
+    values = value if isinstance(value, list | tuple | pydicom.multival.MultiValue) else [value]
+    for one in values:
+        text = str(one or "").strip(" \x00")
+        if not text or _placeholder(text):
+            continue
+        for group in text.split("="):
+            unspaced = []
+            for component in group.split("^"):
+                words = _NAME_WORD_RE.findall(component) + _NAME_COMPOUND_RE.findall(component)
+                for word in words:
+                    if _UNSPACED_RE.fullmatch(word):
+                        unspaced.append(word)
+                        if len(word) > 1:
+                            known.setdefault(word, "NAME")
+                    elif _placeholder(word):
+                        continue
+                    elif any(c.isalpha() for c in word):
+                        if len(word) > 1:
+                            known.setdefault(word, "NAME")
+                    elif len(word) >= 3:
+                        known.setdefault(word, "ID")  # digits in a name field
+            if len(unspaced) > 1:
+                known.setdefault("".join(unspaced), "NAME")
+                known.setdefault("".join(reversed(unspaced)), "NAME")
+
+
+def _add_values(value: Any, kind: str, known: dict[str, str]) -> None:
+    values = value if isinstance(value, list | tuple | pydicom.multival.MultiValue) else [value]
+    for one in values:
+        text = " ".join(str(one or "").strip(" \x00").split())
+        if len(text) >= 3 and any(c.isalnum() for c in text) and not _placeholder(text):
+            known.setdefault(text, kind)
+
+
+def _collect_known(ds: Dataset, retain_device: bool, known: dict[str, str]) -> None:
+    """Every person name and every identifying value (see ``_KNOWN_KEYWORDS``) of ``ds`` and
+    its sequences, before anything is changed. Other elements are not parsed."""
+    for tag in list(ds.keys()):
+        if tag.is_private or tag in _PIXEL_TAGS:
+            continue
+        vr = ds.get_item(tag, keep_deferred=True).VR
+        if vr is None or vr == "UN":
+            try:
+                vr = dictionary_VR(tag)
+            except KeyError:
+                continue
+        kind = _KNOWN_TAGS.get(int(tag))
+        if vr not in ("SQ", "PN") and (kind is None or (kind == "DEVICE" and retain_device)):
+            continue
+        try:
+            elem = ds[tag]
+            items = list(elem.value or []) if elem.VR == "SQ" else []
+        except Exception:  # noqa: BLE001 - damaged: left to the walk, as before this pass
+            continue
+        if elem.VR == "SQ":
+            for item in items:
+                _collect_known(item, retain_device, known)
+        elif elem.VR == "PN":
+            _add_names(elem.value, known)
+        elif kind is not None and elem.value not in (None, ""):
+            _add_values(elem.value, kind, known)
+
+
+def standard_modality(value: Any) -> str | None:
+    """``value`` when it is a standard Modality defined term (a safe word for a message);
+    None for anything else, which could hold any text."""
+    text = str(value or "").strip(" \x00").upper()
+    return text if text in STANDARD_MODALITIES else None
+
+
+def _first_text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    if isinstance(value, pydicom.multival.MultiValue):
+        value = value[0] if len(value) else None
+    return str(value or "").strip(" \x00")
+
+
+def person_key(ds: Dataset) -> str:
+    """The source person id a dataset is keyed by (its pseudonym, person id and date shift),
+    one rule for ``meddata deid dicom`` and ``meddata convert``: the PatientID; without one,
+    the study (``study:<StudyInstanceUID>``), with a digest of the patient's name when it has
+    one (``#<sha256[:16]>``: two patients filed under one study UID stay apart), so one study
+    keeps one shift and unrelated patients do not merge; else the series, else the instance (a
+    DICOMDIR: its media storage instance); ``UNKNOWN`` when the file names none of them."""
+    patient = _first_text(ds, "PatientID")
+    if patient:
+        return patient
+    name = re.sub(r"\s+", " ", str(ds.get("PatientName", "") or "").casefold()).strip(" ^=\x00")
+    suffix = "" if not name or _placeholder(name) else "#" + sha256(name.encode()).hexdigest()[:16]
+    for keyword, prefix in (("StudyInstanceUID", "study:"), ("SeriesInstanceUID", "series:")):
+        uid = _first_text(ds, keyword)
+        if uid:
+            return prefix + uid + suffix
+    instance = _first_text(ds, "SOPInstanceUID")
+    meta = getattr(ds, "file_meta", None)
+    if not instance and meta is not None:
+        instance = str(meta.get("MediaStorageSOPInstanceUID", "") or "").strip(" \x00")
+    if instance:
+        return "instance:" + instance
+    return "name" + suffix if suffix else "UNKNOWN"
+
+
 @dataclass
 class _Context:
     deid: Deidentifier
     person: str
     shift: int
-    names: tuple[str, ...]
+    known: _Known
     result: DicomResult
 
 
@@ -164,7 +408,8 @@ def _shift_da(value: str, days: int, vr: str = "DA") -> str:
 
 
 def _clean_text(ctx: _Context, value: str) -> str:
-    spans = find_phi(value, ctx.names)
+    known = ctx.known.spans(value)
+    spans = _with_known(known, find_phi(value, ctx.known.names), value)
     if not spans:
         return value
     out, pos = [], 0
@@ -176,6 +421,44 @@ def _clean_text(ctx: _Context, value: str) -> str:
         ctx.result.counts[f"text_{span.type}"] += 1
     out.append(value[pos:])
     return "".join(out)
+
+
+def _with_known(known: list[PhiSpan], found: list[PhiSpan], text: str) -> list[PhiSpan]:
+    """The known values' spans, and the parts of the recogniser's spans outside them (that
+    hold a letter or digit), sorted."""
+    if not known:
+        return found
+    covered = bytearray(len(text) + 1)
+    for span in known:
+        covered[span.start : span.end] = b"\x01" * (span.end - span.start)
+    out = list(known)
+    for span in found:
+        i = span.start
+        while i < span.end:
+            if covered[i]:
+                i += 1
+                continue
+            j = i
+            while j < span.end and not covered[j]:
+                j += 1
+            if any(c.isalnum() for c in text[i:j]):
+                out.append(PhiSpan(span.type, i, j))
+            i = j
+    return sorted(out, key=lambda s: s.start)
+
+
+def _file_id(ctx: _Context, elem: DataElement) -> None:
+    """Each component of a file path (``77654033\\CR1\\6154``) replaced by a keyed pseudonym
+    of 8 upper-case hex characters (a valid component): the same component, the same one."""
+    if elem.value in (None, ""):
+        return
+    values = list(elem.value) if elem.VM > 1 else [elem.value]
+    out = [
+        ctx.deid.pseudonym("dicom-file-id", str(v).strip()).upper()[:8] if str(v).strip() else ""
+        for v in values
+    ]
+    elem.value = out if elem.VM > 1 else out[0]
+    ctx.result.counts["dicom_file_id_replaced"] += 1
 
 
 def _clean(ctx: _Context, elem: DataElement) -> None:
@@ -248,9 +531,10 @@ def _kept_unread(
     elem: DataElement | RawDataElement, rule: Any, action: str | None, implicit: bool
 ) -> bool:
     """Whether an element not yet parsed (pydicom converts a raw element on first access,
-    ~25 µs) certainly stays as it is: not a sequence, UID, person name or text, kept by its
-    rule (or unlisted and standard), and writable as read (it has a VR, or the dataset is
-    written implicit VR). Anything in doubt is converted and decided as usual."""
+    ~25 µs) certainly stays as it is: not a sequence, UID, person name, text, URL, AE title,
+    date, time or file path, kept by its rule (or unlisted and standard), and writable as read
+    (it has a VR, or the dataset is written implicit VR). Anything in doubt is converted and
+    decided as usual."""
     if not isinstance(elem, RawDataElement) or (elem.VR is None and not implicit):
         return False
     vr = elem.VR
@@ -259,7 +543,9 @@ def _kept_unread(
             vr = dictionary_VR(elem.tag)
         except KeyError:
             return False
-    if vr in ("SQ", "UI", "PN", "UN") or vr in _FREE_TEXT_VRS:
+    if vr in ("SQ", "UI", "PN", "UN", "UR", "AE") or vr in _FREE_TEXT_VRS or vr in _DATE_VRS:
+        return False
+    if elem.tag in _FILE_ID_TAGS or elem.tag == _FILE_SET_ID:
         return False
     if rule is None:
         return dictionary_has_tag(elem.tag) or repeater_has_tag(elem.tag)
@@ -268,10 +554,15 @@ def _kept_unread(
 
 def _unlisted(ctx: _Context, ds: Dataset, elem: DataElement) -> None:
     """An attribute the profile does not list: walk sequences, remap instance UIDs, remove
-    unknown tags and free text, blank person names; keep the rest (codes, pixel description)."""
+    unknown tags, free text and URLs, blank person names, treat dates and times as the profile
+    does, AE titles as device identity, file paths by pseudonyms; keep the rest (codes, pixel
+    description)."""
     counts = ctx.result.counts
+    options = ctx.deid.options
     tag = elem.tag
-    if elem.VR == "SQ":
+    if tag == _DIRECTORY_RECORDS:
+        _directory_records(ctx, elem)
+    elif elem.VR == "SQ":
         for item in elem.value or []:
             _apply(ctx, item)
     elif elem.VR == "UI":
@@ -287,6 +578,39 @@ def _unlisted(ctx: _Context, ds: Dataset, elem: DataElement) -> None:
     elif elem.VR in _FREE_TEXT_VRS and elem.keyword not in _SAFE_TEXT_KEYWORDS:
         del ds[tag]
         counts["dicom_removed"] += 1
+    elif elem.VR in _DATE_VRS:
+        if options.retain_longitudinal_dates:
+            _clean(ctx, elem)  # dates shifted, times kept
+        else:
+            del ds[tag]
+            counts["dicom_removed"] += 1
+    elif elem.VR == "UR" and elem.keyword not in _CODE_URL_KEYWORDS:
+        # retrieve, storage and contact URLs: host names, original UIDs, ids in queries
+        del ds[tag]
+        counts["dicom_removed"] += 1
+    elif elem.VR == "AE":  # an application entity title names a device
+        if options.retain_device_identity:
+            _clean(ctx, elem)
+        else:
+            del ds[tag]
+            counts["dicom_removed"] += 1
+    elif tag in _FILE_ID_TAGS:
+        _file_id(ctx, elem)
+    elif tag == _FILE_SET_ID and elem.value not in (None, ""):
+        elem.value = ctx.deid.pseudonym("dicom-file-set-id", str(elem.value)).upper()
+        counts["dicom_file_id_replaced"] += 1
+
+
+def _directory_records(ctx: _Context, elem: DataElement) -> None:
+    """DICOMDIR records in order: a PATIENT record and the records after it (its studies,
+    series and instances, in the order media writers list them) take that patient's date
+    shift, as the patient's own files do."""
+    current = ctx
+    for item in elem.value or []:
+        if str(item.get("DirectoryRecordType", "") or "").strip().upper() == "PATIENT":
+            patient = str(item.get("PatientID", "") or "").strip(" \x00") or ctx.person
+            current = replace(ctx, person=patient, shift=ctx.deid.date_shift_days(patient))
+        _apply(current, item)
 
 
 def _cap_age_string(value: str) -> str:
@@ -299,13 +623,6 @@ def _cap_age_string(value: str) -> str:
     if unit in ("", "Y") and int(m.group(1)) > 89:
         return "090Y"
     return value
-
-
-def _patient_names(ds: Dataset) -> tuple[str, ...]:
-    raw = ds.get("PatientName")
-    if raw is None or str(raw) == "":
-        return ()
-    return tuple(p for p in str(raw).replace("^", " ").split() if len(p) > 1)
 
 
 def _set_method(ds: Dataset, ctx: _Context) -> None:
@@ -330,20 +647,21 @@ def deidentify_dataset(
 ) -> DicomResult:
     """De-identify ``ds`` in place; see the module docstring."""
     result = DicomResult()
-    modality = str(ds.get("Modality", "") or "").upper() or None
+    raw_modality = str(ds.get("Modality", "") or "").strip(" \x00").upper() or None
+    modality = standard_modality(raw_modality)  # named in messages: a standard term only
     result.modality = modality
     burned = str(getattr(ds, "BurnedInAnnotation", "") or "").strip().upper() == "YES"
     if burned and not deid.options.allow_burned_in:
         raise BurnedInAnnotationError(modality)
     if burned:
         result.flags.append("burned_in_annotation_allowed")
-    if modality in BURNED_IN_MODALITIES:
+    if raw_modality in BURNED_IN_MODALITIES:
         result.flags.append("modality_often_burned_in")
         result.counts["dicom_burned_in_risk"] += 1
-    person = (
-        source_person_id if source_person_id is not None else str(ds.get("PatientID", "") or "")
-    )
-    ctx = _Context(deid, person, deid.date_shift_days(person), _patient_names(ds), result)
+    person = source_person_id if source_person_id is not None else person_key(ds)
+    known: dict[str, str] = {}
+    _collect_known(ds, deid.options.retain_device_identity, known)
+    ctx = _Context(deid, person, deid.date_shift_days(person), _Known(known), result)
     _apply(ctx, ds)
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
