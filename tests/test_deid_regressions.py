@@ -444,11 +444,6 @@ def test_capitals_before_saint_are_not_a_street() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the initial-and-surname pattern of meddata/deid/names.py to take non-ASCII "
-    "letters (_INITIAL_SURNAME_RE is [A-Z][a-z]...); not a file of this change",
-)
 @pytest.mark.parametrize("form", ["NFC", "NFD"])
 def test_initial_and_non_ascii_surname_without_a_cue(form: str) -> None:
     ascii_text = "J. Miller reviewed the films."

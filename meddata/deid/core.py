@@ -121,11 +121,10 @@ class Deidentifier:
         shift = self.date_shift_days(source_person_id)
         out: list[str] = []
         pos = 0
-        for span in spans:
+        replacements = surrogates.surrogates_for(self._key, text, spans, shift)
+        for span, replacement in zip(spans, replacements, strict=True):
             out.append(text[pos : span.start])
-            out.append(
-                surrogates.surrogate(self._key, span.type, text[span.start : span.end], shift)
-            )
+            out.append(replacement)
             pos = span.end
             self._counts[span.type] += 1
         out.append(text[pos:])

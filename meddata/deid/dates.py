@@ -16,7 +16,26 @@ _MONTHS = (
 ).split()
 _WEEKDAYS = "monday tuesday wednesday thursday friday saturday sunday".split()
 _TOKEN_RE = re.compile(r"\d+|[A-Za-z]+")
-_REFERENCE_YEAR = 2000  # a leap year, used when the text has no year
+# The year of a date written without one, when the note gives none: a common year after a common
+# year, so that a shift of up to a year crosses no 29 February and a yearless date moves by the
+# same day of the year as a dated one (in three years out of four; with the note's own year, in
+# all). "29 February" takes the leap year after it.
+_REFERENCE_YEAR = 2023
+_REFERENCE_LEAP_YEAR = 2024
+
+# Holidays, as a regex (used by the recogniser) and by the rule that gives their date in a year.
+HOLIDAY = (
+    r"(?:christmas(?:[ \t]+(?:day|eve))?|new[ \t]+year(?:['’]?s)?(?:[ \t]+(?:day|eve))?|"
+    r"thanksgiving(?:[ \t]+day)?|easter(?:[ \t]+(?:sunday|monday))?|good[ \t]+friday|halloween|"
+    r"independence[ \t]+day|fourth[ \t]+of[ \t]+july|memorial[ \t]+day|labou?r[ \t]+day|"
+    r"veterans['’]?[ \t]+day|valentine(?:['’]?s)?[ \t]+day|mother(?:['’]?s)?[ \t]+day|"
+    r"father(?:['’]?s)?[ \t]+day|st\.?[ \t]+patrick(?:['’]?s)?[ \t]+day|"
+    r"(?:martin[ \t]+luther[ \t]+king(?:,?[ \t]+jr\.?)?|mlk)[ \t]+day|"
+    r"presidents['’]?[ \t]+day|juneteenth|columbus[ \t]+day|boxing[ \t]+day)"
+)
+_HOLIDAY_TEXT_RE = re.compile(
+    rf"({HOLIDAY})(?:,?[ \t]+(?:of[ \t]+)?|[ \t]+(?=['’]))(\d{{4}}|['’]\d\d)", re.IGNORECASE
+)
 
 
 def _month_of(word: str) -> int | None:
@@ -135,15 +154,115 @@ def _parse(tokens: list[re.Match[str]], text: str) -> _Parsed | None:
     return None
 
 
-def shift_date_text(text: str, days: int) -> str:
-    """``text`` (one date as written) moved ``days`` days back, in the same format."""
+def current_year() -> int:
+    """The year ages are counted to: a year of birth more than 89 years before it is an age
+    over 89 (HIPAA Safe Harbor), and is written as the year 90 years before it."""
+    return date.today().year
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def _nth_weekday(year: int, month: int, weekday: int, n: int) -> date:
+    """The ``n``-th ``weekday`` (0 = Monday) of a month; the last one when ``n`` is -1."""
+    if n > 0:
+        first = date(year, month, 1)
+        return first + timedelta(days=(weekday - first.weekday()) % 7 + 7 * (n - 1))
+    last = date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+    return last - timedelta(days=(last.weekday() - weekday) % 7)
+
+
+def _easter(year: int) -> date:
+    """Western Easter Sunday (the anonymous Gregorian algorithm)."""
+    a, b, c = year % 19, year // 100, year % 100
+    d, e = divmod(b, 4)
+    f = (b + 8) // 25
+    g = (b - f + 1) // 3
+    h = (19 * a + b - d - g + 15) % 30
+    i, k = divmod(c, 4)
+    lt = (32 + 2 * e + 2 * i - h - k) % 7
+    m = (a + 11 * h + 22 * lt) // 451
+    month, day = divmod(h + lt - 7 * m + 114, 31)
+    return date(year, month, day + 1)
+
+
+def holiday_date(name: str, year: int) -> date | None:
+    """The date of a US holiday (as written: "Christmas Day", "Thanksgiving") in ``year``."""
+    key = " ".join(name.lower().replace("’", "'").replace("'", "").replace(".", "").split())
+    fixed = {
+        "christmas": (12, 25), "christmas day": (12, 25), "christmas eve": (12, 24),
+        "new year": (1, 1), "new years": (1, 1), "new year day": (1, 1), "new years day": (1, 1),
+        "new year eve": (12, 31), "new years eve": (12, 31), "halloween": (10, 31),
+        "independence day": (7, 4), "fourth of july": (7, 4), "veterans day": (11, 11),
+        "valentine day": (2, 14), "valentines day": (2, 14), "st patrick day": (3, 17),
+        "st patricks day": (3, 17), "juneteenth": (6, 19), "boxing day": (12, 26),
+    }  # fmt: skip
+    if key in fixed:
+        return date(year, *fixed[key])
+    if key.startswith("easter") or key == "good friday":
+        offset = {"easter monday": 1, "good friday": -2}.get(key, 0)
+        return _easter(year) + timedelta(days=offset)
+    rules = {
+        "thanksgiving": (11, 3, 4), "memorial": (5, 0, -1), "labor": (9, 0, 1),
+        "labour": (9, 0, 1), "mother": (5, 6, 2), "mothers": (5, 6, 2), "father": (6, 6, 3),
+        "fathers": (6, 6, 3), "presidents": (2, 0, 3), "columbus": (10, 0, 2),
+        "martin": (1, 0, 3), "mlk": (1, 0, 3),
+    }  # fmt: skip
+    rule = rules.get(key.split()[0])
+    return _nth_weekday(year, *rule) if rule else None
+
+
+def _shift_holiday(text: str, days: int) -> str | None:
+    """ "Christmas Day 2020" moved ``days`` back, written as a date ("November 3, 2020")."""
+    m = _HOLIDAY_TEXT_RE.fullmatch(text.strip())
+    if m is None:
+        return None
+    digits = m.group(2).lstrip("'’")
+    year = int(digits) if len(digits) == 4 else _century(int(digits))
+    day = holiday_date(m.group(1), year)
+    if day is None:
+        return None
+    shifted = day - timedelta(days=days)
+    out = f"{_MONTHS[shifted.month - 1].capitalize()} {shifted.day}, {shifted.year}"
+    return out.upper() if m.group(1).isupper() else out
+
+
+def date_year(text: str) -> int | None:
+    """The year written in ``text`` (one date as written), or None when it has none."""
+    m = _HOLIDAY_TEXT_RE.fullmatch(text.strip())
+    if m is not None:
+        digits = m.group(2).lstrip("'’")
+        return int(digits) if len(digits) == 4 else _century(int(digits))
+    p = _parse(list(_TOKEN_RE.finditer(text)), text)
+    return p.year[1] if p is not None and p.year is not None else None
+
+
+def _century(year2: int) -> int:
+    return 2000 + year2 if year2 < 50 else 1900 + year2
+
+
+def shift_date_text(text: str, days: int, year: int | None = None) -> str:
+    """``text`` (one date as written) moved ``days`` days back, in the same format; a holiday
+    with its year becomes the date it fell on, moved back ("Christmas Day 2020").
+
+    ``year`` is the year of a date written without one (the year of the note's other dates), so
+    that "Mar 4" moves like "3/4/21" in the same note; without it, a common year is used.
+    """
+    holiday = _shift_holiday(text, days)
+    if holiday is not None:
+        return holiday
     tokens = list(_TOKEN_RE.finditer(text))
     p = _parse(tokens, text)
     if p is None:
         return PLACEHOLDER
     month = p.month[1] if p.month else 1
-    year = p.year[1] if p.year else _REFERENCE_YEAR
     day_values = [d for _, d in p.days] or [15]
+    leap_day = (month, day_values[0]) == (2, 29)
+    if p.year:
+        year = p.year[1]
+    elif year is None or (leap_day and not _leap(year)):
+        year = _REFERENCE_LEAP_YEAR if leap_day else _REFERENCE_YEAR
     try:
         first = date(year, month, day_values[0])
     except ValueError:

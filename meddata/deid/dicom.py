@@ -413,10 +413,10 @@ def _clean_text(ctx: _Context, value: str) -> str:
     if not spans:
         return value
     out, pos = [], 0
-    key = ctx.deid._key
-    for span in spans:
+    replacements = surrogates.surrogates_for(ctx.deid._key, value, spans, ctx.shift)
+    for span, replacement in zip(spans, replacements, strict=True):
         out.append(value[pos : span.start])
-        out.append(surrogates.surrogate(key, span.type, value[span.start : span.end], ctx.shift))
+        out.append(replacement)  # a yearless date takes the year of the text's other dates
         pos = span.end
         ctx.result.counts[f"text_{span.type}"] += 1
     out.append(value[pos:])

@@ -172,3 +172,42 @@ US_STATE_NAMES = (
     "Rhode Island|South Carolina|South Dakota|Tennessee|Texas|Utah|Vermont|Virginia|Washington|"
     "West Virginia|Wisconsin|Wyoming"
 )
+
+# Words of procedures, anatomy and image processing (DICOM descriptions such as "ABDOMEN^LIVER"
+# or "MEDCOM RESAMPLED"): a caret value or a short line with one of them is not a person's name.
+# Used by the weak name cues only (caret values, signature lines), never to stop a name after a
+# title ("Dr. Hand" stays a name).
+CLINICAL_WORDS = _words(
+    """
+    abdomen abdominal adrenal ankle aorta aortic appendix arm arterial artery axial axilla
+    biliary bladder body bone bones bowel brain breast bronchial cardiac carotid cerebral
+    cervical chest colon contrast coronal coronary cranial derived duodenum ear elbow
+    esophagus extremity eye face facial femur fibula finger foot forearm gallbladder hand head
+    heart hepatic hip humerus iliac kidney kidneys knee leg limb liver localizer lumbar lung lungs
+    mandible mediastinum medcom mip mpr musculoskeletal nasal neck orbit orbits original
+    pancreas pelvis pelvic pituitary portal primary prostate pulmonary radius rectum
+    reformat reformatted renal resampled rib ribs routine sacrum sagittal scout secondary
+    shoulder sinus sinuses skull spine spleen sternum stomach temporal testis thigh thoracic
+    thorax thyroid tibia toe uterus venous vertebra wrist protocol series recon reconstruction
+    lossy compressed subtraction perfusion diffusion angio angiography venogram phase
+    triphasic multiphase biphasic enhanced noncontrast screening survey limited complete
+    portable upright supine prone lateral frontal oblique wo
+    """
+)
+
+# Countries, regions and continents (lower case): a place after "lives in" or "is from" that is
+# one of them is not a geographic subdivision smaller than a state.
+COUNTRIES = _words(
+    """
+    afghanistan africa albania algeria america argentina armenia asia australia austria
+    bangladesh belgium bolivia bosnia brazil bulgaria burma cambodia cameroon canada
+    caribbean chile china colombia congo croatia cuba cyprus czechia denmark ecuador egypt
+    england ethiopia europe finland france germany ghana greece guatemala haiti honduras
+    hungary iceland india indonesia iran iraq ireland israel italy jamaica japan jordan kenya
+    korea kosovo laos lebanon liberia libya lithuania malaysia mexico morocco nepal
+    netherlands nicaragua nigeria norway pakistan panama peru philippines poland portugal
+    romania russia rwanda scotland senegal serbia sierra somalia spain sudan sweden
+    switzerland syria taiwan tanzania thailand tunisia turkey uganda ukraine uruguay
+    venezuela vietnam wales yemen zimbabwe usa us uk
+    """
+)

@@ -8,21 +8,32 @@ import re
 import unicodedata
 from collections.abc import Iterator
 
-from meddata.deid.lexicon import AMBIGUOUS, CREDENTIALS, GIVEN_NAMES, NOT_NAMES, SURNAMES, TITLES
+from meddata.deid.lexicon import (
+    AMBIGUOUS,
+    CLINICAL_WORDS,
+    CREDENTIALS,
+    GIVEN_NAMES,
+    NOT_NAMES,
+    SURNAMES,
+    TITLES,
+)
 from meddata.deid.spans import PhiSpan
 
 _I = re.IGNORECASE
 
 
-def _mark_class() -> str:
+def _mark_class(bmp_only: bool = False) -> str:
     """The combining marks (categories Mn, Mc, Me) as the body of a regex character class.
 
     ``\\w`` does not match them, so without them a decomposed "José" (e + U+0301) or a
     Devanagari name ("अमित", with a vowel sign) would end at its first mark and leak the rest.
     """
     category = unicodedata.category
-    codes = [c for c in range(0x300, 0x20000) if category(chr(c))[0] == "M"]
-    codes += range(0xE0100, 0xE01F0)  # variation selectors supplement
+    codes = [
+        c for c in range(0x300, 0x10000 if bmp_only else 0x20000) if category(chr(c))[0] == "M"
+    ]
+    if not bmp_only:
+        codes += range(0xE0100, 0xE01F0)  # variation selectors supplement
     parts: list[str] = []
     start = prev = codes[0]
     for code in [*codes[1:], -1]:
@@ -36,23 +47,33 @@ def _mark_class() -> str:
 
 # Combining marks: part of a word wherever a letter may continue it.
 MARKS = _mark_class()
+# Those of the BMP only: a class ``re`` tests in one look-up (one with characters beyond the BMP
+# is tested range by range), for the look-behinds tried at many positions.
+MARKS_BMP = _mark_class(bmp_only=True)
 # A letter of any script (names are not all ASCII: "Núñez", "Müller").
 _L = r"[^\W\d_]"
 _LM = rf"(?:[^\W\d_]|[{MARKS}])"
 _LA = rf"(?:[^\W\d_]|[{MARKS}'’])"
 _LAH = rf"(?:[^\W\d_]|[{MARKS}'’-])"
 _TOKEN_RE = re.compile(rf"[ \t]*(?:(?P<word>{_L}{_LA}*(?:-{_L}{_LA}*)*)(?P<dot>\.)?|(?P<sep>[,^]))")
+_PARTICLE_BEFORE_RE = re.compile(r"(?<![^\W\d_])([^\W\d_]{2,5}) $")
 _PARTICLES = frozenset("van der den de la le du von da di del della bin al el st saint".split())
 _CREDENTIAL_SET = frozenset(c.lower().replace(".", "") for c in CREDENTIALS)
 _CRED_ALT = "|".join(re.escape(c) for c in sorted(CREDENTIALS, key=len, reverse=True))
 
+# A cue word starts where no letter, digit or combining mark comes before it: ``\b`` would also
+# start one right after the accent of a decomposed "José" ("Jose\u0301son").
+_WB = rf"\b(?<![{MARKS_BMP}])"
+_WE = rf"(?![\w{MARKS}])"
 _TITLE_RE = re.compile(
-    r"(?=[dmpDMP])\b(?:dr|doctor|mr|mrs|ms|miss|prof|professor|mx)\b\.?[ \t]+", _I
+    rf"(?=[dmpDMP]){_WB}(?:dr|doctor|mr|mrs|ms|miss|prof|professor|mx){_WE}\.?[ \t]+", _I
 )
 _CUE_RE = re.compile(
-    r"(?=[dserpaictvgcnfhomDSERPAICTVGCNFHOM])\b(?:(?:dictated|signed|e-signed|read|reviewed|interpreted|approved|verified|transcribed|"
+    rf"(?=[dserpaictvgcnfhomDSERPAICTVGCNFHOM]){_WB}"
+    r"(?:(?:dictated|signed|e-signed|read|reviewed|interpreted|approved|verified|transcribed|"
     r"performed|examined|authored|entered|reported|discussed|communicated|called|paged|notified|"
-    r"consulted|referred|seen|relayed|given|conveyed|sent|d/w)[ \t]+(?:by|with|to)[ \t]*:?"
+    r"consulted|referred|seen|relayed|given|conveyed|sent|d/w)[ \t]+(?:by|with|to)"
+    rf"{_WE}[ \t]*:?"
     r"|(?:patient(?:'s)?[ \t]+name|pt[ \t]+name|name|patient|pt|attending(?:[ \t]+(?:physician|"
     r"radiologist))?|referring(?:[ \t]+(?:physician|provider|md|doctor|clinician))?|ordering"
     r"(?:[ \t]+(?:physician|provider|md))?|physician|provider|radiologist|resident|fellow|"
@@ -60,19 +81,21 @@ _CUE_RE = re.compile(
     r"surgeon|emergency[ \t]+contact|contact|guardian|nok|next[ \t]+of[ \t]+kin|interpreter|"
     r"transcriptionist|scribe|signature|radiologist[ \t]+signature)(?:[ \t]*[:#]|[ \t]+-[ \t])"
     r"|finali[sz]ed(?:[ \t]+on[ \t]+[\d/.-]{6,10})?(?:[ \t]+at[ \t]+[\d:]{3,8}(?:[ \t]*[ap]m)?)?"
-    r"[ \t]+by[ \t]*:?"
-    r"|(?:hcp|poa|proxy)[ \t]+is|to[ \t]+see|seen[ \t]+by)[ \t]*",
+    rf"[ \t]+by{_WE}[ \t]*:?"
+    rf"|(?:hcp|poa|proxy)[ \t]+is{_WE}|to[ \t]+see{_WE}|seen[ \t]+by{_WE})[ \t]*",
     _I,
 )
 # Cues after which only a capitalised word is taken ("d/w Okonkwo", "nurse Ngozi Adeyemi").
 _CAP_CUE_RE = re.compile(
-    r"(?=[dwtnDWTN])\b(?:(?i:d/w|dw|w/)[ \t]+(?:(?i:the[ \t]+)?(?i:referring|attending|ordering|"
+    rf"(?=[dwtnDWTN]){_WB}"
+    r"(?:(?i:d/w|dw|w/)[ \t]+(?:(?i:the[ \t]+)?(?i:referring|attending|ordering|"
     r"covering|on-call|primary)[ \t]+(?:(?i:physician|provider|md|doctor|radiologist|team)[ \t]+)?)?"
     r"|(?i:tech|technologist|nurse)[ \t]+|(?:RN|NP)[ \t]+)"
 )
 _SIGN_CUE_RE = re.compile(r"(?m)^[ \t]*(?:--+|/s/|(?i:signed))[ \t]*:?[ \t]*")
 _RELATIVE_RE = re.compile(
-    r"(?=[dswhmfpngcaubDSWHMFPNGCAUB])\b(?:daughter|son|wife|husband|mother|father|sister|brother|spouse|partner|niece|nephew|"
+    rf"(?=[dswhmfpngcaubDSWHMFPNGCAUB]){_WB}"
+    r"(?:daughter|son|wife|husband|mother|father|sister|brother|spouse|partner|niece|nephew|"
     r"grandson|granddaughter|caregiver|neighbor|fiance|fiancee|aunt|uncle|cousin|"
     r"girlfriend|boyfriend)(?:'s[ \t]+name[ \t]+is|,)?[ \t]+",
     _I,
@@ -80,9 +103,14 @@ _RELATIVE_RE = re.compile(
 _CREDENTIAL_RE = re.compile(rf"(?=[A-Z])(?<![A-Za-z])(?:{_CRED_ALT})(?![A-Za-z])")
 _CRED_LEAD_RE = re.compile(r"(?:,[ \t]*|[ \t]+)$")
 _CARET_RE = re.compile(rf"(?<!\w){_L}{_LAH}*(?:\^{_L}(?:[^\W\d_]|[{MARKS}'’ -])*)+")
-_INITIALS_RE = re.compile(r"(?m)^[ \t]*([A-Za-z]{2,3})/([A-Za-z]{2,3})[ \t]*$")
+_INITIALS_RE = re.compile(
+    rf"(?m)^[ \t]*((?:{_L}[{MARKS_BMP}]*){{2,3}})/((?:{_L}[{MARKS_BMP}]*){{2,3}})[ \t]*$"
+)
+# "J. Müller", "Ö. Ü. Kowalczyk": capitals and a capitalised surname, checked in code (re has
+# no \p{Lu}); starts at an ASCII capital or any non-ASCII character, to skip fast.
 _INITIAL_SURNAME_RE = re.compile(
-    r"(?=[A-Z])\b[A-Z]\.[ \t]?(?:[A-Z]\.[ \t]?)?[A-Z][a-z][A-Za-z'’-]+\b"
+    rf"(?=[A-Z\u00c0-\U0010ffff])(?<![\w{MARKS_BMP}])({_L})[{MARKS_BMP}]*\.[ \t]?"
+    rf"(?:({_L})[{MARKS}]*\.[ \t]?)?({_L}[{MARKS}]*{_L}{_LAH}*{_LM})(?![\w{MARKS}])"
 )
 # Anchored at the start of a run of blanks, so a long run is scanned once, not once per blank.
 _SUBJECT_RE = re.compile(r"(?<![ \t])[ \t]+is[ \t]+an?[ \t]+(?=\d|age)", _I)
@@ -133,7 +161,9 @@ def take_name(text: str, pos: int, allow_lower: bool, max_words: int = 4) -> int
                 pos = m.end()
                 continue
             break
-        is_initial = len(word) == 1 and word.isupper()
+        is_initial = (len(word) == 1 or not word.isascii() and len(_no_marks(word)) == 1) and (
+            word[0].isupper()
+        )  # "J.", and "Å." with its ring apart (decomposed)
         lower_ok = allow_lower and (not pending_sep or first_lower)
         if not is_initial and not _is_name_word(word, lower_ok):
             break
@@ -147,9 +177,15 @@ def take_name(text: str, pos: int, allow_lower: bool, max_words: int = 4) -> int
         end = m.end() if (m.group("dot") and is_initial) else m.end("word")
         if m.group("dot") and not is_initial:
             break  # "Smith." ends the sentence and the name
+        if word[-1] in "'’sS" and possessive_base(word) != word:
+            break  # "Dr. Jones' car", "Dr. Smith's assistant": the name ends at the possessive
     if end is None:
         return None
     return end
+
+
+def _no_marks(word: str) -> str:
+    return "".join(c for c in word if unicodedata.category(c)[0] != "M")
 
 
 def _start_of(text: str, pos: int) -> int:
@@ -210,6 +246,35 @@ def fold_word(word: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+# Letters that NFKD does not decompose into a base letter and a mark, spelled in ASCII for the
+# word lists ("WIŁSON" is "wilson"). Used for look-ups only, never for a surrogate's key: the
+# surrogates of names already released stay as they were.
+_LOOKUP_LETTERS = str.maketrans(
+    {
+        "ł": "l",
+        "ø": "o",
+        "đ": "d",
+        "ð": "d",
+        "ħ": "h",
+        "ı": "i",
+        "ŀ": "l",
+        "ŧ": "t",
+        "ŋ": "n",
+        "ĸ": "k",
+        "æ": "ae",
+        "œ": "oe",
+        "þ": "th",
+    }
+)
+
+
+def lookup_fold(word: str) -> str:
+    """``fold_word(word)`` with the letters NFKD keeps whole spelled in ASCII, for the lexicon
+    ("WIŁSON", "Søren", "ĐORĐEVIĆ" -> "wilson", "soren", "dordevic")."""
+    folded = fold_word(word)
+    return folded if folded.isascii() else folded.translate(_LOOKUP_LETTERS)
+
+
 def _capitalised(word: str) -> bool:
     """ "Smith", "Müller", "Smith-Jones" or an all-capitals word of two letters or more."""
     if not word[0].isupper():
@@ -231,7 +296,7 @@ def _lexicon(text: str, all_caps: bool) -> Iterator[PhiSpan]:
             continue
         if word.isupper() and not all_caps and len(word) < 3:
             continue
-        low = fold_word(word)
+        low = word.lower() if word.isascii() else lookup_fold(word)
         if low in AMBIGUOUS or low in NOT_NAMES:
             continue
         given = low in GIVEN_NAMES
@@ -255,13 +320,23 @@ def _lexicon(text: str, all_caps: bool) -> Iterator[PhiSpan]:
 def _structural(text: str) -> Iterator[PhiSpan]:
     if "^" in text:
         for m in _CARET_RE.finditer(text):
-            yield PhiSpan("NAME", m.start(), m.end())
+            # "ABDOMEN^LIVER", "Chest^Routine": a DICOM description, no person.
+            if not all(_not_a_name(w) for w in _WORD_RE.findall(m.group(0))):
+                start = m.start()
+                while (back := _PARTICLE_BEFORE_RE.search(text, max(0, start - 8), start)) and (
+                    back.group(1).lower() in _PARTICLES
+                ):
+                    start = back.start(1)  # "VAN DER BERG^JOHN"
+                yield PhiSpan("NAME", start, m.start() + len(_caret_value(m.group(0))))
     if "/" in text:
         for m in _INITIALS_RE.finditer(text):
             yield PhiSpan("NAME", m.start(1), m.end(1))
             yield PhiSpan("NAME", m.start(2), m.end(2))
     for m in _INITIAL_SURNAME_RE.finditer(text):
-        yield PhiSpan("NAME", m.start(), m.end())
+        surname = "".join(c for c in m.group(3) if unicodedata.category(c)[0] != "M")
+        initials = (m.group(1), m.group(2) or "A")
+        if all(i.isupper() for i in initials) and surname[0].isupper() and surname[1].islower():
+            yield PhiSpan("NAME", m.start(), m.end())
     yield from _signature_lines(text)
     for m in _SUBJECT_RE.finditer(text):
         back = _SUBJECT_WORD_RE.search(text, max(0, m.start() - 30), m.start())
@@ -269,9 +344,27 @@ def _structural(text: str) -> Iterator[PhiSpan]:
             continue
         word = back.group(1)
         if word[0].isupper() and word.lower() not in NOT_NAMES and word.lower() not in TITLES:
-            yield PhiSpan("NAME", back.start(1), back.end(1))
+            yield PhiSpan("NAME", _subject_start(text, back.start(1)), back.end(1))
 
 
+def _subject_start(text: str, start: int) -> int:
+    """Where the name before "is a 45-year-old" starts: up to two more capitalised name words
+    before its last one ("Xiomara Quenby", "QUENBY, XIOMARA", "Xiomara J. Quenby")."""
+    for _ in range(2):
+        m = _SUBJECT_PREV_RE.search(text, max(0, start - 40), start)
+        if m is None:
+            break
+        word = m.group(1)
+        if word.endswith(".") and len(word) > 2:
+            break  # "Smith." ends a sentence
+        word = word.rstrip(".")
+        if not word[0].isupper() or _not_a_name(word) or word.lower() in TITLES:
+            break
+        start = m.start(1)
+    return start
+
+
+_SUBJECT_PREV_RE = re.compile(rf"({_L}{_LAH}*\.?)(?:,[ \t]*|[ \t]+)$")
 _WORD_RE = re.compile(rf"{_L}{_LAH}+")
 _DROP_LOWER = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyz")
 _DROP_UPPER = str.maketrans("", "", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -283,8 +376,29 @@ _SIGNATURE_LINE_RE = re.compile(
 )
 
 
+def _caret_value(value: str) -> str:
+    """A ``LAST^FIRST`` value without the blanks and the words of the sentence after it
+    ("MURRAY^ISABELLA at 10:00", "KENNEDY^ANNA AT 10:00": not "at")."""
+    while True:
+        value = value.rstrip(" -'’")
+        cut = value.rfind(" ")
+        last = value[cut + 1 :]
+        if cut <= value.rfind("^") or not value[0].isupper():
+            return value
+        if not last.islower() and last.lower() not in NOT_NAMES:
+            return value
+        value = value[:cut]
+
+
+def _not_a_name(word: str) -> bool:
+    low = lookup_fold(word)
+    return low in NOT_NAMES or low in CLINICAL_WORDS
+
+
 def _signature_lines(text: str) -> Iterator[PhiSpan]:
-    """A short line of name words among the last lines of a note (a signature)."""
+    """A short line of name words among the last lines of a note (a signature): after some
+    other line (a value such as "MEDCOM RESAMPLED" is all of its text), with no word of a
+    procedure or of anatomy."""
     tail_start = len(text)
     for _ in range(4):
         tail_start = text.rfind("\n", 0, max(0, tail_start - 1))
@@ -293,42 +407,66 @@ def _signature_lines(text: str) -> Iterator[PhiSpan]:
             break
     for m in _SIGNATURE_LINE_RE.finditer(text, tail_start):
         words = _WORD_RE.findall(m.group(1))
-        if any(w.lower() in NOT_NAMES or w.lower() in TITLES for w in words):
+        if any(_not_a_name(w) or w.lower() in TITLES for w in words):
             continue
         capitalised = all(w[0].isupper() for w in words)
-        known = any(w.lower() in GIVEN_NAMES or w.lower() in SURNAMES for w in words)
-        if capitalised or known:
+        known = any(lookup_fold(w) in GIVEN_NAMES or lookup_fold(w) in SURNAMES for w in words)
+        first_line = not text[: m.start(1)].strip()
+        if known or (capitalised and not first_line):
             yield PhiSpan("NAME", m.start(1), m.end(1))
 
 
 def propagate(text: str, found: list[PhiSpan]) -> Iterator[PhiSpan]:
     """Every other occurrence, in the same text, of a name already found: the whole name, or
-    one of its unambiguous words, extended over neighbouring words of the same names."""
+    one of its unambiguous words, extended over neighbouring words of the same names; also in
+    its possessive ("Quenby's": the name, not the "'s") and in a hyphenated compound
+    ("Quenby-Zylstra": the whole compound when each part is capitalised, else the name)."""
     known: set[str] = set()
     anchors: set[str] = set()
     phrases: set[tuple[str, ...]] = set()
     for span in found:
-        words = [w.lower() for w in _WORD_RE.findall(text[span.start : span.end])]
+        words = [
+            _name_key(possessive_base(w)) for w in _WORD_RE.findall(text[span.start : span.end])
+        ]
         words = [w for w in words if w not in NOT_NAMES]
         if len(words) > 1:
             phrases.add(tuple(words))
         known.update(words)
+        # A part of a hyphenated name is looked for alone when it is long enough not to be a
+        # common syllable or unit ("Ferreira-Okafor": "okafor"; "Min-jun": not "min").
+        parts = [p for w in words if "-" in w for p in w.split("-") if len(p) > 3]
+        parts = [p for p in parts if p not in NOT_NAMES]
         # Two letters of a script without case ("张伟", "김철") are a whole name, not an initial.
         anchors.update(
             w
-            for w in words
+            for w in words + parts
             if (len(w) > 2 or len(w) == 2 and w.upper() == w) and w not in AMBIGUOUS
         )
     if not known:
         return
-    tokens = [(m.start(), m.end(), m.group(0).lower()) for m in _NAME_TOKEN_RE.finditer(text)]
+    if text.isascii():
+        tokens = [(m.start(), m.end(), m.group(0).lower()) for m in _NAME_TOKEN_RE.finditer(text)]
+    else:  # any spelling of the name: "José" and "Jose", "Łittle" and "ŁITTLE"
+        tokens = [
+            (m.start(), m.end(), _name_key(m.group(0))) for m in _NAME_TOKEN_RE.finditer(text)
+        ]
     covered = bytearray(len(text) + 1)
     for span in found:
         covered[span.start : span.end] = b"\x01" * (span.end - span.start)
     i = 0
     while i < len(tokens):
         word = tokens[i][2]
+        if word[-1] in "'’s" and ("'" in word or "’" in word):  # "Quenby's": the name
+            start, end, _ = tokens[i]
+            base = possessive_base(text[start:end])
+            tokens[i] = (start, start + len(base), _name_key(base))
+            word = tokens[i][2]
         hit = word in anchors
+        if not hit and "-" in word:
+            if not covered[tokens[i][0]]:
+                yield from _compound_parts(text, tokens[i], anchors)
+            i += 1
+            continue
         if not hit and word in known:
             for phrase in phrases:
                 k = len(phrase)
@@ -369,6 +507,37 @@ def propagate(text: str, found: list[PhiSpan]) -> Iterator[PhiSpan]:
         i = i + 1 if covered[tokens[i][0]] else hi + 1
 
 
+def _name_key(word: str) -> str:
+    """A name word as compared when it is looked for again: without case or accents."""
+    return word.lower() if word.isascii() else lookup_fold(word)
+
+
+def possessive_base(word: str) -> str:
+    """``word`` without a possessive ending ("Quenby's", "Quenby’s", "Jones'" -> the name)."""
+    last = word[-1:]
+    if last in ("'", "’") and len(word) > 2:
+        return word[:-1]
+    if last in ("s", "S") and len(word) > 3 and word[-2] in ("'", "’"):
+        return word[:-2]
+    return word
+
+
+def _compound_parts(text: str, token: tuple[int, int, str], anchors: set[str]) -> list[PhiSpan]:
+    """The names in a hyphenated token with a part that is a known name: the whole token when
+    every part is capitalised ("Quenby-Zylstra"), else the known parts ("Quenby-like")."""
+    start, end, _ = token
+    pieces = []
+    pos = start
+    for piece in text[start:end].split("-"):
+        pieces.append((pos, pos + len(piece), piece))
+        pos += len(piece) + 1
+    if not any(_name_key(p) in anchors for _, _, p in pieces if p):
+        return []
+    if all(p[:1].isupper() for _, _, p in pieces):
+        return [PhiSpan("NAME", start, end)]
+    return [PhiSpan("NAME", a, b) for a, b, p in pieces if p and _name_key(p) in anchors]
+
+
 _NAME_TOKEN_RE = re.compile(rf"{_L}{_LAH}*")
 _GAP_RE = re.compile(r"\.?(?:,[ \t]*|[ \t]+|\^)$")
 
@@ -384,21 +553,44 @@ def _adjacent(text: str, run: list[tuple[int, int, str]]) -> bool:
     return all(_joined(text, a, b) for a, b in zip(run, run[1:], strict=False))
 
 
+def _known_names(text: str, extra_names: tuple[str, ...]) -> Iterator[PhiSpan]:
+    """Every occurrence of a word of a name known to belong to the record, as a whole word or
+    as a part of a token joined by ``_``, ``-``, ``.`` or digits ("DOE_JOHN_HEAD", "doe.j2"):
+    not inside another word ("Lee" is not found in "Leeds")."""
+    parts = {
+        unicodedata.normalize(form, p).lower()
+        for name in extra_names
+        for p in _KNOWN_WORD_RE.findall(name)
+        if len(p) > 1
+        for form in ("NFC", "NFD")  # the text may be in either form
+    }
+    if not parts:
+        return
+    alternatives = "|".join(re.escape(p) for p in sorted(parts, key=len, reverse=True))
+    regex = re.compile(rf"(?<![^\W\d_])(?<![{MARKS}])(?:{alternatives})(?![^\W\d_]|[{MARKS}])", _I)
+    for m in regex.finditer(text):
+        yield PhiSpan("NAME", m.start(), m.end())
+
+
+# A name word of a known name: letters and marks, and the apostrophe of "O'Brien" (a hyphen
+# joins two words, each looked for on its own).
+_KNOWN_WORD_RE = re.compile(rf"{_L}(?:[^\W\d_]|[{MARKS}'’])*")
+
+
 def find_names(text: str, extra_names: tuple[str, ...] = ()) -> list[PhiSpan]:
     """Person names in ``text``; ``extra_names`` are names known to belong to the record."""
     # Line-anchored cues (signatures, initials) must work with CRLF line ends: detect on a copy
     # with every CR made a space (same length, so offsets are unchanged).
     text = text.replace("\r", " ")
-    lower = len(text) - len(text.translate(_DROP_LOWER))
-    upper = len(text) - len(text.translate(_DROP_UPPER))
+    if text.isascii():
+        lower = len(text) - len(text.translate(_DROP_LOWER))
+        upper = len(text) - len(text.translate(_DROP_UPPER))
+    else:  # capitals of every script ("ŁÓDŹ", "ΑΘΗΝΑ") count
+        lower, upper = sum(map(str.islower, text)), sum(map(str.isupper, text))
     all_caps = upper > 4 * lower
     found = list(_after_cues(text))
     found += _before_credentials(text)
     found += _lexicon(text, all_caps)
     found += _structural(text)
-    for name in extra_names:
-        for part in _WORD_RE.findall(name):
-            if len(part) > 1:
-                for m in re.finditer(rf"(?<!\w){re.escape(part)}(?!\w)", text, _I):
-                    found.append(PhiSpan("NAME", m.start(), m.end()))
+    found += _known_names(text, extra_names)
     return [s for s in found if s.end > s.start]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import unicodedata
 from collections.abc import Iterator
 
-from meddata.deid.lexicon import US_STATE_NAMES, US_STATES
+from meddata.deid.dates import HOLIDAY, current_year
+from meddata.deid.lexicon import CLINICAL_WORDS, COUNTRIES, NOT_NAMES, US_STATE_NAMES, US_STATES
 from meddata.deid.spans import PhiSpan
 
 _I = re.IGNORECASE
@@ -101,6 +103,11 @@ _DATE_PATTERNS = [
     # 20210314 (a DICOM-style date)
     rf"{_NB}{_YEAR}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]){_NA}",
 ]
+# A holiday with its year ("Christmas Day 2020", "Thanksgiving of 2019"): a date (see dates.py).
+# Found from the year (few in a note), then the holiday before it is checked.
+_HOLIDAY_YEAR_RE = re.compile(r"(?:19|20)\d\d(?![\w/-]|\.\d)")
+_HOLIDAY_YEAR2_RE = re.compile(r"['’]\d\d(?![\w/-]|\.\d)")
+_HOLIDAY_RE = re.compile(rf"\b{HOLIDAY}(?:,?[ \t]+(?:of[ \t]+)?|[ \t]+(?=['’]))$", _I)
 # A leading look-ahead on the first character lets the regex engine skip most positions fast.
 _DATE_NUM_RE = re.compile(
     r"(?=\d)(?:" + "|".join(f"(?:{_DATE_PATTERNS[i]})" for i in (0, 1, 3, 4, 6, 7)) + ")", _I
@@ -139,8 +146,8 @@ _TIME_RE = re.compile(
 )
 
 _PHONE_RE = re.compile(
-    r"(?=[\d(+])(?<![\w.])(?:\+?1[\s.-]?)?(?:\(\s*[2-9]\d\d\s*\)\s?|[2-9]\d\d[\s.-])\d{3}[\s.-]\d{4}\b"
-    r"(?:\s*(?:ext\.?|extension|x)\s*\d{1,5}\b)?",
+    r"(?=[\d(+])(?<![\w.])(?:\+?1[\s.-]?)?(?:\(\s*[2-9]\d\d\s*\)\s?|[2-9]\d\d[\s.-])\d{3}[\s.-]\d{4}"
+    r"(?:\b|(?=x\d))(?:\s*(?:ext\.?|extension|x)\s*\d{1,5}\b)?",
     _I,
 )
 # International numbers: a leading + and 8-15 digits in groups ("+44 20 7946 0958").
@@ -154,7 +161,28 @@ _URL_RE = re.compile(
     _I,
 )
 _IP_RE = re.compile(r"(?=\d)(?<![\d.])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\d.]*\d)")
-_IPV6_RE = re.compile(r"(?=[0-9a-fA-F])\b(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}\b")
+# IPv6 in full or compressed form ("2001:db8::ff00:42:8329", "::ffff:10.1.2.3", "fe80::1%eth0"):
+# a candidate is checked by ``ipaddress`` and needs three groups (so "12:30:45" or "a::b" are not).
+_IPV6_RE = re.compile(
+    r"(?=[0-9a-fA-F:])(?<![\w:.])(?:[0-9a-fA-F]{0,4}:){2,7}(?:[0-9a-fA-F]{1,4}|"
+    r"\d{1,3}(?:\.\d{1,3}){3})?(?:%[\w-]+)?(?![\w:])"
+)
+# A network card's address: "00:1A:2B:3C:4D:5E", "00-1a-2b-3c-4d-5e", "001a.2b3c.4d5e".
+_MAC_HINT_RE = re.compile(r"[:-][0-9a-fA-F]{2}[:-][0-9a-fA-F]{2}[:-]")
+_MAC_DOT_HINT_RE = re.compile(r"\.[0-9a-fA-F]{4}\.")
+_MAC_RE = re.compile(
+    r"(?=[0-9a-fA-F])\b(?<![:.-])(?:[0-9a-fA-F]{2}([:-])(?:[0-9a-fA-F]{2}\1){4}[0-9a-fA-F]{2}"
+    r"|[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{4})(?![\w:.-]|\.\w)"
+)
+# A host name inside a network: on a private or local domain ("pacs01.stmary.local"), or with a
+# first label that names a hospital system ("pacs.stmary.ca", "ris-02.mercy.net").
+_HOST_RE = re.compile(
+    r"(?=[0-9A-Za-z])(?<![\w.@/-])(?:"
+    r"(?:[0-9A-Za-z](?:[0-9A-Za-z-]{0,61}[0-9A-Za-z])?\.)+(?i:local|lan|internal|intranet|corp|"
+    r"localdomain|private|priv|hosp|home\.arpa)"
+    r"|(?i:pacs|ris|emr|ehr|epic|dicom|mirth|hl7|vna|orthanc|dcm4chee|xnat)[0-9A-Za-z-]{0,20}"
+    r"(?:\.[0-9A-Za-z](?:[0-9A-Za-z-]{0,61}[0-9A-Za-z])?)+\.[A-Za-z]{2,12})(?![\w-]|\.\w)"
+)
 _URL_HINT_RE = re.compile(r"://|www\.|\.(?:com|org|net|edu|gov|io|us|health)\b", _I)
 
 _ID_LABEL = (
@@ -164,17 +192,31 @@ _ID_LABEL = (
     r"patient\s+id|pt\s+id|subject\s+id|study\s+id|order(?:\s*(?:number|no\.?|id))?|"
     r"requisition|ssn|social\s+security(?:\s+number)?|health\s+plan(?:\s+(?:number|no\.?|id))?|"
     r"member\s+id|policy(?:\s+(?:number|no\.?))?|insurance\s+id|license(?:\s+(?:number|no\.?))?|"
-    r"npi|dea|case(?:\s+(?:number|no\.?))|specimen(?:\s+(?:number|no\.?|id))?|"
-    r"id(?:\s+(?:number|no\.?))?|identifier|chart(?:\s+(?:number|no\.?))?)"
+    r"npi|dea|case(?:\s+(?:number|no\.?)|\s*#)|specimen(?:\s+(?:number|no\.?|id))?|"
+    r"id(?:\s+(?:number|no\.?))?|identifier|chart(?:\s+(?:number|no\.?))?|"
+    # Claims, insurance groups, vehicles (HIPAA's vehicle identifiers: plates and VINs).
+    r"claim(?:\s*(?:number|no\.?|#|id))?|group\s*(?:number|no\.?|#|id\b|:)|"
+    r"licen[cs]e\s+plate(?:\s*(?:number|no\.?|#))?|plate\s*(?:number|no\.?|#)|"
+    r"(?:vehicle\s+)?tag\s*(?:number|no\.?|#|:)|vehicle\s+registration|"
+    r"vin(?:\s*(?:number|no\.?|#))?)"
 )
 _ID_RE = re.compile(
-    rf"(?=[maevpsorhilndcMAEVPSORHILNDC])\b{_ID_LABEL}\s*[#:.]*\s*(?:is\s+|no\.?\s*|number\s*)?"
+    rf"(?=[maevpsorhilndcgtMAEVPSORHILNDCGT])\b{_ID_LABEL}\s*[#:.]*\s*(?:is\s+|no\.?\s*|number\s*)?"
     rf"((?:{_LET}{_M}*){{0,4}}[-]?\d{_WORDH}{{3,}})\b",
     _I,
 )
+# "Case 2021-00123", "case 123456" (a bare "case 2" is a case of something).
+# (These start with a literal or a plain class, which ``re`` scans for fast; what comes before
+# the match is checked in code.)
+_CASE_RE = re.compile(r"(?i:c)ase[ \t]+(\d{2,4}-\d{3,8}|\d{5,})(?![\w-])")
+# A vehicle identification number: 17 capitals and digits without I, O and Q, its last four
+# digits (the check digit is not required), with letters and digits both.
+_VIN_RE = re.compile(r"[A-HJ-NPR-Z0-9]{13}[0-9]{4}(?![\w-])")
 _SSN_RE = re.compile(r"(?=\d)(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])")
+# A comma before or after is a cell of a CSV line ("Robert Brown,4455661,02/03/1948"), unless
+# a digit comes before it (a thousands separator: "1,2345678" is no identifier).
 _LONG_NUMBER_RE = re.compile(
-    rf"(?=[\d{_UPB}])(?<![\w.,/-])(?:(?:{_UP}{_M}*){{1,4}}-?)?\d{{7,}}(?![\w.,]?\d)"
+    rf"(?=[\d{_UPB}])(?<![\w./-])(?<!\d,)(?:(?:{_UP}{_M}*){{1,4}}-?)?\d{{7,}}(?![\w.]?\d)"
 )
 _UPMD = _cls("A-Z0-9", "Lu", "M")
 _UPMDH = _cls("A-Z0-9-", "Lu", "M")
@@ -199,7 +241,7 @@ _STREET_CH = _cls("A-Za-z0-9'’-", "Lc", "Nd", "M")
 # words would pass for words of a street's name.
 _NOT_STREET_WORD = r"(?!(?i:at|in|on|to|from|by|with|for|am|pm|hours|hrs)[ \t])"
 _ADDRESS_RE = re.compile(
-    rf"(?=[\dPp])\b\d{{1,6}}[ \t]+(?:(?i:n|s|e|w|ne|nw|se|sw|north|south|east|west|old|new)\.?[ \t]+)?"
+    rf"(?=[\dPp])\b\d{{1,6}}(?:-?[A-Za-z](?![\w{_MB}]))?[ \t]+(?:(?i:n|s|e|w|ne|nw|se|sw|north|south|east|west|old|new)\.?[ \t]+)?"
     rf"(?:{_NOT_STREET_WORD}[0-9{_UPB}]{_STREET_CH}*[ \t]+){{1,3}}(?i:{_STREET_SUFFIX})\b\.?"
     r"(?:,?[ \t]*(?i:apt|apartment|unit|suite|ste|fl|floor|room|rm|#)\.?[ \t]*#?[ \t]*"
     rf"{_WORDH}+\b)?"
@@ -208,11 +250,21 @@ _ADDRESS_RE = re.compile(
 
 _CITY_CH = _cls("A-Za-z'’.-", "Lc", "M")
 _STATE_ALT = "|".join(sorted(US_STATES, key=len, reverse=True))
+# "Springfield, IL 62704", "Worcester, MA.", "Framingham, Massachusetts.": groups 1 the city,
+# 2 a comma, 3 the state's code, 4 a ZIP after it, 5 the state's name, 6 a ZIP after it.
+_CITY_STATE_END = r"[ \t]*(?:$|[;)\n]|[.,](?=\s|$))"
 _CITY_STATE_RE = re.compile(
-    rf"(?={_UP})(?<![\w.'’{_MB}-])((?:{_UP}{_CITY_CH}+[ \t]){{0,2}}{_UP}{_CITY_CH}+),?[ \t]+"
-    rf"(?:({_STATE_ALT})\b(?=(,?[ \t]+\d{{5}})|[ \t]*(?:$|[;)\n]|,[ \t]))|(?i:{US_STATE_NAMES})(?=,?[ \t]+\d{{5}}))"
+    rf"(?={_UP})(?<![\w.'’{_MB}-])((?:{_UP}{_CITY_CH}+[ \t]){{0,2}}{_UP}{_CITY_CH}+)(,?)[ \t]+"
+    rf"(?:({_STATE_ALT})\b(?=(,?[ \t]+\d{{5}})|{_CITY_STATE_END})"
+    rf"|((?i:{US_STATE_NAMES}))(?=(,?[ \t]+\d{{5}})|{_CITY_STATE_END}))"
 )
-_CREDENTIAL_STATES = frozenset({"MD", "PA", "DE", "OR", "IN", "ME", "OK", "HI", "OH"})
+# Codes that are also credentials or common abbreviations ("Smith, MD", "Study ID", "CXR, CT"):
+# a state only before a ZIP.
+_CREDENTIAL_STATES = frozenset(
+    {"MD", "PA", "DE", "OR", "IN", "ME", "OK", "HI", "OH", "ID", "CT", "MS", "CO", "LA", "DC"}
+)
+# State names that are also given names ("Smith, Virginia" is a person): a state only before a ZIP.
+_GIVEN_NAME_STATES = frozenset({"virginia", "georgia", "washington", "indiana", "montana"})
 _CITY_LEAD = frozenset(
     "lives live living seen moved transferred resides residing in at from to near of the "
     "and or by with".split()
@@ -296,6 +348,15 @@ def find_dates(text: str) -> Iterator[PhiSpan]:
             yield PhiSpan("DATE", m.start(), m.end())
     for m in _DAY_ONLY_RE.finditer(text):
         yield PhiSpan("DATE", m.start(1), m.end(1))
+    years = list(_HOLIDAY_YEAR_RE.finditer(text))
+    if "'" in text or "’" in text:
+        years += _HOLIDAY_YEAR2_RE.finditer(text)
+    for m in years:
+        if m.start() and (text[m.start() - 1].isalnum() or text[m.start() - 1] in "_/.-"):
+            continue
+        holiday = _HOLIDAY_RE.search(text, max(0, m.start() - 40), m.start())
+        if holiday is not None:
+            yield PhiSpan("DATE", holiday.start(), m.end())
 
 
 def find_times(text: str) -> Iterator[PhiSpan]:
@@ -324,9 +385,32 @@ def find_contacts(text: str) -> Iterator[PhiSpan]:
     for m in _IP_RE.finditer(text):
         if all(int(octet) < 256 for octet in m.group(0).split(".")):
             yield PhiSpan("IP", m.start(), m.end())
-    if text.count(":") >= 7:
+    if "::" in text or text.count(":") >= 7:
         for m in _IPV6_RE.finditer(text):
-            yield PhiSpan("IP", m.start(), m.end())
+            if _is_ipv6(m.group(0)):
+                yield PhiSpan("IP", m.start(), m.end())
+    if _HOST_TLD_HINT_RE.search(text) or _HOST_LABEL_HINT_RE.search(text):
+        for m in _HOST_RE.finditer(text):
+            yield PhiSpan("URL", m.start(), m.end())
+
+
+# Cheap tests for a host name (a literal "." first; a first letter), before the full pattern.
+_HOST_TLD_HINT_RE = re.compile(
+    r"\.(?:local|lan|internal|intranet|corp|localdomain|private|priv|hosp|arpa)\b", _I
+)
+# A name of three labels or more ("ris.mercy.ca"): a host with a hospital system's first label.
+_HOST_LABEL_HINT_RE = re.compile(r"\.[0-9A-Za-z-]+\.[A-Za-z]")
+
+
+def _is_ipv6(candidate: str) -> bool:
+    address = candidate.split("%")[0]
+    if sum(1 for group in address.split(":") if group) < 3:
+        return False
+    try:
+        ipaddress.IPv6Address(address)
+    except ValueError:
+        return False
+    return True
 
 
 def find_ids(text: str) -> Iterator[PhiSpan]:
@@ -342,6 +426,18 @@ def find_ids(text: str) -> Iterator[PhiSpan]:
         yield PhiSpan("ID", m.start(), m.end())
     for m in _LONG_NUMBER_RE.finditer(text):
         yield PhiSpan("ID", m.start(), m.end())
+    for m in _CASE_RE.finditer(text):
+        if m.start() == 0 or not text[m.start() - 1].isalnum():
+            yield PhiSpan("ID", m.start(1), m.end(1))
+    for m in _VIN_RE.finditer(text):
+        vin = m.group(0)
+        if m.start() and (text[m.start() - 1].isalnum() or text[m.start() - 1] in "_-"):
+            continue
+        if sum(c.isdigit() for c in vin) >= 5 and sum(c.isalpha() for c in vin) >= 2:
+            yield PhiSpan("ID", m.start(), m.end())
+    if _MAC_HINT_RE.search(text) or _MAC_DOT_HINT_RE.search(text):
+        for m in _MAC_RE.finditer(text):
+            yield PhiSpan("DEVICE", m.start(), m.end())
     for m in _MIXED_ID_RE.finditer(text):
         yield PhiSpan("ID", m.start(), m.end())
 
@@ -351,8 +447,16 @@ def find_locations(text: str) -> Iterator[PhiSpan]:
     for m in _ADDRESS_RE.finditer(text):
         yield PhiSpan("ADDRESS", m.start(), m.end())
     for m in _CITY_STATE_RE.finditer(text):
-        if m.group(2) in _CREDENTIAL_STATES and m.group(3) is None:
-            continue
+        if m.group(3) is not None and m.group(4) is None:  # "Worcester, MA." (no ZIP)
+            if m.group(3) in _CREDENTIAL_STATES or not m.group(2):
+                continue
+            if not _city_words(text, m.start(1), m.end(1)):
+                continue
+        if m.group(5) is not None and m.group(6) is None:  # "Framingham, Massachusetts."
+            if m.group(5).lower() in _GIVEN_NAME_STATES or not m.group(2):
+                continue
+            if not _city_words(text, m.start(1), m.end(1)):
+                continue
         start = m.start(1)
         for word in m.group(1).split()[:-1]:
             if word.lower() not in _CITY_LEAD:
@@ -362,10 +466,150 @@ def find_locations(text: str) -> Iterator[PhiSpan]:
     for m in _ZIP_RE.finditer(text):
         if _ZIP_CONTEXT_RE.search(text, max(0, m.start() - 20), m.start()):
             yield PhiSpan("ZIP", m.start(), m.end())
+    yield from _places(text)
+    low = text.lower()
+    if any(cue in low for cue in ("apt", "apartment", "suite", "ste", "unit")):
+        for m in _UNIT_RE.finditer(text):
+            yield PhiSpan("ADDRESS", m.start(), m.end())
+
+
+# A place named after a label ("Town: Framingham", "County: Middlesex"), before "County"
+# ("Suffolk County") or after a cue of residence ("lives in Cambridge", "moved from Brookline to
+# Newton", "is from Worcester"): one to three capitalised words.
+_PLACE_WORD = rf"{_UP}{_CITY_CH}*[A-Za-z{_MB}]"
+_PLACE = rf"{_PLACE_WORD}(?:[ \t]{_PLACE_WORD}){{0,2}}"
+_PLACE_LABEL_RE = re.compile(
+    r"(?=[tcvbmhpTCVBMHP])\b(?i:town|city|county|village|borough|township|municipality|"
+    r"hometown|birthplace|place[ \t]+of[ \t]+birth|city[ \t]+of[ \t]+(?:birth|residence)|"
+    rf"city/town|parish)[ \t]*(?::|-[ \t])[ \t]*({_PLACE})"
+)
+_COUNTY_RE = re.compile(
+    rf"(?={_UP})(?<![\w{_MB}])({_PLACE})[ \t]+(?:County|COUNTY|Parish|PARISH)\b"
+)
+# Found from the preposition (few are followed by a capital), then the verb before it is checked.
+_RESIDENCE_RE = re.compile(
+    r"(?:in|In|IN|near|Near|NEAR|from|From|FROM|to|To|TO)[ \t]+"
+    rf"(?i:the[ \t]+)?(?={_UP})({_PLACE})"
+    rf"(?:[ \t]+(?i:to|and|or)[ \t]+({_PLACE}))?"
+)
+_RESIDENCE_VERB_RE = re.compile(
+    r"\b(?:(?:lives|live|living|lived|resides|reside|residing|resided|home|grew[ \t]+up|raised|"
+    r"born|staying|stays|vacationing)[ \t]+(?:in|near)"
+    r"|(?:moved|relocated|travell?ed|drove|flew|trip|vacationed)[ \t]+(?:here[ \t]+)?(?:from|to)"
+    r"|(?:(?:he|she|they|who|patient|pt|family|i|we)[ \t]+(?:is|was|are|were)|comes|came|"
+    r"originally|hails|immigrated|emigrated|returned|visiting)[ \t]+(?:here[ \t]+)?"
+    r"(?:originally[ \t]+)?from)[ \t]+(?:the[ \t]+)?$",
+    _I,
+)
+_MONTH_OR_DAY_RE = re.compile(rf"{_MONTH}\.?|(?:mon|tues|wednes|thurs|fri|satur|sun)day", _I)
+_US_STATE_LOWER = frozenset(n.lower() for n in US_STATE_NAMES.split("|"))
+# "Apt 5B", "Suite 200", "Unit #7": an apartment or suite on its own.
+_UNIT_RE = re.compile(
+    r"(?=[AaSsUu])\b(?:(?i:apt|apartment|suite|ste)\.?[ \t]*#?|(?i:unit)[ \t]*#)[ \t]*"
+    r"(?:\d+[A-Za-z]?(?:-\d+)?|[A-Z]\d*)(?![\w-])"
+)
+
+
+def _place_words(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """The part of ``text[start:end]`` that names a place: from its first word that is not an
+    ordinary word, a month or a weekday, up to the next such word; None when it is a state or a
+    country (not a subdivision smaller than a state)."""
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text[start:end])]
+    keep: list[tuple[int, int]] = []
+    for a, b in words:
+        word = text[start + a : start + b]
+        low = word.lower().rstrip(".")
+        ordinary = (
+            (low in NOT_NAMES and low not in ("new", "old"))  # "New Haven", "Old Lyme"
+            or low in _CITY_LEAD
+            or low in _NOT_PLACES
+            or low in CLINICAL_WORDS
+            or _MONTH_OR_DAY_RE.fullmatch(word)
+        )
+        if ordinary or low in _CREDENTIAL_LOWER:
+            if low in _FUNCTION_WORDS or (not keep and low in _CITY_LEAD):
+                if keep:
+                    break
+                continue
+            if word[0].isupper():
+                return None  # "Assisted Living", "Step Down": a name, of no place
+            break
+        keep.append((start + a, start + b))
+    if not keep:
+        return None
+    first, last = keep[0][0], keep[-1][1]
+    name = text[first:last].lower()
+    if name in _US_STATE_LOWER or name in COUNTRIES or name.upper() in US_STATES:
+        return None
+    return first, last
+
+
+_CREDENTIAL_LOWER = frozenset({"md", "do", "rn", "np", "pa", "phd"})
+_FUNCTION_WORDS = frozenset("in at from to near of the and or by with".split())
+# Where a patient comes from or moves to that is no town ("came from Rehab", "moved to Telemetry").
+_NOT_PLACES = frozenset(
+    """rehab rehabilitation facility shelter jail prison school work church hospice snf ltac
+    ltach nursing assisted skilled living medicare medicaid triage urgent outpatient inpatient
+    telemetry tele step stepdown ward pod bay obs observation recovery surgery medicine
+    emergency intensive cardiac neuro psych psychiatry oncology labor delivery l&d nicu picu
+    sicu micu ccu cvicu ed er icu pacu or ir cath lab dialysis radiology pharmacy""".split()
+)
+
+
+def _city_words(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` (before a state, with no ZIP) reads as a city: no ordinary
+    word, no digit, and no abbreviation in capitals ("MRI L-spine, MA.", "PA, MA") unless the
+    text around is all in capitals."""
+    caps_around = text[max(0, start - 80) : end + 80].isupper()
+    for word in text[start:end].split():
+        low = word.lower()
+        if low in NOT_NAMES and low not in _CITY_LEAD or low in CLINICAL_WORDS:
+            return False
+        if any(c.isdigit() for c in word) or (word.isupper() and not caps_around):
+            return False
+    return True
+
+
+_PLACE_LABEL_HINTS = ("town", "city", "county", "village", "borough", "municipality", "birth")
+
+
+def _places(text: str) -> Iterator[PhiSpan]:
+    low = text.lower()
+    regexes = [_RESIDENCE_RE]
+    if "county" in low or "parish" in low:
+        regexes.append(_COUNTY_RE)
+    if any(hint in low for hint in _PLACE_LABEL_HINTS) or "parish" in low:
+        regexes.append(_PLACE_LABEL_RE)
+    for regex in regexes:
+        for m in regex.finditer(text):
+            if regex is _RESIDENCE_RE:
+                verb = _RESIDENCE_VERB_RE.search(text, max(0, m.start() - 40), m.start(1))
+                if verb is None:
+                    continue
+            for group in (1, 2):
+                if (m.lastindex or 0) < group or m.group(group) is None:
+                    continue
+                place = _place_words(text, m.start(group), m.end(group))
+                if place is not None:
+                    yield PhiSpan("CITY", *place)
+
+
+# A year of birth: "born in 1931", "b. 1931", "year of birth: 1931", "DOB: 1931".
+_BIRTH_YEAR_RE = re.compile(
+    r"(?=[bBdDyY])(?<![\w.])(?:born(?:[ \t]+(?:in|during))?(?:[ \t]+the[ \t]+year)?|b\."
+    r"|(?:year[ \t]+of[ \t]+birth|birth[ \t]*year|yob|dob|date[ \t]+of[ \t]+birth)[ \t]*[:#-]?)"
+    r"[ \t]*((?:18|19|20)\d\d)(?![\w]|[-/.]\d)",
+    _I,
+)
 
 
 def find_ages(text: str) -> Iterator[PhiSpan]:
-    """Ages over 89 (the number only)."""
+    """Ages over 89 (the number only) and years of birth that imply one (the year only)."""
+    low = text.lower()
+    if any(cue in low for cue in ("born", "b.", "birth", "yob", "dob")):
+        for m in _BIRTH_YEAR_RE.finditer(text):
+            if current_year() - int(m.group(1)) > 89:
+                yield PhiSpan("AGE", m.start(1), m.end(1))
     for m in _AGE_RE.finditer(text):
         start, end = _groups(m)
         yield PhiSpan("AGE", start, end)

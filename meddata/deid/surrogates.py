@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
-from meddata.deid.dates import shift_date_text
+from meddata.deid.dates import current_year, date_year, shift_date_text
 from meddata.deid.keys import derive, derive_int
 from meddata.deid.lexicon import GIVEN_NAMES
-from meddata.deid.names import MARKS, fold_word
+from meddata.deid.names import MARKS, fold_word, possessive_base
+from meddata.deid.spans import PhiSpan
 
 _FAKE_GIVEN = (
     "Avery Blake Casey Dana Eden Finley Gale Harper Indigo Jules Kendall Lane Morgan Noel "
@@ -74,7 +76,14 @@ def name(key: bytes, text: str) -> str:
     Words of every script are replaced whole (the fake is plain ASCII), so no letter of a
     name like "Żółkiewski", "Иван" or "张伟" survives; separators, digits and spacing are kept.
     """
-    return _WORD_RE.sub(lambda m: _fake_word(key, m.group(0)), text)
+    return _WORD_RE.sub(lambda m: _fake_possessive(key, m.group(0)), text)
+
+
+def _fake_possessive(key: bytes, word: str) -> str:
+    """The fake of a name word; a possessive ending is kept after the fake of the name, so
+    "Quenby's" gets the fake of "Quenby" (and its "'s")."""
+    base = possessive_base(word)
+    return _fake_word(key, base) + word[len(base) :]
 
 
 def _shaped_chars(key: bytes, purpose: str, text: str) -> list[str]:
@@ -102,9 +111,14 @@ def shaped(key: bytes, purpose: str, text: str) -> str:
     return "".join(_shaped_chars(key, purpose, text))
 
 
+_EXT_WORD_RE = re.compile(r"(?<![^\W\d_])(?i:ext|extension|x)(?![^\W\d_])")
+
+
 def phone(key: bytes, text: str) -> str:
     """A fake phone number with the same layout (the first digit of each group is 2–9)."""
     out = _shaped_chars(key, "phone", text)
+    for m in _EXT_WORD_RE.finditer(text):  # "ext. 12" keeps its word, not "maa. 74"
+        out[m.start() : m.end()] = list(m.group(0))
     first = True
     for i, ch in enumerate(text):
         if ch.isdigit():
@@ -131,8 +145,15 @@ def ip(key: bytes, text: str) -> str:
     return f"192.0.2.{1 + derive_int(key, 'ip', text) % 254}"
 
 
+_UNIT_ONLY_RE = re.compile(r"(?i:apt|apartment|suite|ste|unit)\.?[ \t]*#?[ \t]*")
+
+
 def address(key: bytes, text: str) -> str:
-    """A fake street address."""
+    """A fake street address; an apartment or suite alone ("Apt 5B") keeps its word and gets
+    a fake number of the same shape."""
+    unit = _UNIT_ONLY_RE.match(text)
+    if unit is not None:
+        return text[: unit.end()] + shaped(key, "address", text[unit.end() :])
     h = derive_int(key, "address", text.lower())
     street = f"{1 + h % 9899} {_FAKE_STREETS[(h >> 16) % len(_FAKE_STREETS)]} "
     return street + _FAKE_SUFFIX[(h >> 24) % len(_FAKE_SUFFIX)]
@@ -151,16 +172,22 @@ def institution(key: bytes, text: str) -> str:
 
 
 def age(text: str) -> str:
-    """Ages over 89 become 90 (the HIPAA Safe Harbor aggregate)."""
+    """Ages over 89 become 90 (the HIPAA Safe Harbor aggregate); a year of birth that implies
+    one ("born in 1931") becomes the year of birth of a person aged 90 this year."""
+    if len(text) == 4 and text.isdigit():
+        return str(current_year() - 90)
     return "90"
 
 
-def surrogate(key: bytes, phi_type: str, text: str, shift_days: int) -> str:
-    """The replacement of one PHI value of ``phi_type``."""
+def surrogate(
+    key: bytes, phi_type: str, text: str, shift_days: int, year: int | None = None
+) -> str:
+    """The replacement of one PHI value of ``phi_type``; ``year`` is the year a date written
+    without one is taken to be in (see :func:`surrogates_for`)."""
     if phi_type == "NAME":
         return name(key, text)
     if phi_type == "DATE":
-        return shift_date_text(text, shift_days)
+        return shift_date_text(text, shift_days, year)
     if phi_type == "TIME":
         return text
     if phi_type == "PHONE":
@@ -179,4 +206,40 @@ def surrogate(key: bytes, phi_type: str, text: str, shift_days: int) -> str:
         return institution(key, text)
     if phi_type == "AGE":
         return age(text)
+    if phi_type == "DEVICE" and _MAC_SHAPE_RE.fullmatch(text):
+        return mac(key, text)
     return shaped(key, phi_type.lower(), text)
+
+
+_MAC_SHAPE_RE = re.compile(
+    r"[0-9a-fA-F]{2}([:-])(?:[0-9a-fA-F]{2}\1){4}[0-9a-fA-F]{2}|[0-9a-fA-F]{4}(?:\.[0-9a-fA-F]{4}){2}"
+)
+
+
+def mac(key: bytes, text: str) -> str:
+    """A fake network card address of the same layout and case (still hexadecimal)."""
+    hexes = iter(derive(key, "mac", text.lower()).hex())
+    out = "".join(ch if ch in ":-." else next(hexes) for ch in text)
+    return out.upper() if any(ch.isupper() for ch in text) else out
+
+
+def surrogates_for(key: bytes, text: str, spans: Sequence[PhiSpan], shift_days: int) -> list[str]:
+    """The replacement of each of ``spans`` (PHI found in ``text``), in order.
+
+    A date written without a year ("Mar 4") is moved as a date of the year of the nearest date
+    of the same text that has one ("3/4/21"), so both move by the same days of the calendar.
+    """
+    years: list[tuple[int, int]] = []  # (offset, year) of the dates with a year
+    for span in spans:
+        if span.type == "DATE":
+            year = date_year(text[span.start : span.end])
+            if year is not None:
+                years.append((span.start, year))
+    out = []
+    for span in spans:
+        value = text[span.start : span.end]
+        year = None
+        if span.type == "DATE" and years:
+            year = min(years, key=lambda y: abs(y[0] - span.start))[1]
+        out.append(surrogate(key, span.type, value, shift_days, year))
+    return out
