@@ -150,14 +150,14 @@ def dataset_lock(ds: Dataset, wait_s: float | None = None) -> Iterator[None]:
             if not told and delay >= 0.25:  # say so once the wait is noticeable
                 warnings.warn(
                     f"Dataset {ds.name} {ds.version} is locked by another meddata process "
-                    f"({_holder(path)}); waiting for it to finish.",
+                    f"({storage.lock_holder(path)}); waiting for it to finish.",
                     stacklevel=4,
                 )
                 told = True
             if time.monotonic() >= deadline:
                 raise DatasetBusyError(
                     f"Dataset {ds.name} {ds.version} stayed locked by another process "
-                    f"({_holder(path)}: a conversion or another split) for "
+                    f"({storage.lock_holder(path)}: a conversion or another split) for "
                     f"{LOCK_WAIT_S if wait_s is None else wait_s:.0f} s; nothing was recorded.",
                     f"Wait for it to finish and rerun; remove {path} only if no meddata "
                     "process is running on this dataset.",
@@ -226,12 +226,3 @@ def _remove(ds: Dataset, paths: set[str]) -> None:
                 ds.fs.rm(path)
         except (OSError, SchemaError):  # left behind, unlisted: harmless
             pass
-
-
-def _holder(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            host_pid = fh.read().split()
-    except OSError:
-        return "unknown"
-    return " pid ".join(host_pid) or "unknown"

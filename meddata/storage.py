@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import posixpath
@@ -69,58 +70,75 @@ def shared_between_processes(fs: fsspec.AbstractFileSystem) -> bool:
 @contextmanager
 def exclusive(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[None]:
     """Hold ``path`` as a lock file while the block runs (local filesystems; elsewhere a no-op,
-    since object stores have no portable exclusive create). A lock left by a process that no
-    longer runs on this machine is taken over."""
+    since object stores have no portable exclusive create).
+
+    The lock is an ``flock`` on the file, which the kernel releases when its holder dies, so a
+    lock left by a killed process is simply taken; the file names its holder (``host pid``) for
+    messages. A file that names another live process of this machine without that process
+    holding the ``flock`` (a meddata from before the ``flock``) is respected too."""
     if not is_local(fs):
         yield
         return
     os.makedirs(os.path.dirname(path), exist_ok=True)
     me = f"{socket.gethostname()} {os.getpid()}"
     while True:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                text = Path(path).read_text(errors="replace")
-            except FileNotFoundError:
-                continue  # its holder let go just now
-            holder = text.split()
-            if (
-                len(holder) == 2
-                and holder[0] == socket.gethostname()
-                and holder[1].isdigit()
-                and not _alive(int(holder[1]))
-            ):
-                _take_over(path, text)  # stale: its process died (SIGKILL, power loss)
-                continue
-            raise IncompleteDatasetError(
-                f"Another meddata process (a conversion or a split; "
-                f"{' pid '.join(holder) or 'unknown'}) is writing this dataset version.",
-                f"Wait for it to finish, or remove {path} if it is not running.",
-            ) from None
-        with os.fdopen(fd, "w") as fh:
-            fh.write(me)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 256, 0).decode(errors="replace").split()
+            os.close(fd)
+            raise _busy(path, holder) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:  # its holder let go and removed the file between our open and our lock
+            os.close(fd)
+            continue
+        holder = os.pread(fd, 256, 0).decode(errors="replace").split()
+        if holder and _names_live_process(holder):
+            os.close(fd)
+            raise _busy(path, holder)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, me.encode(), 0)
         break
     try:
         yield
     finally:
         with contextlib.suppress(FileNotFoundError):
-            os.remove(path)
+            os.remove(path)  # before unlocking: a waiter that opened it sees another inode
+        os.close(fd)
 
 
-def _take_over(path: str, stale: str) -> None:
-    """Remove the stale lock ``path`` whose content was ``stale``. Renamed aside first, so of
-    two processes taking it over at once only one removes it, and a fresh lock that replaced it
-    in between is put back rather than deleted."""
-    aside = f"{path}.stale-{os.getpid()}"
+def _names_live_process(holder: list[str]) -> bool:
+    return (
+        len(holder) == 2
+        and holder[0] == socket.gethostname()
+        and holder[1].isdigit()
+        and _alive(int(holder[1]))
+    )
+
+
+def _busy(path: str, holder: list[str]) -> IncompleteDatasetError:
+    return IncompleteDatasetError(
+        f"Another meddata process (a conversion or a split; {_describe(holder)}) is writing "
+        "this dataset version.",
+        f"Wait for it to finish, or remove {path} if it is not running.",
+    )
+
+
+def lock_holder(path: str) -> str:
+    """Who holds the lock file ``path``, for messages (``host pid N``, or ``unknown``)."""
     try:
-        os.rename(path, aside)
-    except FileNotFoundError:
-        return  # another process took it over first
-    if Path(aside).read_text(errors="replace") != stale:
-        with contextlib.suppress(FileExistsError):
-            os.link(aside, path)  # a fresh holder's lock: put it back
-    os.remove(aside)
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return _describe(fh.read(256).split())
+    except OSError:
+        return "unknown"
+
+
+def _describe(holder: list[str]) -> str:
+    return " pid ".join(holder) or "unknown"
 
 
 def _alive(pid: int) -> bool:

@@ -4,6 +4,7 @@ in-process stores, safe overwrite, early usage errors, and hostile manifests."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -272,3 +273,41 @@ def test_a_lock_held_by_a_killed_but_unreaped_process_is_taken_over(
         assert validate(summary.path).ok and not lock.exists()
     finally:
         child.wait()
+
+
+def test_the_version_lock_is_held_by_flock_and_freed_when_its_holder_is_killed(
+    tmp_path: Path,
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from meddata import storage
+
+    lock = tmp_path / "1.0.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable, "-c",
+            "import sys, time; from meddata import storage\n"
+            "with storage.exclusive(storage.open_fs(sys.argv[1])[0], sys.argv[1]):\n"
+            "    print('held', flush=True); time.sleep(60)",
+            str(lock),
+        ],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        fs = storage.open_fs(tmp_path)[0]
+        with pytest.raises(IncompleteDatasetError, match=f"pid {holder.pid}"):
+            with storage.exclusive(fs, str(lock)):
+                pass
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        time.sleep(0.05)
+        with storage.exclusive(fs, str(lock)):  # the kernel let go of the dead holder's lock
+            assert lock.read_text().split()[1] == str(os.getpid())
+        assert not lock.exists()
+    finally:
+        holder.kill()
+        holder.wait()
