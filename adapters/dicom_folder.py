@@ -47,7 +47,7 @@ class DicomFolderAdapter(Adapter):
     """Any folder of DICOM files, walked recursively in sorted order."""
 
     name = "dicom-folder"
-    version = "1"
+    version = "2"  # 2: person_key for files without PatientID, no header values in reasons
     title = "DICOM folder"
     dataset_name = "dicom-folder"
     dataset_version = "1.0"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from meddata import storage
+from meddata import __version__, storage
 from meddata.engine import AdapterSpec, default_workers, run_units, run_units_ray
 from meddata.errors import SourceError, StrictModeError, UsageError
 from meddata.manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, Manifest, write_manifest
@@ -26,6 +26,7 @@ from meddata.registry import get_adapter
 from meddata.schema import get_schema
 from meddata.writer import (
     ROW_GROUP_BYTES,
+    STAGING_FORMAT,
     TARGET_SHARD_BYTES,
     JournalEntry,
     Staging,
@@ -141,6 +142,9 @@ def convert(
     adapter = spec.build()
     fingerprint = _fingerprint(units)
     run = {
+        # Units staged by another meddata (other ids, other redaction) must not be mixed in.
+        "meddata": __version__,
+        "staging_format": STAGING_FORMAT,
         "adapter": cls.name,
         "adapter_version": cls.version,
         "options": adapter.finalize_options(),
@@ -227,7 +231,8 @@ def convert(
             )
             for t in tables_seen
         }
-        quarantine = collect_quarantine(entries)  # staged with paths already replaced
+        # Staged with paths already replaced; again here (a no-op on ids) as a safety net.
+        quarantine = redact(collect_quarantine(entries))
         quarantine += [
             {
                 "unit": "",
@@ -332,6 +337,7 @@ def _import_publishing_modules() -> None:
 
 _PATHLIKE = re.compile(r"[^\s()'\"]+/[^\s()'\"]+")
 _TRAILING = ".,;:!?"
+_PATH_ID = re.compile(r"path:[0-9a-f]{32}")
 _NOT_A_PATH = re.compile(r"(?i)(?:[-+]?\d+(?:\.\d+)?|null|none|nan|true|false|n/?a)")
 
 
@@ -373,11 +379,21 @@ class _PathRedactor:
         return path_id(self.key, text)
 
     def _release_file(self, text: str) -> bool:
-        return any(fnmatch.fnmatchcase(text, pattern) for pattern in self.release_files)
+        """Whether ``text`` matches a release-file pattern, segment by segment (so ``*``
+        never spans a ``/``: ``df_*.csv`` does not match ``df_x/Doe^John/a.csv``)."""
+        parts = text.split("/")
+        return any(
+            len(parts) == len(pattern.split("/"))
+            and all(map(fnmatch.fnmatchcase, parts, pattern.split("/")))
+            for pattern in self.release_files
+        )
 
-    def _keep(self, path: str) -> str:
+    def _keep(self, path: str, remember: bool = True) -> str:
+        if _PATH_ID.fullmatch(path):
+            return path  # already an id (redacting twice changes nothing)
         hashed = self._hash(path)
-        self.mapping[hashed] = path
+        if remember:
+            self.mapping[hashed] = path
         return hashed
 
     def _token(self, token: str) -> str:
@@ -394,15 +410,16 @@ class _PathRedactor:
     def _text(self, text: str) -> str:
         return _PATHLIKE.sub(lambda m: self._token(m.group()), text)
 
-    def _field(self, value: str) -> str:
+    def _field(self, value: str, remember: bool = True) -> str:
         """A unit or item: a release file (optionally with ``: detail``) keeps its name and
-        has the paths in its detail replaced; anything else is one keyed id."""
+        has the paths in its detail replaced; anything else is one keyed id (kept in the
+        operator's map when ``remember``: only what a quarantine entry names goes there)."""
         if not value or value.startswith("table "):
             return value
         head, sep, detail = value.partition(": ")
         if self._release_file(head):
             return head + sep + self._text(detail)
-        return self._keep(value)
+        return self._keep(value, remember)
 
     def __call__(self, records: list[dict[str, str]]) -> list[dict[str, str]]:
         """``records`` (quarantine entries) with their paths replaced by ids."""
@@ -425,7 +442,7 @@ class _PathRedactor:
         if not self.active:
             return entry
         return dataclasses.replace(
-            entry, key=self._field(entry.key), quarantine=self(entry.quarantine)
+            entry, key=self._field(entry.key, remember=False), quarantine=self(entry.quarantine)
         )
 
     def finish(self, quarantined: int) -> None:
@@ -439,9 +456,9 @@ class _PathRedactor:
         body = "".join(
             json.dumps({"id": k, "path": v}) + "\n" for k, v in sorted(self.mapping.items())
         )
-        self.fs.pipe_file(self.mapping_path, body.encode("utf-8"))
-        if storage.is_local(self.fs):  # paths can name patients: for the operator's eyes only
-            os.chmod(self.mapping_path, 0o600)
+        # Paths can name patients: for the operator's eyes only. Written whole each time a
+        # quarantined unit adds ids, so a cut write never loses the ids written before.
+        storage.atomic_write_bytes(self.fs, self.mapping_path, body.encode("utf-8"), mode=0o600)
         self._written = len(self.mapping)
 
 

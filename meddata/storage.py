@@ -166,11 +166,15 @@ def url_of(fs: fsspec.AbstractFileSystem, path: str) -> str:
     return path if is_local(fs) else fs.unstrip_protocol(path)
 
 
-def atomic_write_bytes(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
-    """Write ``data`` so readers see either the old file or the whole new one, never a part."""
+def atomic_write_bytes(
+    fs: fsspec.AbstractFileSystem, path: str, data: bytes, *, mode: int = 0o666
+) -> None:
+    """Write ``data`` so readers see either the old file or the whole new one, never a part
+    (locally created with ``mode``, less the umask: 0o600 for files for the owner only)."""
     if is_local(fs):
         tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-        with open(tmp, "wb") as fh:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())

@@ -195,6 +195,10 @@ def published_error(where: str) -> DatasetExistsError:
     )
 
 
+# What a staged unit looks like; a run staged in another format is not resumed.
+STAGING_FORMAT = 2
+
+
 class Staging:
     """The staging area of one dataset version: run description, journal and unit files."""
 
@@ -244,8 +248,8 @@ class Staging:
                 ) from None
             if previous != run:
                 raise IncompleteDatasetError(
-                    f"The conversion staged at {where} used another adapter, options, source or "
-                    "de-identification key or options.",
+                    f"The conversion staged at {where} used another adapter, options, source, "
+                    "de-identification key or options, or another meddata version.",
                     "Resume with the same command line, or pass --overwrite (overwrite=True) to start again.",
                 )
             staging._load_journal()

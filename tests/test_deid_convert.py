@@ -271,6 +271,10 @@ def test_staging_inside_the_dataset_folder_never_holds_source_paths(tmp_path: Pa
         if path.is_file():
             assert b"Doe^Jane" not in path.read_bytes(), path.name
     assert (staged / "journal.jsonl").read_text().count("path:") >= 2
+    path_map = tmp_path / "out" / "dicom-folder-1.0.quarantine-paths.jsonl"
+    named = {_json.loads(line)["path"] for line in path_map.read_text().splitlines()}
+    assert named == {"Zz^Broken/broken.dcm"}  # only what a quarantine entry names
+    assert path_map.stat().st_mode & 0o077 == 0
     done = run_cli(*base, "--resume")
     assert done.returncode == 0, done.stderr
     report = tmp_path / "out" / "dicom-folder" / "1.0" / "quarantine" / "report.jsonl"
@@ -282,3 +286,37 @@ def test_staging_inside_the_dataset_folder_never_holds_source_paths(tmp_path: Pa
         )
     }
     assert [mapping[r["item"]] for r in rows] == ["Zz^Broken/broken.dcm"]
+
+
+def test_release_file_patterns_match_segment_by_segment(tmp_path: Path) -> None:
+    from meddata import storage
+    from meddata.convert import _PathRedactor
+
+    fs = storage.open_fs(tmp_path)[0]
+    redact = _PathRedactor(fs, str(tmp_path / "map.jsonl"), b"k" * 32, ("df_*.csv",))
+    kept, nested = redact(
+        [
+            {"unit": "", "item": "df_plus.csv: line 3", "reason": "x", "error": ""},
+            {"unit": "", "item": "df_x/Doe^John/a.csv", "reason": "x", "error": ""},
+        ]
+    )
+    assert kept["item"] == "df_plus.csv: line 3" and nested["item"].startswith("path:")
+    assert redact([nested]) == [nested]  # redacting an id again changes nothing
+
+
+def test_a_run_staged_by_another_meddata_is_not_resumed(dicom_source: Path, tmp_path: Path) -> None:
+    import json as _json
+
+    from meddata.convert import convert
+    from meddata.errors import IncompleteDatasetError
+
+    kw: dict = dict(workers=1, show_progress=False, deid=False)
+    root = tmp_path / "dicom-folder" / "1.0"
+    convert("dicom-folder", dicom_source, tmp_path, **kw)
+    (root / "_staging").mkdir()
+    run_file = root / "_staging" / "run.json"
+    (root / "meddata.json").unlink()
+    convert_run = {"meddata": "0.0.1", "staging_format": 1}
+    run_file.write_text(_json.dumps(convert_run))
+    with pytest.raises(IncompleteDatasetError, match="another meddata version"):
+        convert("dicom-folder", dicom_source, tmp_path, resume=True, **kw)
