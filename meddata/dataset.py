@@ -16,6 +16,7 @@ from meddata.manifest import Manifest, read_manifest
 from meddata.schema import resolve_ref
 
 if TYPE_CHECKING:  # pyarrow.dataset costs ~0.4 s to import: only load it when a reader needs it
+    import pyarrow as pa
     import pyarrow.dataset as pads
 
 
@@ -35,7 +36,7 @@ class Dataset:
         self.fs = fs
         self.root = root
         self.manifest = manifest
-        self._schemas: dict[str, pl.Schema] = {}
+        self._schemas: dict[str, pa.Schema] = {}
         for entry in manifest["tables"].values():
             resolve_ref(entry["schema"])  # refuses unknown major schema versions up front
             for shard in entry["shards"]:
@@ -84,34 +85,48 @@ class Dataset:
         ]
 
     def arrow(self, table: str) -> pads.Dataset:
-        """``table`` as a ``pyarrow.dataset.Dataset`` (works on any fsspec filesystem)."""
-        entry = self._entry(table)
-        paths = [storage.join(self.root, s["path"]) for s in entry["shards"]]
-        return _arrow_dataset(self.fs, paths)
+        """``table`` as a ``pyarrow.dataset.Dataset`` (works on any fsspec filesystem); its
+        schema is that of all its shards together, as :meth:`table`'s."""
+        import pyarrow.dataset as pads
+
+        paths = [storage.join(self.root, s["path"]) for s in self._entry(table)["shards"]]
+        schema = self._schema(table) if len(paths) > 1 else None
+        return pads.dataset(paths, format="parquet", filesystem=_arrow_fs(self.fs), schema=schema)
 
     def table(self, table: str) -> pl.LazyFrame:
         """``table`` as a polars LazyFrame. Columns are those of all its shards together: a
         column some shards lack (an adapter's optional extra) reads as null there."""
-        if storage.is_local(self.fs):
-            urls = self.shard_urls(table)
-            if len(urls) == 1:
-                return pl.scan_parquet(urls)
-            return pl.scan_parquet(urls, schema=self._columns(table), missing_columns="insert")
-        return pl.scan_pyarrow_dataset(self.arrow(table))
+        if not storage.is_local(self.fs):
+            return pl.scan_pyarrow_dataset(self.arrow(table))
+        urls = self.shard_urls(table)
+        if len(urls) == 1:
+            return pl.scan_parquet(urls)
+        schema = pl.DataFrame(self._schema(table).empty_table()).schema
+        return pl.scan_parquet(urls, schema=schema, missing_columns="insert")
 
-    def _columns(self, table: str) -> pl.Schema:
-        """The union of ``table``'s shard schemas, in first-seen column order (cached)."""
+    def _schema(self, table: str) -> pa.Schema:
+        """The union of ``table``'s shard schemas, in first-seen column order (read from the
+        shard footers once per table)."""
         if table not in self._schemas:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            schemas = [pq.read_schema(url) for url in self.shard_urls(table)]
-            if any(s != schemas[0] for s in schemas[1:]):
-                unified = pa.unify_schemas(schemas, promote_options="permissive")
-            else:
-                unified = schemas[0]
-            empty = pl.DataFrame(unified.empty_table())
-            self._schemas[table] = empty.schema
+            filesystem = _arrow_fs(self.fs)
+            try:
+                schemas = [
+                    pq.read_schema(storage.join(self.root, s["path"]), filesystem=filesystem)
+                    for s in self._entry(table)["shards"]
+                ]
+                same = all(s == schemas[0] for s in schemas[1:])
+                self._schemas[table] = (
+                    schemas[0] if same else pa.unify_schemas(schemas, promote_options="permissive")
+                )
+            except (OSError, pa.ArrowException) as exc:
+                raise SchemaError(
+                    f"The shards of table {table} of {self.name} cannot be read together "
+                    f"({type(exc).__name__}).",
+                    f"Run `meddata validate {self.path}` to see which shard is missing or damaged.",
+                ) from exc
         return self._schemas[table]
 
     def samples(self, split: str | None = None, splits: str = "official") -> pl.LazyFrame:
@@ -130,8 +145,7 @@ class Dataset:
             )
             raise UsageError(
                 f"Dataset {self.name} has no split set called {splits!r} (it has: {known}).",
-                f"{hint} with `meddata split {self.path} --name {name}` and pass "
-                f"splits={name!r}.",
+                f"{hint} with `meddata split {self.path} --name {name}` and pass splits={name!r}.",
             )
         names = list(((info.get("report") or {}).get("splits")) or {})
         if names and split not in names:
@@ -192,13 +206,11 @@ class Dataset:
         return StreamingDataset(self, split, preset=preset, **options)
 
 
-def _arrow_dataset(fs: fsspec.AbstractFileSystem, paths: list[str]) -> pads.Dataset:
-    """Parquet files on any fsspec filesystem as one ``pyarrow.dataset.Dataset``."""
-    import pyarrow.dataset as pads
+def _arrow_fs(fs: fsspec.AbstractFileSystem) -> Any:
+    """The pyarrow filesystem for ``fs`` (None for the local disk, which pyarrow reads itself)."""
     from pyarrow.fs import FSSpecHandler, PyFileSystem
 
-    filesystem = None if storage.is_local(fs) else PyFileSystem(FSSpecHandler(fs))
-    return pads.dataset(paths, format="parquet", filesystem=filesystem)
+    return None if storage.is_local(fs) else PyFileSystem(FSSpecHandler(fs))
 
 
 def load(

@@ -387,6 +387,13 @@ def test_a_column_only_some_shards_have_reads_as_null_elsewhere(
     image = meddata.load(path).table("image").collect()
     assert image.height == manifest["tables"]["image"]["rows"]
     assert image["site_note"].null_count() == image.height - table.num_rows
+    import fsspec
+
+    remote = fsspec.filesystem("memory")
+    remote.put(str(path), "/extra-column/ds", recursive=True)
+    far = meddata.load("memory://extra-column/ds")
+    assert far.table("image").collect()["site_note"].null_count() == image.height - table.num_rows
+    assert "site_note" in far.arrow("image").schema.names
     from meddata.validate import validate
 
     assert validate(str(path)).ok
