@@ -19,8 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 from meddata import __version__, storage
 from meddata.engine import AdapterSpec, default_workers, run_units, run_units_ray
-from meddata.errors import SourceError, StrictModeError, UsageError
-from meddata.manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, Manifest, write_manifest
+from meddata.errors import MeddataError, SourceError, StrictModeError, UsageError
+from meddata.manifest import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    Manifest,
+    read_manifest,
+    write_manifest,
+)
 from meddata.progress import progress
 from meddata.registry import get_adapter
 from meddata.schema import get_schema
@@ -472,13 +479,13 @@ def quarantine_map_path(root: str, name: str, version: str) -> str:
 def _warn_split_sets_dropped(fs: Any, root: str) -> None:
     """Split sets made for a version being replaced name its persons: they are not carried
     over to the new tables, so say which ones go."""
-    path = storage.join(root, MANIFEST_NAME)
-    if not fs.exists(path):
+    if not fs.exists(storage.join(root, MANIFEST_NAME)):
         return
     try:
-        made = [n for n in json.loads(fs.cat_file(path)).get("splits") or {} if n != "official"]
-    except (ValueError, AttributeError):
+        manifest = read_manifest(fs, root, check_schema=False)
+    except MeddataError:
         return  # an unreadable old manifest is replaced anyway
+    made = [n for n in manifest.get("splits") or {} if n != "official"]
     if made:
         warnings.warn(
             f"The split set(s) {', '.join(made)} of the replaced version were removed with it; "

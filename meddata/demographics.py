@@ -37,6 +37,10 @@ DEMOGRAPHIC_ATTRIBUTES: tuple[str, ...] = (
 #: Every column treated as a sensitive attribute: demographics plus where and how data was taken.
 SENSITIVE_ATTRIBUTES: tuple[str, ...] = (*DEMOGRAPHIC_ATTRIBUTES, "site", "device", "manufacturer")
 AGE_GROUPS = ((0, 17, "0-17"), (18, 39, "18-39"), (40, 59, "40-59"), (60, 79, "60-79"))
+#: SPEC §5.3: every value of ``samples.age_group``.
+AGE_GROUP_LABELS: tuple[str, ...] = (*(label for _, _, label in AGE_GROUPS), "80+", "Unknown")
+#: SPEC §5.3: task label values (positive, negative, uncertain; null is "not mentioned").
+LABEL_VALUES = (1.0, 0.0, -1.0)
 _DICOM_AGE = re.compile(r"^(\d{1,3})([DWMY])$")
 
 

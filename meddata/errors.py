@@ -64,3 +64,11 @@ class ValidationFailed(MeddataError):
             "Re-run the conversion (the source is unchanged) or restore the listed files.",
         )
         self.problems = problems
+
+
+class DatasetBusyError(MeddataError):
+    """Another process held the dataset version's lock for longer than an amendment waits."""
+
+
+class DatasetChangedError(MeddataError):
+    """The dataset changed (converted again, or amended) after this ``Dataset`` was loaded."""

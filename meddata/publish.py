@@ -25,7 +25,14 @@ import polars as pl
 
 from meddata import storage
 from meddata.dataset import Dataset, check_relative
-from meddata.errors import IncompleteDatasetError, MeddataError, SchemaError, UsageError
+from meddata.errors import (
+    DatasetBusyError,
+    DatasetChangedError,
+    IncompleteDatasetError,
+    MeddataError,
+    SchemaError,
+    UsageError,
+)
 from meddata.manifest import Manifest, read_manifest, write_manifest
 
 _SPLIT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -33,14 +40,6 @@ RESERVED = ("official",)
 #: How long an amendment waits for the dataset's lock (another split, or a conversion of the
 #: same version) before it gives up.
 LOCK_WAIT_S = 300.0
-
-
-class DatasetBusyError(MeddataError):
-    """Another process held the dataset version's lock for longer than :data:`LOCK_WAIT_S`."""
-
-
-class DatasetChangedError(MeddataError):
-    """The dataset was converted again between loading it and publishing an amendment."""
 
 
 def add_split(

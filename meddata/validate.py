@@ -21,16 +21,13 @@ import pyarrow.parquet as pq
 
 from meddata import storage
 from meddata.dataset import Dataset, check_relative
+from meddata.demographics import AGE_GROUP_LABELS, LABEL_VALUES
 from meddata.errors import MeddataError
 from meddata.home import locate
 from meddata.manifest import read_manifest, schema_problems
 from meddata.schema import TableSchema, resolve_ref
 from meddata.tensor import CODECS
 
-#: SPEC §5.3: the values of ``samples.age_group``.
-AGE_GROUPS = ("0-17", "18-39", "40-59", "60-79", "80+", "Unknown")
-#: SPEC §5.3: label values (null is "not mentioned").
-LABEL_VALUES = (1.0, 0.0, -1.0)
 #: SPEC §1: ``tables/<table>/part-NNNNN.parquet``.
 _SHARD_PATH = re.compile(r"^tables/(?P<table>[^/]+)/part-(?P<n>[0-9]{5,})\.parquet$")
 #: SPEC §9: the fields of a quarantine entry, all strings.
@@ -707,7 +704,7 @@ def _check_tasks(ds: Dataset, report: ValidationReport) -> None:
     ]
     if "age_group" in columns and columns["age_group"] == pl.String:
         checks.append(
-            (pl.col("age_group").is_not_null() & ~pl.col("age_group").is_in(AGE_GROUPS))
+            (pl.col("age_group").is_not_null() & ~pl.col("age_group").is_in(AGE_GROUP_LABELS))
             .sum()
             .alias("age_group")
         )
@@ -720,7 +717,7 @@ def _check_tasks(ds: Dataset, report: ValidationReport) -> None:
         if c == "age_group":
             report.problems.append(
                 f"table samples: {n} value(s) of age_group are not an age group of SPEC §5.3 "
-                f"({', '.join(AGE_GROUPS)})"
+                f"({', '.join(AGE_GROUP_LABELS)})"
             )
         else:
             report.problems.append(

@@ -237,3 +237,13 @@ def test_an_unreadable_stored_datasheet_is_replaced(dataset: Path) -> None:
     again = meddata.load(str(dataset))
     assert "fair" in again.datasheet.statistics.splits
     assert validate(str(dataset)).ok
+
+
+def test_a_dataset_loaded_before_a_split_says_its_datasheet_was_replaced(dataset: Path) -> None:
+    early = meddata.load(str(dataset))
+    _split(early, "first")  # names the datasheet by content: a new file, the old one removed
+    before = meddata.load(str(dataset))
+    _split(meddata.load(str(dataset)), "second")
+    with pytest.raises(DatasetChangedError, match="Load the dataset again"):
+        before.datasheet  # noqa: B018 - the property read is what is tested
+    assert "second" in meddata.load(str(dataset)).datasheet.model_dump_json()

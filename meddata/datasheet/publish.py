@@ -18,7 +18,7 @@ from meddata.datasheet.render_html import render_html
 from meddata.datasheet.render_md import render_markdown
 from meddata.datasheet.sheet import sheet_for_manifest, unanswered
 from meddata.datasheet.stats import compute_statistics
-from meddata.errors import SchemaError, UsageError
+from meddata.errors import DatasetChangedError, SchemaError, UsageError
 
 #: Where datasets written before the datasheet files were named by content keep the sheet.
 HEALTHSHEET_PATH = "datasheet/healthsheet.json"
@@ -49,8 +49,15 @@ def load_healthsheet(ds: Dataset) -> Healthsheet:
 
 def stored_healthsheet(ds: Dataset) -> Healthsheet | None:
     """The sheet stored in ``ds``, or ``None`` when it has none."""
-    path = storage.join(ds.root, stored_healthsheet_path(ds.manifest))
+    rel = stored_healthsheet_path(ds.manifest)
+    path = storage.join(ds.root, rel)
     if not ds.fs.exists(path):
+        if rel != HEALTHSHEET_PATH:  # named in the manifest: replaced since ds was loaded
+            raise DatasetChangedError(
+                f"The datasheet of {ds.name} {ds.version} was replaced after this Dataset was "
+                "loaded (a split set was added).",
+                "Load the dataset again (meddata.load) to read the current datasheet.",
+            )
         return None
     with ds.fs.open(path, "rb") as fh:
         text = fh.read().decode("utf-8")

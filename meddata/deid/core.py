@@ -38,7 +38,8 @@ class Deidentifier:
     """Pseudonyms, date shifts, UID remapping and text/DICOM de-identification under one key.
 
     Everything is a pure function of the key, the options and the input: two instances built
-    from the same key agree in any process. Counts by PHI type accumulate until
+    from the same key and options agree in any process, in any year (the clock is read only
+    for the default ``options.reference_year``, when the options are made). Counts by PHI type accumulate until
     :meth:`take_counts`.
     """
 
@@ -109,7 +110,9 @@ class Deidentifier:
     # -- text -----------------------------------------------------------------------------
     def find_phi(self, text: str, extra_names: Iterable[str] = ()) -> list[PhiSpan]:
         """The PHI spans of ``text`` (offsets only), without replacing anything."""
-        return find_phi(text, extra_names, self.backends)
+        return find_phi(
+            text, extra_names, self.backends, reference_year=self.options.reference_year
+        )
 
     def text(self, text: str, source_person_id: str, extra_names: Iterable[str] = ()) -> DeidText:
         """De-identify clinical text: PHI replaced by surrogates consistent for the person.
@@ -117,11 +120,12 @@ class Deidentifier:
         ``extra_names`` are names known to belong to the record (e.g. the patient's name from
         a structured field); every occurrence is then treated as a name.
         """
-        spans = find_phi(text, extra_names, self.backends)
+        year = self.options.reference_year
+        spans = find_phi(text, extra_names, self.backends, reference_year=year)
         shift = self.date_shift_days(source_person_id)
         out: list[str] = []
         pos = 0
-        replacements = surrogates.surrogates_for(self._key, text, spans, shift)
+        replacements = surrogates.surrogates_for(self._key, text, spans, shift, reference_year=year)
         for span, replacement in zip(spans, replacements, strict=True):
             out.append(text[pos : span.start])
             out.append(replacement)

@@ -155,8 +155,9 @@ def _parse(tokens: list[re.Match[str]], text: str) -> _Parsed | None:
 
 
 def current_year() -> int:
-    """The year ages are counted to: a year of birth more than 89 years before it is an age
-    over 89 (HIPAA Safe Harbor), and is written as the year 90 years before it."""
+    """This year, by the clock: the default of ``DeidOptions.reference_year`` (read once, when
+    the options are made, and recorded with them). De-identification itself never reads the
+    clock: it counts ages to the options' reference year."""
     return date.today().year
 
 

@@ -12,6 +12,7 @@ A dataset is keyed (pseudonym, date shift) by :func:`person_key`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import warnings
@@ -171,24 +172,18 @@ class _Known:
 
     def __init__(self, values: dict[str, str]) -> None:
         self.values = values  # value -> kind (NAME, ID, INSTITUTION, ADDRESS, PHONE, DEVICE)
-        self._patterns: list[tuple[str, re.Pattern[str]]] | None = None
+        self._patterns: tuple[tuple[str, re.Pattern[str]], ...] | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
         """The name words, for the recogniser's own name matching."""
         return tuple(v for v, kind in self.values.items() if kind == "NAME")
 
-    def patterns(self) -> list[tuple[str, re.Pattern[str]]]:
+    def patterns(self) -> tuple[tuple[str, re.Pattern[str]], ...]:
+        """One case-insensitive alternation per kind; shared by every dataset with the same
+        values (the slices of a series), see :func:`_known_patterns`."""
         if self._patterns is None:
-            by_kind: dict[str, list[str]] = {}
-            for value in sorted(self.values, key=lambda v: (-len(v), v)):
-                by_kind.setdefault(self.values[value], []).append(
-                    _value_pattern(value, self.values[value])
-                )
-            self._patterns = [
-                (kind, re.compile("|".join(alternatives), re.IGNORECASE))
-                for kind, alternatives in by_kind.items()
-            ]
+            self._patterns = _known_patterns(frozenset(self.values.items()))
         return self._patterns
 
     def spans(self, text: str) -> list[PhiSpan]:
@@ -210,6 +205,19 @@ class _Known:
             else:
                 merged.append((start, end, kind))
         return [PhiSpan(kind, start, end) for start, end, kind in merged]
+
+
+@functools.lru_cache(maxsize=256)
+def _known_patterns(values: frozenset[tuple[str, str]]) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """The compiled patterns of a dataset's known values (value, kind), longest value first
+    within a kind; cached by the values, as the files of one series share them."""
+    by_kind: dict[str, list[str]] = {}
+    for value, kind in sorted(values, key=lambda vk: (-len(vk[0]), vk[0])):
+        by_kind.setdefault(kind, []).append(_value_pattern(value, kind))
+    return tuple(
+        (kind, re.compile("|".join(alternatives), re.IGNORECASE))
+        for kind, alternatives in by_kind.items()
+    )
 
 
 def _value_pattern(value: str, kind: str) -> str:
@@ -409,11 +417,14 @@ def _shift_da(value: str, days: int, vr: str = "DA") -> str:
 
 def _clean_text(ctx: _Context, value: str) -> str:
     known = ctx.known.spans(value)
-    spans = _with_known(known, find_phi(value, ctx.known.names), value)
+    year = ctx.deid.options.reference_year
+    spans = _with_known(known, find_phi(value, ctx.known.names, reference_year=year), value)
     if not spans:
         return value
     out, pos = [], 0
-    replacements = surrogates.surrogates_for(ctx.deid._key, value, spans, ctx.shift)
+    replacements = surrogates.surrogates_for(
+        ctx.deid._key, value, spans, ctx.shift, reference_year=year
+    )
     for span, replacement in zip(spans, replacements, strict=True):
         out.append(value[pos : span.start])
         out.append(replacement)  # a yearless date takes the year of the text's other dates
@@ -603,14 +614,88 @@ def _unlisted(ctx: _Context, ds: Dataset, elem: DataElement) -> None:
 
 def _directory_records(ctx: _Context, elem: DataElement) -> None:
     """DICOMDIR records in order: a PATIENT record and the records after it (its studies,
-    series and instances, in the order media writers list them) take that patient's date
-    shift, as the patient's own files do."""
-    current = ctx
-    for item in elem.value or []:
-        if str(item.get("DirectoryRecordType", "") or "").strip().upper() == "PATIENT":
-            patient = str(item.get("PatientID", "") or "").strip(" \x00") or ctx.person
-            current = replace(ctx, person=patient, shift=ctx.deid.date_shift_days(patient))
+    series and instances, in the order media writers list them) take the date shift of the
+    patient's own files (see :func:`_record_person_keys`)."""
+    records = list(elem.value or [])
+    contexts: dict[str, _Context] = {}
+    for item, key in zip(records, _record_person_keys(records), strict=True):
+        if key is None:
+            current = ctx
+        elif key in contexts:
+            current = contexts[key]
+        else:
+            current = contexts[key] = replace(ctx, person=key, shift=ctx.deid.date_shift_days(key))
         _apply(current, item)
+
+
+def _record_type(item: Dataset) -> str:
+    return str(item.get("DirectoryRecordType", "") or "").strip(" \x00").upper()
+
+
+def _record_person_keys(records: list[Dataset]) -> list[str | None]:
+    """The person key of each DICOMDIR record (None: the DICOMDIR's own), the one
+    :func:`person_key` gives the files it lists. Under a PATIENT record with a PatientID: that
+    id. Under one without: the key of a file without PatientID, from the patient's name and
+    the record's own UIDs: each STUDY record and the records after it, its study
+    (``study:<uid>#<name digest>``); without a study, each SERIES record's series; without
+    either, each instance record's instance. A record that gives none (the PATIENT record
+    itself, unless it has a study or series UID of its own) takes the key of the next record
+    of its patient that does; without any, the DICOMDIR's. Computed before any record is
+    changed."""
+    keys: list[str | None] = []
+    patient: Dataset | None = None  # the current PATIENT record without a PatientID
+    pending: list[int] = []  # records of that patient waiting for the next key
+    study: str | None = None  # the key of the current study (or series) of that patient
+    series: str | None = None
+    for item in records:
+        kind = _record_type(item)
+        key: str | None
+        if kind == "PATIENT":
+            pending.clear()  # the previous patient's: the DICOMDIR's
+            patient, study, series = None, None, None
+            patient_id = _first_text(item, "PatientID")
+            if patient_id:
+                keys.append(patient_id)
+                continue
+            patient = item
+            own = {k: _first_text(item, k) for k in ("StudyInstanceUID", "SeriesInstanceUID")}
+            key = _file_key(item, **own) if any(own.values()) else None
+        elif patient is None:
+            keys.append(keys[-1] if keys else None)  # its patient's id, else the DICOMDIR's
+            continue
+        elif kind == "STUDY":
+            uid = _first_text(item, "StudyInstanceUID")
+            study = series = None
+            key = study = _file_key(patient, StudyInstanceUID=uid) if uid else None
+        elif kind == "SERIES" and study is None:
+            uid = _first_text(item, "SeriesInstanceUID")
+            key = series = _file_key(patient, SeriesInstanceUID=uid) if uid else None
+        else:
+            key = study or series
+            if key is None:
+                uid = _first_text(item, "ReferencedSOPInstanceUIDInFile")
+                key = _file_key(patient, SOPInstanceUID=uid) if uid else None
+        if key is None:
+            pending.append(len(keys))
+        else:
+            for i in pending:
+                keys[i] = key
+            pending.clear()
+        keys.append(key)
+    return keys
+
+
+def _file_key(patient: Dataset, **uids: str) -> str:
+    """:func:`person_key` of a file without PatientID that has the name of the PATIENT record
+    ``patient`` and the given UIDs."""
+    ds = Dataset()
+    name = patient.get("PatientName")
+    if name is not None:
+        ds.PatientName = name
+    for keyword, uid in uids.items():
+        if uid:
+            setattr(ds, keyword, uid)
+    return person_key(ds)
 
 
 def _cap_age_string(value: str) -> str:

@@ -603,12 +603,15 @@ _BIRTH_YEAR_RE = re.compile(
 )
 
 
-def find_ages(text: str) -> Iterator[PhiSpan]:
-    """Ages over 89 (the number only) and years of birth that imply one (the year only)."""
+def find_ages(text: str, reference_year: int | None = None) -> Iterator[PhiSpan]:
+    """Ages over 89 (the number only) and years of birth that imply one (the year only): born
+    more than 89 years before ``reference_year`` (``DeidOptions.reference_year``; this year
+    when None, for a direct call only: the Deidentifier always passes its options' year)."""
+    year = current_year() if reference_year is None else reference_year
     low = text.lower()
     if any(cue in low for cue in ("born", "b.", "birth", "yob", "dob")):
         for m in _BIRTH_YEAR_RE.finditer(text):
-            if current_year() - int(m.group(1)) > 89:
+            if year - int(m.group(1)) > 89:
                 yield PhiSpan("AGE", m.start(1), m.end(1))
     for m in _AGE_RE.finditer(text):
         start, end = _groups(m)

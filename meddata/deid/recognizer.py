@@ -33,11 +33,14 @@ def find_phi(
     text: str,
     extra_names: Iterable[str] = (),
     backends: Sequence[Callable[[str], Iterable[PhiSpan]]] = (),
+    *,
+    reference_year: int | None = None,
 ) -> list[PhiSpan]:
     """All PHI spans in ``text``, non-overlapping and sorted by start offset.
 
     ``backends`` are optional extra recognisers (see :mod:`meddata.deid.backends`); their spans
-    lose every overlap with a rule-based span.
+    lose every overlap with a rule-based span. ``reference_year`` is the year ages are counted
+    to (``DeidOptions.reference_year``; see :func:`patterns.find_ages`).
     """
     candidates: list[tuple[int, PhiSpan]] = []
     for backend in backends:
@@ -50,10 +53,11 @@ def find_phi(
         patterns.find_dates,
         patterns.find_times,
         patterns.find_institutions,
-        patterns.find_ages,
     ):
         for span in detector(text):
             candidates.append((PRIORITY[span.type], span))
+    for span in patterns.find_ages(text, reference_year):
+        candidates.append((PRIORITY[span.type], span))
     name_candidates = find_names(text, tuple(extra_names))
     for span in name_candidates:
         candidates.append((PRIORITY["NAME"], span))

@@ -171,19 +171,28 @@ def institution(key: bytes, text: str) -> str:
     return _case_like(_FAKE_INSTITUTIONS[h % len(_FAKE_INSTITUTIONS)], text)
 
 
-def age(text: str) -> str:
+def age(text: str, reference_year: int | None = None) -> str:
     """Ages over 89 become 90 (the HIPAA Safe Harbor aggregate); a year of birth that implies
-    one ("born in 1931") becomes the year of birth of a person aged 90 this year."""
+    one ("born in 1931") becomes the year of birth of a person aged 90 in ``reference_year``
+    (``DeidOptions.reference_year``; this year when None, for a direct call only)."""
     if len(text) == 4 and text.isdigit():
-        return str(current_year() - 90)
+        year = current_year() if reference_year is None else reference_year
+        return str(year - 90)
     return "90"
 
 
 def surrogate(
-    key: bytes, phi_type: str, text: str, shift_days: int, year: int | None = None
+    key: bytes,
+    phi_type: str,
+    text: str,
+    shift_days: int,
+    year: int | None = None,
+    *,
+    reference_year: int | None = None,
 ) -> str:
     """The replacement of one PHI value of ``phi_type``; ``year`` is the year a date written
-    without one is taken to be in (see :func:`surrogates_for`)."""
+    without one is taken to be in (see :func:`surrogates_for`), ``reference_year`` the year
+    ages are counted to (see :func:`age`)."""
     if phi_type == "NAME":
         return name(key, text)
     if phi_type == "DATE":
@@ -205,7 +214,7 @@ def surrogate(
     if phi_type == "INSTITUTION":
         return institution(key, text)
     if phi_type == "AGE":
-        return age(text)
+        return age(text, reference_year)
     if phi_type == "DEVICE" and _MAC_SHAPE_RE.fullmatch(text):
         return mac(key, text)
     return shaped(key, phi_type.lower(), text)
@@ -223,8 +232,16 @@ def mac(key: bytes, text: str) -> str:
     return out.upper() if any(ch.isupper() for ch in text) else out
 
 
-def surrogates_for(key: bytes, text: str, spans: Sequence[PhiSpan], shift_days: int) -> list[str]:
-    """The replacement of each of ``spans`` (PHI found in ``text``), in order.
+def surrogates_for(
+    key: bytes,
+    text: str,
+    spans: Sequence[PhiSpan],
+    shift_days: int,
+    *,
+    reference_year: int | None = None,
+) -> list[str]:
+    """The replacement of each of ``spans`` (PHI found in ``text``), in order; a year of birth
+    over 89 years before ``reference_year`` is written as that year less 90 (:func:`age`).
 
     A date written without a year ("Mar 4") is moved as a date of the year of the nearest date
     of the same text that has one ("3/4/21"), so both move by the same days of the calendar.
@@ -241,5 +258,7 @@ def surrogates_for(key: bytes, text: str, spans: Sequence[PhiSpan], shift_days: 
         year = None
         if span.type == "DATE" and years:
             year = min(years, key=lambda y: abs(y[0] - span.start))[1]
-        out.append(surrogate(key, span.type, value, shift_days, year))
+        out.append(
+            surrogate(key, span.type, value, shift_days, year, reference_year=reference_year)
+        )
     return out
