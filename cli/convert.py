@@ -68,6 +68,11 @@ from meddata.registry import get_adapter
     is_flag=True,
     help="Keep sex, age, size and weight in DICOM.",
 )
+@click.option(
+    "--reference-year",
+    type=click.IntRange(1900, 9999),
+    help="Year ages are counted to when de-identifying (default: this year; recorded).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of the path.")
 def convert(
     adapter: str,
@@ -86,6 +91,7 @@ def convert(
     allow_burned_in: bool,
     retain_device_identity: bool,
     retain_patient_characteristics: bool,
+    reference_year: int | None,
     as_json: bool,
 ) -> int:
     """Convert SOURCE with ADAPTER into a published, de-identified meddata dataset.
@@ -104,11 +110,13 @@ def convert(
         raise UsageError(
             "--no-deid and --deid-key-file contradict each other.", "Give one or the other."
         )
-    deid_options = {
+    deid_options: dict[str, object] = {
         "allow_burned_in": allow_burned_in,
         "retain_device_identity": retain_device_identity,
         "retain_patient_characteristics": retain_patient_characteristics,
     }
+    if reference_year is not None:
+        deid_options["reference_year"] = reference_year
     with warnings.catch_warnings():  # a new key is announced below, in the CLI's words
         warnings.filterwarnings("ignore", message="No de-identification key was given")
         summary = run_convert(

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from meddata.deid import BurnedInAnnotationError, Deidentifier, DeidOptions, load_or_create_key
+from meddata.deid.dates import current_year
 from meddata.deid.dicom import quiet_pydicom
 from meddata.deid.keys import generate_key, path_id, read_key
 from meddata.dicom_read import read_dicom
@@ -23,6 +24,17 @@ from meddata.errors import SourceError, UsageError
 @click.group()
 def deid() -> None:
     """De-identify clinical text or DICOM files with a secret key."""
+
+
+def _reference_year_option(func: Any) -> Any:
+    return click.option(
+        "--reference-year",
+        type=int,
+        default=None,
+        help="The year ages are counted to: a year of birth more than 89 years before it is "
+        "an age over 89 (written as this year less 90). Default: this year. Give the same year "
+        "to reproduce an earlier run's output exactly.",
+    )(func)
 
 
 @deid.command("text")
@@ -40,19 +52,28 @@ def deid() -> None:
     help="Print JSON: the de-identified text, and the PHI spans found (type and offsets into "
     "the input text; never the values).",
 )
-def text_cmd(key_file: Path | None, person_id: str, show_spans: bool) -> None:
+@_reference_year_option
+def text_cmd(
+    key_file: Path | None, person_id: str, show_spans: bool, reference_year: int | None
+) -> None:
     """Read text on stdin, write it de-identified on stdout."""
+    options = DeidOptions(reference_year=_year(reference_year))
     if key_file is None:
         click.echo("warning: no --key-file: surrogates are not stable across runs.", err=True)
         key = generate_key()
     else:
         key = read_key(key_file)
-    result = Deidentifier(key).text(sys.stdin.read(), person_id)
+    result = Deidentifier(key, options).text(sys.stdin.read(), person_id)
     if show_spans:
         spans = result.spans_as_dicts()
         click.echo(json.dumps({"text": result.text, "spans": spans, "spans_refer_to": "input"}))
     else:
         click.echo(result.text, nl=False)
+
+
+def _year(reference_year: int | None) -> int:
+    """``--reference-year``, or this year (read once, and reported with the options)."""
+    return current_year() if reference_year is None else reference_year
 
 
 def _options(
@@ -61,6 +82,7 @@ def _options(
     retain_device_identity: bool,
     clean_descriptors: bool,
     allow_burned_in: bool,
+    reference_year: int | None,
 ) -> DeidOptions:
     return DeidOptions(
         retain_longitudinal_dates=retain_dates,
@@ -68,6 +90,7 @@ def _options(
         retain_device_identity=retain_device_identity,
         clean_descriptors=clean_descriptors,
         allow_burned_in=allow_burned_in,
+        reference_year=_year(reference_year),
     )
 
 
@@ -89,6 +112,7 @@ def _options(
     help="Keep descriptions after removing PHI from them (default) or remove them.",
 )
 @click.option("--allow-burned-in", is_flag=True, help="Do not quarantine burned-in images.")
+@_reference_year_option
 def dicom_cmd(
     in_dir: Path,
     out_dir: Path,
@@ -98,6 +122,7 @@ def dicom_cmd(
     retain_device_identity: bool,
     clean_descriptors: bool,
     allow_burned_in: bool,
+    reference_year: int | None,
 ) -> None:
     """De-identify every DICOM file under IN_DIR into OUT_DIR (named by the new SOP UID).
 
@@ -109,6 +134,14 @@ def dicom_cmd(
     """
     from pydicom.errors import InvalidDicomError
 
+    options = _options(  # first: a bad --reference-year is refused before anything is made
+        retain_dates,
+        retain_patient_characteristics,
+        retain_device_identity,
+        clean_descriptors,
+        allow_burned_in,
+        reference_year,
+    )
     if out_dir.resolve() == in_dir.resolve() or in_dir.resolve() in out_dir.resolve().parents:
         raise UsageError("OUT_DIR must not be IN_DIR or inside it.", "Choose another folder.")
     if out_dir.is_dir() and any(out_dir.iterdir()):
@@ -131,13 +164,6 @@ def dicom_cmd(
             "(--key-file) so pseudonyms stay stable.",
             err=True,
         )
-    options = _options(
-        retain_dates,
-        retain_patient_characteristics,
-        retain_device_identity,
-        clean_descriptors,
-        allow_burned_in,
-    )
     engine = Deidentifier(key, options)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary: Counter[str] = Counter()

@@ -122,12 +122,14 @@ def convert(
             "Leave deid on to de-identify, or pass deid=False alone for a release that is "
             "already de-identified.",
         )
+    given_deid_options = dict(deid_options or {})
     if deid:
         from meddata.deid.options import DeidOptions
 
         # Every option spelled out (a misspelt one is refused here), so a run started from
-        # Python and its resume from the CLI record the same options.
-        deid_options = DeidOptions.from_mapping({**DEID_DEFAULTS, **(deid_options or {})}).as_dict()
+        # Python and its resume from the CLI record the same options; reference_year (the year
+        # ages are counted to) is this year unless given, and recorded like the others.
+        deid_options = DeidOptions.from_mapping({**DEID_DEFAULTS, **given_deid_options}).as_dict()
     if engine not in ("local", "ray"):
         raise UsageError(f"Unknown engine {engine!r}.", "Use engine='local' or engine='ray'.")
     options = cls.resolve_options(options or {})
@@ -141,6 +143,12 @@ def convert(
     root = storage.join(out_path, name, version)
     if not overwrite and fs.exists(storage.join(root, MANIFEST_NAME)):
         raise published_error(storage.url_of(fs, root))  # before a key is made for nothing
+    if deid_options is not None and resume and "reference_year" not in given_deid_options:
+        # A resumed run counts ages to the year its first run recorded (after New Year it
+        # would otherwise be refused as other options).
+        staged_year = _staged_reference_year(fs, root)
+        if staged_year is not None:
+            deid_options = {**deid_options, "reference_year": staged_year}
     key: bytes | None = None
     key_created: str | None = None
     if deid:
@@ -313,6 +321,19 @@ def convert(
             deid=deid_report,
             deid_key_created=key_created,
         )
+
+
+def _staged_reference_year(fs: Any, root: str) -> int | None:
+    """The de-identification reference_year recorded by the unfinished run staged at ``root``;
+    None when there is none (Staging.open still compares the whole run description)."""
+    try:
+        run = json.loads(fs.cat_file(storage.join(Staging(fs, root).path, "run.json")))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    deid = run.get("deid") if isinstance(run, dict) else None
+    options = deid.get("options") if isinstance(deid, dict) else None
+    year = options.get("reference_year") if isinstance(options, dict) else None
+    return year if isinstance(year, int) and not isinstance(year, bool) else None
 
 
 def _deid_key(

@@ -304,3 +304,24 @@ def test_warnings_are_one_line_in_the_cli_s_own_form(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "warning: The de-identification key file" in done.stderr
     assert "UserWarning" not in done.stderr and ".py:" not in done.stderr
+
+
+def test_a_resumed_run_keeps_the_reference_year_its_first_run_recorded(tmp_path: Path) -> None:
+    import signal
+    import sys
+
+    src = tmp_path / "src"
+    assert run_cli("sample", "dicom-folder", str(src), "--n", "30").returncode == 0
+    out = tmp_path / "out"
+    key = tmp_path / "k"
+    key.write_bytes(b"r" * 32)
+    key.chmod(0o600)
+    cmd = [sys.executable, "-m", "meddata.cli", "convert", "dicom-folder", str(src), "-o", str(out)]
+    cmd += ["--deid-key-file", str(key), "--workers", "1", "-O", "files_per_unit=1"]
+    journal = out / "dicom-folder" / "1.0" / "_staging" / "journal.jsonl"
+    code, _ = interrupt_after_units([*cmd, "--reference-year", "2020"], journal, 2, signal.SIGINT)
+    assert code == 130
+    done = run_cli(*cmd[3:], "--resume")  # no --reference-year: the staged one is kept
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((out / "dicom-folder" / "1.0" / "meddata.json").read_text())
+    assert manifest["deid"]["profile"]["options"]["reference_year"] == 2020

@@ -299,7 +299,7 @@ def test_known_values_are_found_by_the_dicom_matcher_alone(monkeypatch: pytest.M
     component group, ideographic names without spaces."""
     from meddata.deid import dicom as deid_dicom
 
-    monkeypatch.setattr(deid_dicom, "find_phi", lambda text, names=(): [])
+    monkeypatch.setattr(deid_dicom, "find_phi", lambda text, names=(), **kw: [])
     ds = _base()
     ds.PatientName = "Quenby^Xiomara=山田^太郎"
     ds.PatientID = "kx42q"

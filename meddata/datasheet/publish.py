@@ -19,6 +19,7 @@ from meddata.datasheet.render_md import render_markdown
 from meddata.datasheet.sheet import sheet_for_manifest, unanswered
 from meddata.datasheet.stats import compute_statistics
 from meddata.errors import DatasetChangedError, SchemaError, UsageError
+from meddata.manifest import read_manifest
 
 #: Where datasets written before the datasheet files were named by content keep the sheet.
 HEALTHSHEET_PATH = "datasheet/healthsheet.json"
@@ -52,7 +53,7 @@ def stored_healthsheet(ds: Dataset) -> Healthsheet | None:
     rel = stored_healthsheet_path(ds.manifest)
     path = storage.join(ds.root, rel)
     if not ds.fs.exists(path):
-        if rel != HEALTHSHEET_PATH:  # named in the manifest: replaced since ds was loaded
+        if rel != stored_healthsheet_path(read_manifest(ds.fs, ds.root, check_schema=False)):
             raise DatasetChangedError(
                 f"The datasheet of {ds.name} {ds.version} was replaced after this Dataset was "
                 "loaded (a split set was added).",
