@@ -10,6 +10,7 @@ import functools
 import io
 import struct
 import zlib
+from array import array
 from typing import Any
 
 import numpy as np
@@ -52,8 +53,7 @@ def encoded_image(data: bytes, *, verify: bool = False) -> dict[str, Any]:
     ``verify`` the whole image is decoded strictly (``verify_image``); raises ``CorruptImage``."""
     if data[:8] == _PNG_SIGNATURE:
         width, height, depth, color = png_header(data)
-        channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(color, 1)
-        codec, dtype = "png", "uint16" if depth == 16 else "uint8"
+        codec, dtype, channels = ("png", *decoded_png_layout(depth, color))
     elif data[:2] == b"\xff\xd8":
         width, height, depth, channels = jpeg_header(data)
         codec, dtype = "jpeg", "uint8"
@@ -72,6 +72,18 @@ def encoded_image(data: bytes, *, verify: bool = False) -> dict[str, Any]:
         "bits_stored": depth,
         "source_codec": codec,
     }
+
+
+def decoded_png_layout(depth: int, color: int) -> tuple[str, int]:
+    """(dtype, channels) of a PNG as ``meddata.tensor`` decodes it (with Pillow): 16-bit grey
+    stays uint16; 16-bit colour becomes 8 bits per sample, and 16-bit grey+alpha RGBA. The
+    cell records the decoded array (SPEC §6), so this is what it says."""
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(color, 1)
+    if depth == 16 and color == 0:
+        return "uint16", 1
+    if depth == 16 and color == 4:
+        return "uint8", 4
+    return "uint8", channels
 
 
 def png_header(data: bytes) -> tuple[int, int, int, int]:
@@ -142,18 +154,19 @@ def verify_image(data: bytes, codec: str, dtype: str, shape: list[int]) -> None:
     extended Huffman JPEG every Huffman code of every scan, coefficient runs within their
     8x8 blocks, restart markers in order and each scan's data used up exactly by its MCUs
     (``jpeg_scan_check``; progressive, lossless and arithmetic-coded JPEGs skip this step).
-    Then the image is decoded with Pillow (truncated files refused) and must have the
-    header's shape. Damage that happens to leave every code valid and the scan's length
-    right (a few per cent of 600-byte runs of zeros in the synthetic JPEGs) cannot be
-    detected from the file alone."""
+    Then the image is decoded with Pillow and must have the cell's shape and sample size
+    (``decoded_png_layout``). Pillow refuses
+    truncated files unless ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` is set, which meddata never
+    does (nor changes: it is process-wide); ``encoded_image``'s header checks (a PNG's IEND, a
+    JPEG's end marker) and the checks above refuse them either way. Damage that
+    happens to leave every code valid and the scan's length right (a few per cent of 600-byte
+    runs of zeros in the synthetic JPEGs) cannot be detected from the file alone."""
     if codec == "jpeg":
         jpeg_scan_check(data)
     else:
         png_stream_check(data)
-    from PIL import Image, ImageFile
+    from PIL import Image
 
-    lenient = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file must raise, not be padded
     try:
         with Image.open(io.BytesIO(data)) as image:
             array = np.asarray(image)
@@ -161,8 +174,6 @@ def verify_image(data: bytes, codec: str, dtype: str, shape: list[int]) -> None:
         raise CorruptImage(
             f"corrupt {codec.upper()}: could not be decoded ({type(exc).__name__})"
         ) from exc
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
     if list(array.shape) != shape or array.dtype.itemsize != np.dtype(dtype).itemsize:
         raise CorruptImage(
             f"corrupt {codec.upper()}: decodes to {'x'.join(map(str, array.shape))} "
@@ -220,12 +231,19 @@ _WINDOW = 1 << 16  # bytes of a scan turned into lookup words at once
 _SOF_HUFFMAN = {0xC0, 0xC1}  # baseline and extended sequential, Huffman-coded
 
 
-@functools.lru_cache(maxsize=64)
-def _huffman_lookup(bits: bytes, values: bytes, dc: bool, max_size: int) -> tuple[int, ...]:
+# Lookups kept per process: a few JPEG tables (the standard ones and some optimised ones) as
+# compact int arrays of 256 KiB each (65,536 C ints; indexing one gives a Python int).
+_CACHED_TABLES = 8
+
+
+@functools.lru_cache(maxsize=_CACHED_TABLES)
+def _huffman_lookup(bits: bytes, values: bytes, dc: bool, max_size: int) -> array[int]:
     """A Huffman table as a lookup of the next 16 bits of a scan: 0 for an invalid code; for
     DC ``code length + magnitude size``; for AC ``(code length + size) | increment << 5``, the
     increment of the coefficient index being ``run + 1``, 16 for ZRL or ``_EOB``."""
-    table = [0] * 65536
+    # canonical codes cover the 16-bit peeks from 0 upwards without gaps, each 2**(16 - length)
+    entries: list[int] = []
+    spans: list[int] = []
     k = code = 0
     for length in range(1, 17):
         for _ in range(bits[length - 1]):
@@ -242,20 +260,23 @@ def _huffman_lookup(bits: bytes, values: bytes, dc: bool, max_size: int) -> tupl
                 else:
                     inc = run + 1 if size <= max_size else 0
                 entry = (length + size) | inc << 5 if inc else 0
-            span = 1 << (16 - length)
-            table[code * span : (code + 1) * span] = [entry] * span
+            entries.append(entry)
+            spans.append(1 << (16 - length))
             code += 1
         code <<= 1
-    return tuple(table)
+    table = np.zeros(65536, np.intc)  # peeks past the last code: invalid
+    covered = np.repeat(np.array(entries, np.intc), spans)
+    table[: len(covered)] = covered
+    return array("i", table.tobytes())
 
 
-@functools.lru_cache(maxsize=64)
-def _ac_runs(bits: bytes, values: bytes, max_size: int) -> tuple[int, ...]:
+@functools.lru_cache(maxsize=_CACHED_TABLES)
+def _ac_runs(bits: bytes, values: bytes, max_size: int) -> array[int]:
     """An AC table as a lookup of the next 16 bits that decodes several symbols at once: the
     first symbol, then the ones after it that lie wholly in those 16 bits, up to an EOB. Entry
     ``bits | before_last << 5 | increment << 12``: the bits they use, the index increment of all
     but the last (127 when the first code is invalid: decode one symbol instead) and of all."""
-    single = np.asarray(_huffman_lookup(bits, values, False, max_size), dtype=np.int64)
+    single = np.frombuffer(_huffman_lookup(bits, values, False, max_size), np.intc).astype(np.int64)
     peek = np.arange(65536, dtype=np.int64)
     valid = single != 0
     used, increment = single & 31, single >> 5
@@ -269,7 +290,7 @@ def _ac_runs(bits: bytes, values: bytes, max_size: int) -> tuple[int, ...]:
         increment = np.where(fits, increment + (following >> 5), increment)
         going = fits & ((following >> 5) < _EOB) & (used < 16)
     before_last = np.where(valid, before_last, 127)
-    return tuple((used | before_last << 5 | increment << 12).tolist())
+    return array("i", (used | before_last << 5 | increment << 12).astype(np.intc).tobytes())
 
 
 def jpeg_scan_check(data: bytes) -> bool:
@@ -357,7 +378,7 @@ def _check_scan(
     count = header[0]
     if not 1 <= count <= 4:
         raise CorruptImage("corrupt JPEG: bad scan header")
-    layout: list[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = []
+    layout: list[tuple[array[int], array[int], array[int]]] = []
     for i in range(count):
         ident, which = header[1 + 2 * i], header[2 + 2 * i]
         if ident not in components:
@@ -425,7 +446,7 @@ def _words(stream: bytes, start: int) -> list[int]:
 
 def _decode_blocks(
     stream: bytes,
-    layout: list[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]],
+    layout: list[tuple[array[int], array[int], array[int]]],
     mcus: int,
 ) -> int:
     """Decode the Huffman codes of ``mcus`` MCUs (``layout``: the lookups of each block of one)

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from meddata.adapters._cxr_release import LABELS
 from meddata.adapters._synth_dicom import FIRST, LAST, chest_like
 from meddata.adapters.chexpert_plus import COLUMNS as CHEXPERT_COLUMNS
-from meddata.adapters.chexpert_plus import LABELS
 from meddata.adapters.mimic_cxr_jpg import LABEL_COLUMNS as MIMIC_LABEL_COLUMNS
 from meddata.adapters.mimic_cxr_jpg import METADATA_COLUMNS as MIMIC_METADATA
 from meddata.adapters.mimic_cxr_jpg import SPLIT_COLUMNS as MIMIC_SPLIT_COLUMNS

@@ -53,11 +53,11 @@ RadGraph alignment: upstream, the i-th element of ``section_<s>.json`` belongs t
 (in CSV order, duplicates included) whose ``section_<s>`` has at least 2 words. Each element
 carries its own text, so elements are paired with rows in that order by their text (ignoring
 whitespace): a missing, extra or edited row or element loses only its own annotations, and the
-pairing re-synchronises after it (``align_by_text``). A ragged CSV row keeps its place (its entry,
-when it had one, is skipped). Rows left without an entry and entries left unused are counted in
-the quarantine report (with the first CSV line numbers). Character offsets are searched after the
-section's heading (``FINDINGS:``...); a malformed entity is quarantined and a report's rows are
-kept only when the whole report converted.
+pairing re-synchronises after it (``_radgraph.align_by_text``). A ragged CSV row keeps its place
+(its entry, when it had one, is skipped). Rows left without an entry and entries left unused are
+counted in the quarantine report (with the first CSV line numbers). Character offsets are searched
+after the section's heading (``FINDINGS:``...); a malformed entity is quarantined and a report's
+rows are kept only when the whole report converted.
 
 De-identification (a key given to ``convert``): report text and sections go through
 ``clean_text``. Character offsets are always computed against the text actually stored, by
@@ -84,15 +84,11 @@ missing required column, or a CSV that cannot be parsed (a quote that never clos
 
 from __future__ import annotations
 
-import bisect
-import csv
 import hashlib
 import json
-import math
 import os
-import re
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +98,33 @@ import pyarrow as pa
 from meddata import demographics, tensor
 from meddata.adapter import Adapter, OptionSpec, UnitResult, WorkUnit
 from meddata.adapters._cxr_images import VERIFY_HELP, CorruptImage, encoded_image
+from meddata.adapters._cxr_release import (
+    EHR_TYPE_CONCEPT,
+    ENGLISH_CONCEPT,
+    LABELS,
+    SAMPLES_EXTRA,
+    UTF8_CONCEPT,
+    bad_split_reason,
+    check_columns,
+    mixed_split_reason,
+    normalise_split,
+    ragged_issue,
+    read_table,
+    respelled_issues,
+    typed_table,
+)
 from meddata.adapters._dicom_header import Header
+from meddata.adapters._radgraph import (
+    RADGRAPH_SECTIONS,
+    align_tokens,
+    join_radgraph,
+    parse_radgraph_label,
+    section_file,
+    section_start,
+    term_modifiers,
+)
 from meddata.deid.structured import cap_age
 from meddata.errors import SourceError
-from meddata.schema import get_schema
 
 CSV_NAME = "df_chexpert_plus_240401.csv"
 COLUMNS = (
@@ -139,57 +158,19 @@ COLUMNS = (
 )
 REQUIRED = ("path_to_image", "deid_patient_id", "patient_report_date_order", "report", "split")
 SECTIONS = tuple(c for c in COLUMNS if c.startswith("section_"))
-LABELS = (
-    "Enlarged Cardiomediastinum",
-    "Cardiomegaly",
-    "Lung Opacity",
-    "Lung Lesion",
-    "Edema",
-    "Consolidation",
-    "Pneumonia",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Fracture",
-    "Support Devices",
-    "No Finding",
-)
 LABEL_VALUES = (1.0, 0.0, -1.0)
 OBSERVATION_FIELDS = ("insurance_type", "interpreter_needed", "recent_bmi", "deceased")
-RADGRAPH_SECTIONS = ("findings", "impression")
 PERSON_FIELDS = ("sex", "race", "ethnicity")
 # The release's split names, and the other spellings read as them (case-insensitively).
 SPLITS = ("train", "valid", "test")
 SPLIT_NAMES = {"train": "train", "valid": "valid", "test": "test", "validate": "valid"}
 SPLIT_NAMES |= {"validation": "valid", "val": "valid"}
-# Re-synchronising the RadGraph-XL alignment (align_by_text): how unlikely by chance (log10) the
-# texts that agree after a new point must be, near by and further on, and for how many texts at
-# most; how many rows and entries are compared at once; how many places of one text are tried.
-ALIGN_NEAR_EVIDENCE = 3.0
-ALIGN_FAR_EVIDENCE = 4.0
-ALIGN_MAX_RUN = 64
-ALIGN_WINDOW = 8
-ALIGN_TRIES = 16
 ROWS_PER_UNIT = 256
 NLP_SYSTEM = "RadGraph-XL (CheXpert Plus release)"
-# OMOP concepts used (standard, documented in the OMOP CDM 5.4 field notes).
-EHR_TYPE_CONCEPT = 32817
-UTF8_CONCEPT = 32678
-ENGLISH_CONCEPT = 4180186
 SNIPPET_CONTEXT = 60
-MAX_ALIGN_GAP = 80
-_V1_TYPES = {"OBS": "Observation", "ANAT": "Anatomy"}
-_V1_CERTAINTY = {"DP": "definitely present", "DA": "definitely absent", "U": "uncertain"}
-_WS = re.compile(r"\s+")
 NOTE_EXTRA = {c: pa.large_string() for c in SECTIONS}
-# Extension columns of samples (always present, one type in every shard). study_order is shared
-# with mimic-cxr-jpg; age only CheXpert Plus publishes.
-SAMPLES_EXTRA = {
-    "view_position": pa.string(),
-    "study_order": pa.int32(),
-    **{f"label_{n}": pa.float32() for n in LABELS},
-}
+# Extension columns of samples: those shared with mimic-cxr-jpg, and age (only CheXpert Plus
+# publishes it).
 CHEXPERT_SAMPLES_EXTRA = {**SAMPLES_EXTRA, "age": pa.int32()}
 MAX_AGE = 130  # an age above this (years) is not plausible: it is null and quarantined
 
@@ -198,7 +179,7 @@ class ChexpertPlusAdapter(Adapter):
     """CheXpert Plus (Stanford AIMI, 2024): chest radiographs, reports, CheXbert labels, RadGraph."""
 
     name = "chexpert-plus"
-    version = "1"
+    version = "2"  # 2: age, study_order, verify, split checks
     title = "CheXpert Plus"
     dataset_name = "chexpert-plus"
     dataset_version = "1.0"
@@ -237,7 +218,7 @@ class ChexpertPlusAdapter(Adapter):
         issues: list[tuple[str, str]] = []
         rows, raw_rows = self._read_csv(csv_path, issues)
         self._join_labels(rows, issues)
-        self._join_radgraph(raw_rows, issues)
+        join_radgraph(self.source, raw_rows, issues)
         image_root, dicom_root = self._image_roots()
         by_patient: dict[str, list[dict[str, Any]]] = {}
         for row in rows.values():
@@ -246,13 +227,7 @@ class ChexpertPlusAdapter(Adapter):
             splits = {r["split"] for r in patient_rows if r["split"] is not None}
             if len(splits) > 1:
                 issues.append(
-                    (
-                        patient,
-                        f"patient's images are in {len(splits)} splits ("
-                        + ", ".join(s for s in SPLITS if s in splits)
-                        + f") in {csv_path.name}; kept as published, so the official split holds "
-                        "this person in each (use a person-grouped split: meddata split)",
-                    )
+                    (patient, mixed_split_reason("patient", splits, SPLITS, csv_path.name))
                 )
         batch: list[dict[str, Any]] = []
         first = True
@@ -281,31 +256,12 @@ class ChexpertPlusAdapter(Adapter):
         self, path: Path, issues: list[tuple[str, str]]
     ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
         """Rows keyed by path_to_image (first kept) and every raw row in CSV order."""
-        try:
-            with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
-                reader = csv.reader(fh)
-                try:
-                    out = self._parse_csv(path, reader, issues)
-                except csv.Error as exc:
-                    raise SourceError(
-                        f"{path.name} is not valid CSV near line {reader.line_num} "
-                        f"({type(exc).__name__}: probably a quote that never closes); the file "
-                        "is damaged or was edited.",
-                        f"Download {path.name} again from the {self.source_release} release.",
-                    ) from exc
-        except OSError as exc:
-            raise SourceError(
-                f"{path.name} could not be read ({type(exc).__name__}).",
-                "Check that the file is readable (permissions, a complete download).",
-            ) from exc
-        if lacks_final_newline(path):
-            issues.append(
-                (
-                    path.name,
-                    "does not end with a line break; it may be truncated (last row suspect)",
-                )
-            )
-        return out
+        return read_table(
+            path,
+            lambda reader: self._parse_csv(path, reader, issues),
+            f"Download {path.name} again from the {self.source_release} release.",
+            issues,
+        )
 
     def _parse_csv(
         self, path: Path, reader: Iterator[list[str]], issues: list[tuple[str, str]]
@@ -315,23 +271,15 @@ class ChexpertPlusAdapter(Adapter):
         if header is None:
             raise SourceError(f"{path.name} is empty.", "Download the release again.")
         header = [h.strip() for h in header]
-        for col in REQUIRED:
-            if col not in header:
-                raise SourceError(
-                    f"{path.name} has no column {col!r}, which chexpert-plus requires.",
-                    f"Expected the 27 columns of {CSV_NAME}; check that the file is not truncated or edited.",
-                )
-        for col in COLUMNS:
-            if col not in header:
-                issues.append(
-                    (
-                        f"{path.name}: column {col}",
-                        "expected column missing; its values are null",
-                    )
-                )
-        for col in header:
-            if col not in COLUMNS:
-                issues.append((f"{path.name}: column {col}", "unexpected column ignored"))
+        check_columns(
+            path.name,
+            header,
+            REQUIRED,
+            COLUMNS,
+            self.name,
+            f"Expected the 27 columns of {CSV_NAME}; check that the file is not truncated or edited.",
+            issues,
+        )
         index = {c: header.index(c) for c in COLUMNS if c in header}
         rows: dict[str, dict[str, Any]] = {}
         raw: list[dict[str, Any]] = []
@@ -339,12 +287,7 @@ class ChexpertPlusAdapter(Adapter):
             if not values:
                 continue
             if len(values) != len(header):
-                issues.append(
-                    (
-                        f"{path.name}: line {line}",
-                        f"has {len(values)} fields, expected {len(header)}; row skipped",
-                    )
-                )
+                issues.append(ragged_issue(path.name, line, len(values), len(header)))
                 # keep its place: RadGraph-XL entries are aligned by CSV position
                 raw.append({**dict.fromkeys(COLUMNS), "line": line, "ragged": True})
                 continue
@@ -370,16 +313,7 @@ class ChexpertPlusAdapter(Adapter):
             row["split"] = normalise_split(raw_split, SPLIT_NAMES)
             if row["split"] is None:
                 row.setdefault("issues", []).append(
-                    (
-                        item,
-                        f"split value (line {line}) is "
-                        + (
-                            "blank"
-                            if not raw_split
-                            else f"not one of {', '.join(SPLITS)} (not shown)"
-                        )
-                        + "; split is null",
-                    )
+                    (item, bad_split_reason(raw_split, SPLITS, f"(line {line})"))
                 )
             elif raw_split != row["split"]:
                 respelled[raw_split] = respelled.get(raw_split, 0) + 1
@@ -407,15 +341,7 @@ class ChexpertPlusAdapter(Adapter):
                 )
                 continue
             rows[row["path_to_image"]] = row
-        for spelling, count in sorted(respelled.items()):
-            issues.append(
-                (
-                    path.name,
-                    f"split value {spelling!r} read as "
-                    f"{normalise_split(spelling, SPLIT_NAMES)!r} ({count} row"
-                    f"{'s' if count != 1 else ''})",
-                )
-            )
+        issues.extend(respelled_issues(path.name, respelled, SPLIT_NAMES))
         return rows, raw
 
     def _join_labels(self, rows: dict[str, dict[str, Any]], issues: list[tuple[str, str]]) -> None:
@@ -478,100 +404,6 @@ class ChexpertPlusAdapter(Adapter):
                     values.append(None if v is None else float(v))
                 row["labels"] = values
 
-    def _join_radgraph(self, raw: list[dict[str, Any]], issues: list[tuple[str, str]]) -> None:
-        for section in RADGRAPH_SECTIONS:
-            rel = f"radgraph-XL-annotations/section_{section}.json"
-            path = self.source / rel
-            if not path.is_file():
-                issues.append((rel, "RadGraph-XL file missing; no note_nlp rows for this section"))
-                continue
-            try:
-                records = json.loads(path.read_text(encoding="utf-8-sig", errors="replace"))
-                if not isinstance(records, list):
-                    raise ValueError("not a JSON array")
-            except (ValueError, RecursionError) as exc:
-                issues.append(
-                    (
-                        rel,
-                        f"RadGraph-XL file is not a JSON array ({type(exc).__name__}: truncated "
-                        "or damaged?); not used, download it again",
-                    )
-                )
-                continue
-            column = f"section_{section}"
-            rows = [r for r in raw if r.get("ragged") or _eligible(r, column)]
-            row_keys = [None if r.get("ragged") else _WS.sub("", r[column]) for r in rows]
-            pairs, skipped_together = align_by_text(row_keys, [_radgraph_text(e) for e in records])
-            bad = 0
-            for i, j in pairs:
-                record = _radgraph_record(records[j])
-                if record is None or not isinstance(record.get("entities"), dict):
-                    bad += 1
-                    continue
-                rows[i].setdefault("radgraph", {})[section] = {
-                    "text": str(record.get("text", "")),
-                    "entities": record["entities"],
-                }
-            self._alignment_issues(
-                rel, section, rows, records, pairs, skipped_together, bad, issues
-            )
-
-    @staticmethod
-    def _alignment_issues(
-        rel: str,
-        section: str,
-        rows: list[dict[str, Any]],
-        records: list[Any],
-        pairs: list[tuple[int, int]],
-        skipped_together: list[tuple[int, int]],
-        bad: int,
-        issues: list[tuple[str, str]],
-    ) -> None:
-        """Counts (never texts) of what the text alignment could not use."""
-        paired_rows = {i for i, _ in pairs}
-        paired_records = {j for _, j in pairs}
-        ragged = {j for i, j in skipped_together if rows[i].get("ragged")}
-        malformed = {
-            j
-            for j, e in enumerate(records)
-            if j not in paired_records and j not in ragged and _radgraph_text(e) is None
-        }
-        unmatched = len(records) - len(paired_records) - len(ragged) - len(malformed)
-        eligible = [r for r in rows if not r.get("ragged")]
-        missing = [
-            r["line"] for i, r in enumerate(rows) if i not in paired_rows and not r.get("ragged")
-        ]
-        if ragged:
-            issues.append(
-                (rel, f"{len(ragged)} entries belong to ragged CSV rows (skipped); not used")
-            )
-        if malformed or bad:
-            issues.append(
-                (
-                    rel,
-                    f"{len(malformed) + bad} entries are not records with a text and an entity "
-                    "object; not used",
-                )
-            )
-        if unmatched:
-            issues.append(
-                (
-                    rel,
-                    f"{unmatched} entries match no CSV row's {section} text in order (the CSV "
-                    "lacks their row, or its text differs); not used",
-                )
-            )
-        if missing:
-            first = ", ".join(str(line) for line in missing[:5])
-            issues.append(
-                (
-                    rel,
-                    f"{len(missing)} of {len(eligible)} CSV rows with a {section} section of 2+ "
-                    f"words have no entry with their text (CSV lines {first}"
-                    f"{', ...' if len(missing) > 5 else ''}); no note_nlp rows from them",
-                )
-            )
-
     def _image_roots(self) -> tuple[Path, Path | None]:
         png = self.source / "PNG"
         image_root = png if png.is_dir() else self.source
@@ -622,7 +454,7 @@ class ChexpertPlusAdapter(Adapter):
         for rel in (
             csv_name,
             *(f"chexbert_labels/{w}_fixed.json" for w in ("findings", "impression", "report")),
-            *(f"radgraph-XL-annotations/section_{s}.json" for s in RADGRAPH_SECTIONS),
+            *(section_file(s) for s in RADGRAPH_SECTIONS),
         ):
             try:
                 st = os.stat(self.source / rel)
@@ -877,7 +709,7 @@ class ChexpertPlusAdapter(Adapter):
                     "term_exists": None
                     if certainty is None
                     else ("Y" if certainty == "definitely present" else "N"),
-                    "term_modifiers": _modifiers(kind, certainty),
+                    "term_modifiers": term_modifiers(kind, certainty),
                     "entity_label": label,
                     "token_start": start if start >= 0 else None,
                     "token_end": end if end >= 0 else None,
@@ -1015,79 +847,6 @@ class ChexpertPlusAdapter(Adapter):
         return write_chexpert_plus(Path(dest), n=n, seed=seed, dicom=dicom)
 
 
-# -- helpers shared with mimic_cxr_jpg ----------------------------------------------------------
-def typed_table(
-    table: str, rows: list[dict[str, Any]], extra: Mapping[str, pa.DataType]
-) -> pa.Table:
-    """Build ``table`` from row dicts with the schema's types, and fixed types for the extension
-    columns in ``extra`` (always present, so every unit yields the same Arrow schema)."""
-    schema = get_schema(table)
-    names = dict.fromkeys(k for r in rows for k in r)
-    names.update(dict.fromkeys(extra))
-    arrays = {}
-    for name in names:
-        col = schema.column(name)
-        typ = col.arrow_type if col is not None else extra.get(name)
-        if typ is None and name.startswith("label_"):
-            typ = pa.float32()
-        arrays[name] = pa.array([r.get(name) for r in rows], type=typ)
-    return pa.table(arrays)
-
-
-def align_tokens(tokens: list[str], text: str, start: int = 0) -> list[tuple[int, int] | None]:
-    """Character span of each token in ``text``, searched in order from ``start``.
-
-    A token is placed at its next occurrence when only whitespace, or at most a short stretch of
-    other text (a de-identification surrogate), lies between it and the previous token; else it
-    is None (it was replaced or is missing)."""
-    spans: list[tuple[int, int] | None] = []
-    cursor = start
-    for tok in tokens:
-        pos = text.find(tok, cursor)
-        if pos < 0:
-            spans.append(None)
-            continue
-        gap = text[cursor:pos]
-        if gap.strip() and len(gap) > MAX_ALIGN_GAP:
-            spans.append(None)
-            continue
-        spans.append((pos, pos + len(tok)))
-        cursor = pos + len(tok)
-    return spans
-
-
-def section_start(text: str, section: str, section_text: str | None) -> int:
-    """Where ``section_text`` (the ``section`` of the report) starts in ``text``: searched after
-    the section's heading (``FINDINGS:``...), the first occurrence only when there is no heading."""
-    headings = list(re.finditer(rf"\b{re.escape(section)}\s*:", text, re.IGNORECASE))
-    for m in headings:
-        pos = text.find(section_text, m.end()) if section_text else -1
-        if pos >= 0:
-            return pos
-    if headings:
-        return headings[0].end()
-    pos = text.find(section_text) if section_text else -1
-    return max(pos, 0)
-
-
-def parse_radgraph_label(label: str) -> tuple[str | None, str | None]:
-    """(entity type, certainty) from an XL label (``Observation::measurement::definitely present``)
-    or a v1 label (``OBS-DP``)."""
-    if "::" in label:
-        parts = label.split("::")
-        return parts[0] or None, parts[-1] or None
-    prefix, _, suffix = label.partition("-")
-    return _V1_TYPES.get(prefix), _V1_CERTAINTY.get(suffix)
-
-
-def _modifiers(kind: str | None, certainty: str | None) -> str | None:
-    if certainty is None:
-        return None
-    negated = certainty == "definitely absent"
-    uncertain = certainty == "uncertain"
-    return f"Type={kind or 'unknown'}, Negation={str(negated).lower()}, Uncertain={str(uncertain).lower()}"
-
-
 def _png_candidates(rel: str) -> list[str]:
     stem = rel[:-4] if rel.lower().endswith((".jpg", ".png")) else rel
     return [stem + ".png", rel] if rel != stem + ".png" else [rel]
@@ -1103,152 +862,6 @@ def _find(root: Path, source: Path, candidates: list[str]) -> tuple[str, str] | 
             continue
         return full.relative_to(source).as_posix(), f"{st.st_size}:{st.st_mtime_ns}"
     return None
-
-
-def _eligible(row: dict[str, Any], column: str) -> bool:
-    """Whether a CSV row has a RadGraph-XL entry for ``column`` (a section of 2+ words)."""
-    return bool(row[column]) and len(row[column].split()) >= 2
-
-
-def _radgraph_record(element: Any) -> dict[str, Any] | None:
-    """The record of a RadGraph element (``{"0": record}`` or the record itself), or None."""
-    record = element.get("0", element) if isinstance(element, dict) else None
-    return record if isinstance(record, dict) else None
-
-
-def _radgraph_text(element: Any) -> str | None:
-    """The whitespace-free text of a RadGraph element, or None when it is malformed."""
-    record = _radgraph_record(element)
-    if record is None or not isinstance(record.get("text"), str):
-        return None
-    return _WS.sub("", record["text"])
-
-
-def align_by_text(
-    rows: list[str | None], records: list[str | None]
-) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """Pair CSV rows with RadGraph entries that are in the same order, by their texts.
-
-    ``rows`` and ``records`` are whitespace-free texts (None: unknown, a ragged row or a
-    malformed entry). Equal texts are paired in order. At a difference the walk re-synchronises
-    at the first pair of a longest common subsequence of the next ``ALIGN_WINDOW`` rows and
-    entries, when the lists agree from there on texts unlikely to agree by chance
-    (``ALIGN_NEAR_EVIDENCE``); otherwise at the nearest later place of row i's text among the
-    entries, or of entry j's text among the rows (``ALIGN_TRIES`` tried each), where they agree
-    so (``ALIGN_FAR_EVIDENCE``, more the further on: a long run of rows or entries is missing); otherwise at that first
-    pair, if any; otherwise it skips one row and one entry (an edited text). So a missing, extra
-    or edited row or entry loses only its own pairing, and a text common to many rows cannot pull
-    the walk far out of place.
-
-    Returns the pairs ``(row index, record index)`` and the ``(row, record)`` pairs skipped
-    together. Linear in the input, apart from a bounded amount of work at each difference."""
-    n, m = len(rows), len(records)
-    row_at: dict[str, list[int]] = {}
-    for i, key in enumerate(rows):
-        if key is not None:
-            row_at.setdefault(key, []).append(i)
-    record_at: dict[str, list[int]] = {}
-    for j, key in enumerate(records):
-        if key is not None:
-            record_at.setdefault(key, []).append(j)
-
-    # How unlikely a chance agreement on a text is: log10 of 1 / its share of the entries. A
-    # run of agreeing texts is trusted when these add up to `need` (a chance agreement of the
-    # whole run being about 10**-need likely), so many repeats of a common text ("No acute
-    # cardiopulmonary process.") count for as much as one distinctive text.
-    weight = {key: math.log10(max(m, 2) / len(at)) for key, at in record_at.items()}
-
-    def agrees(i: int, j: int, need: float) -> bool:
-        """Whether rows[i:] and records[j:] agree on texts unlikely enough to agree by chance."""
-        evidence = 0.0
-        for k in range(min(ALIGN_MAX_RUN, n - i, m - j)):
-            key = rows[i + k]
-            if key is None or key != records[j + k]:
-                return False
-            evidence += weight[key]
-            if evidence >= need:
-                return True
-        return False
-
-    def near(i: int, j: int) -> tuple[int, int] | None:
-        """The first pair of a longest common subsequence of the next ALIGN_WINDOW rows and
-        entries, as (rows skipped, entries skipped): the earliest, or after a ragged row the one
-        nearest the diagonal (the row keeps its place, as upstream); None when they share no
-        text."""
-        a, b = rows[i : i + ALIGN_WINDOW], records[j : j + ALIGN_WINDOW]
-        if not {x for x in a if x is not None} & {y for y in b if y is not None}:
-            return None
-        # lcs[x][y]: the LCS length of a[x:] and b[y:]
-        lcs = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
-        for x in range(len(a) - 1, -1, -1):
-            for y in range(len(b) - 1, -1, -1):
-                if a[x] is not None and a[x] == b[y]:
-                    lcs[x][y] = lcs[x + 1][y + 1] + 1
-                else:
-                    lcs[x][y] = max(lcs[x + 1][y], lcs[x][y + 1])
-        diagonal_first = a[0] is None
-        best = min(
-            ((abs(x - y), x + y) if diagonal_first else (x + y, abs(x - y))) + (x, y)
-            for x in range(len(a))
-            for y in range(len(b))
-            if a[x] is not None and a[x] == b[y] and lcs[x + 1][y + 1] + 1 == lcs[0][0]
-        )
-        return best[2], best[3]
-
-    def far(i: int, j: int) -> tuple[int, int] | None:
-        """The nearest place where the lists agree again, from the text indexes: entries the
-        CSV lacks (row i's text further on) or rows without an entry (entry j's text further
-        on), as (rows skipped, entries skipped)."""
-        found: list[tuple[int, int]] = []
-        for key, at, lo, entries_side in (
-            (rows[i], record_at, j, True),
-            (records[j], row_at, i, False),
-        ):
-            positions = at.get(key, []) if key is not None else []
-            first = bisect.bisect_left(positions, lo)
-            for pos in positions[first : first + ALIGN_TRIES]:
-                skip = (0, pos - j) if entries_side else (pos - i, 0)
-                # the further the jump, the more places a chance agreement could come from
-                need = ALIGN_FAR_EVIDENCE + math.log10(sum(skip))
-                if agrees(i + skip[0], j + skip[1], need):
-                    found.append(skip)
-                    break
-        return min(found, key=sum) if found else None
-
-    pairs: list[tuple[int, int]] = []
-    together: list[tuple[int, int]] = []
-    i = j = 0
-    while i < n and j < m:
-        if rows[i] is not None and rows[i] == records[j]:
-            pairs.append((i, j))
-            i, j = i + 1, j + 1
-            continue
-        first = near(i, j)
-        if first is None or not agrees(i + first[0], j + first[1], ALIGN_NEAR_EVIDENCE):
-            first = far(i, j) or first or (1, 1)
-        a, b = first
-        together.extend(zip(range(i, i + a), range(j, j + b), strict=False))
-        i, j = i + a, j + b
-    return pairs, together
-
-
-def normalise_split(value: str | None, names: Mapping[str, str]) -> str | None:
-    """The release's name for a split value read case-insensitively (``Train`` → ``train``), or
-    None when it is blank or not a known split name."""
-    return names.get((value or "").strip().lower())
-
-
-def lacks_final_newline(path: Path) -> bool:
-    """Whether a non-empty text file does not end with a line break (a sign of truncation)."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            if fh.tell() == 0:
-                return False
-            fh.seek(-1, os.SEEK_END)
-            return fh.read(1) not in (b"\n", b"\r")
-    except OSError:
-        return False
 
 
 def parse_age(value: str | None) -> int | None:

@@ -49,30 +49,31 @@ not parseable as CSV, is a ``SourceError`` naming it.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import gzip
 import hashlib
-import io
 import json
 import math
 import os
 import re
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from meddata.adapter import Adapter, OptionSpec, UnitResult, WorkUnit
 from meddata.adapters._cxr_images import VERIFY_HELP, CorruptImage, encoded_image
-from meddata.adapters.chexpert_plus import (
+from meddata.adapters._cxr_release import (
     EHR_TYPE_CONCEPT,
     ENGLISH_CONCEPT,
     LABELS,
     SAMPLES_EXTRA,
     UTF8_CONCEPT,
-    lacks_final_newline,
+    bad_split_reason,
+    check_columns,
+    mixed_split_reason,
     normalise_split,
+    ragged_issue,
+    read_table,
+    respelled_issues,
     typed_table,
 )
 from meddata.errors import SourceError
@@ -130,7 +131,7 @@ class MimicCxrJpgAdapter(Adapter):
     """MIMIC-CXR-JPG v2.0.0 (PhysioNet): JPEG chest radiographs, CheXpert/NegBio labels, reports."""
 
     name = "mimic-cxr-jpg"
-    version = "1"
+    version = "2"  # 2: study_order, verify, split checks
     title = "MIMIC-CXR-JPG"
     dataset_name = "mimic-cxr-jpg"
     dataset_version = "2.0.0"
@@ -203,14 +204,6 @@ class MimicCxrJpgAdapter(Adapter):
                 return path
         return None
 
-    def _open(self, path: Path) -> IO[str]:
-        # utf-8-sig: a byte-order mark would otherwise become part of the first column's name
-        if path.name.endswith(".gz"):
-            return io.TextIOWrapper(
-                gzip.open(path), encoding="utf-8-sig", errors="replace", newline=""
-            )
-        return open(path, encoding="utf-8-sig", errors="replace", newline="")
-
     def _table(
         self, kind: str, required: tuple[str, ...], issues: list[tuple[str, str]]
     ) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
@@ -225,90 +218,40 @@ class MimicCxrJpgAdapter(Adapter):
                 f"{self.source} has no {PREFIX}{kind}.csv.gz.",
                 f"Point the command at the root of the {self.source_release} release.",
             )
-        name = path.name
-        rows: list[tuple[int, dict[str, Any]]] = []
-        reader: Any = None
-        try:
-            with self._open(path) as fh:
-                reader = csv.reader(fh)
-                header = self._header(name, next(reader, None), kind, required, issues)
-                self._rows(name, reader, header, required, rows, issues)
-        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            why = (
-                "it ends before its compressed data does"
-                if isinstance(exc, EOFError)
-                else "its compressed data is damaged"
-                if isinstance(exc, zlib.error)
-                else "it is not gzip data, or fails its checksum"
-            )
-            raise SourceError(
-                f"{name} is truncated or corrupt ({why}); meddata cannot tell which rows are "
-                "missing.",
-                f"Download {name} again from {self.source_url} and check it against the "
-                "release's SHA256SUMS.txt.",
-            ) from exc
-        except csv.Error as exc:
-            line = reader.line_num if reader is not None else 1
-            raise SourceError(
-                f"{name} is not valid CSV near line {line} ({type(exc).__name__}: probably a "
-                "quote that never closes); the file is damaged or was edited.",
-                f"Download {name} again from {self.source_url} and check it against the "
-                "release's SHA256SUMS.txt.",
-            ) from exc
-        except OSError as exc:
-            raise SourceError(
-                f"{name} could not be read ({type(exc).__name__}).",
-                "Check that the file is readable (permissions, a complete download).",
-            ) from exc
-        if not name.endswith(".gz") and lacks_final_newline(path):
-            issues.append(
-                (name, "does not end with a line break; it may be truncated (last row suspect)")
-            )
-        return name, rows
+        rows = read_table(
+            path,
+            lambda reader: self._parse_table(path.name, kind, required, reader, issues),
+            f"Download {path.name} again from {self.source_url} and check it against the "
+            "release's SHA256SUMS.txt.",
+            issues,
+        )
+        return path.name, rows
 
-    def _header(
+    def _parse_table(
         self,
         name: str,
-        first: list[str] | None,
         kind: str,
         required: tuple[str, ...],
-        issues: list[tuple[str, str]],
-    ) -> list[str]:
-        header = [h.strip() for h in first or []]
-        for col in required:
-            if col not in header:
-                raise SourceError(
-                    f"{name} has no column {col!r}, which mimic-cxr-jpg requires.",
-                    "Check that the file is the release's own and not truncated or edited.",
-                )
-        expected = TABLE_COLUMNS.get(kind, ())
-        for col in expected:
-            if col not in header:
-                issues.append(
-                    (f"{name}: column {col}", "expected column missing; its values are null")
-                )
-        for col in dict.fromkeys(header):
-            if expected and col not in expected:
-                issues.append((f"{name}: column {col}", "unexpected column ignored"))
-        return header
-
-    def _rows(
-        self,
-        name: str,
         reader: Iterator[list[str]],
-        header: list[str],
-        required: tuple[str, ...],
-        rows: list[tuple[int, dict[str, Any]]],
         issues: list[tuple[str, str]],
-    ) -> None:
+    ) -> list[tuple[int, dict[str, Any]]]:
+        header = [h.strip() for h in next(reader, None) or []]
+        check_columns(
+            name,
+            header,
+            required,
+            TABLE_COLUMNS.get(kind, ()),
+            self.name,
+            "Check that the file is the release's own and not truncated or edited.",
+            issues,
+        )
+        rows: list[tuple[int, dict[str, Any]]] = []
         for line, values in enumerate(reader, start=2):
             if not values:
                 continue
             where = f"{name}: line {line}"
             if len(values) != len(header):
-                issues.append(
-                    (where, f"has {len(values)} fields, expected {len(header)}; row skipped")
-                )
+                issues.append(ragged_issue(name, line, len(values), len(header)))
                 continue
             row = {k: v.strip() for k, v in zip(header, values, strict=True)}
             bad = [k for k, v in row.items() if "\ufffd" in v]
@@ -322,6 +265,7 @@ class MimicCxrJpgAdapter(Adapter):
                     (where, f"{', '.join(bad)} not valid UTF-8 (bytes replaced); row kept")
                 )
             rows.append((line, row))
+        return rows
 
     def _join_split(self, images: dict[str, dict[str, Any]], issues: list[tuple[str, str]]) -> None:
         if self._find("split") is None:
@@ -348,16 +292,7 @@ class MimicCxrJpgAdapter(Adapter):
                 first_line[row["dicom_id"]] = line
                 if split is None:
                     image["issues"].append(
-                        (
-                            row["dicom_id"],
-                            f"split value in {name} (line {line}) is "
-                            + (
-                                "blank"
-                                if not raw
-                                else f"not one of {', '.join(SPLITS)} (not shown)"
-                            )
-                            + "; split is null",
-                        )
+                        (row["dicom_id"], bad_split_reason(raw, SPLITS, f"in {name} (line {line})"))
                     )
             else:
                 same = split == image["split"]
@@ -369,14 +304,7 @@ class MimicCxrJpgAdapter(Adapter):
                         f"{first_line[row['dicom_id']]} kept",
                     )
                 )
-        for raw, count in sorted(respelled.items()):
-            issues.append(
-                (
-                    name,
-                    f"split value {raw!r} read as {normalise_split(raw, SPLIT_NAMES)!r} "
-                    f"({count} row{'s' if count != 1 else ''})",
-                )
-            )
+        issues.extend(respelled_issues(name, respelled, SPLIT_NAMES))
         by_subject: dict[str, set[str]] = {}
         for image in images.values():
             if "split" not in image:
@@ -386,15 +314,7 @@ class MimicCxrJpgAdapter(Adapter):
                 by_subject.setdefault(image["subject_id"], set()).add(image["split"])
         for subject, splits in by_subject.items():
             if len(splits) > 1:
-                issues.append(
-                    (
-                        f"p{subject}",
-                        f"subject's images are in {len(splits)} splits ("
-                        + ", ".join(s for s in SPLITS if s in splits)
-                        + f") in {name}; kept as published, so the official split holds this "
-                        "person in each (use a person-grouped split: meddata split)",
-                    )
-                )
+                issues.append((f"p{subject}", mixed_split_reason("subject", splits, SPLITS, name)))
 
     def _labels(
         self, images: dict[str, dict[str, Any]], issues: list[tuple[str, str]]

@@ -14,16 +14,10 @@ import pytest
 
 import meddata
 from meddata import tensor
+from meddata.adapters._cxr_release import LABELS
+from meddata.adapters._radgraph import align_tokens, parse_radgraph_label, section_start
 from meddata.adapters._synth_dicom import FIRST, LAST
-from meddata.adapters.chexpert_plus import (
-    COLUMNS,
-    CSV_NAME,
-    LABELS,
-    ChexpertPlusAdapter,
-    align_tokens,
-    parse_radgraph_label,
-    section_start,
-)
+from meddata.adapters.chexpert_plus import COLUMNS, CSV_NAME, ChexpertPlusAdapter
 from meddata.convert import convert
 from meddata.errors import DatasetNotFoundError, SourceError
 from meddata.validate import validate

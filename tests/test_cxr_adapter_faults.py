@@ -11,6 +11,7 @@ import random
 import shutil
 import struct
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ import pytest
 
 import meddata
 from meddata.adapters._cxr_images import CorruptImage, encoded_image, jpeg_scan_check
+from meddata.adapters._radgraph import align_by_text
 from meddata.adapters._synth_dicom import chest_like
-from meddata.adapters.chexpert_plus import COLUMNS, CSV_NAME, ChexpertPlusAdapter, align_by_text
+from meddata.adapters.chexpert_plus import COLUMNS, CSV_NAME, ChexpertPlusAdapter
 from meddata.adapters.mimic_cxr_jpg import MimicCxrJpgAdapter
 from meddata.convert import convert
 from meddata.errors import SourceError
@@ -584,7 +586,7 @@ def test_ac_runs_decode_like_one_symbol_at_a_time() -> None:
     the same bits used on valid data, the same verdict on damaged data."""
     from meddata.adapters._cxr_images import _EOB, _ac_runs, _decode_blocks, _huffman_lookup
 
-    def plain(scan: bytes, dc: tuple[int, ...], ac: tuple[int, ...], blocks: int) -> str:
+    def plain(scan: bytes, dc: Sequence[int], ac: Sequence[int], blocks: int) -> str:
         bits = int.from_bytes(scan + bytes(4096), "big")
         total = (len(scan) + 4096) * 8
         bit = 0
@@ -629,6 +631,64 @@ def test_ac_runs_decode_like_one_symbol_at_a_time() -> None:
                     if word in exc.message
                 )
             assert got == plain(variant, dc, ac, blocks)
+
+
+def _png16(pixels: np.ndarray, color: int) -> bytes:
+    """A 16-bit PNG (colour type 2 RGB, 4 grey+alpha or 6 RGBA; Pillow cannot write these)."""
+    height, width = pixels.shape[:2]
+    rows = pixels.astype(">u2").reshape(height, -1).view(np.uint8)
+    raw = b"".join(b"\x00" + row.tobytes() for row in rows)  # filter type 0 on every row
+    ihdr = struct.pack(">IIBBBBB", width, height, 16, color, 0, 0, 0)
+    return _png_bytes([(b"IHDR", ihdr), (b"IDAT", zlib.compress(raw)), (b"IEND", b"")])
+
+
+def test_verify_accepts_16_bit_colour_pngs() -> None:
+    """16-bit RGB, grey+alpha and RGBA PNGs are valid: Pillow decodes them to 8 bits per sample
+    (grey+alpha as RGBA), which verify=decode must not take for damage; their cells record that
+    decoded array, so they read back as they say."""
+    from meddata import tensor
+
+    rng = np.random.default_rng(7)
+    for color, channels, decoded in ((2, 3, 3), (4, 2, 4), (6, 4, 4)):
+        pixels = rng.integers(0, 65536, (12, 9, channels), dtype=np.uint16)
+        data = _png16(pixels, color)
+        fields = encoded_image(data, verify=True)
+        assert (fields["rows"], fields["columns"], fields["bits_stored"]) == (12, 9, 16)
+        array = tensor.decode(fields["pixels"])
+        assert array.shape == (12, 9, decoded) and array.dtype == np.uint8
+        cut = _png_chunks(data)
+        cut[1] = (b"IDAT", cut[1][1][:-6])  # the stream's end and checksum lost
+        with pytest.raises(CorruptImage, match="corrupt PNG"):
+            encoded_image(_png_bytes(cut), verify=True)
+
+
+def test_verify_is_strict_without_touching_pillows_truncation_flag(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """verify=decode never changes Pillow's process-wide LOAD_TRUNCATED_IMAGES (not thread-safe),
+    and still refuses truncated or damaged images when another part of the process set it."""
+    from PIL import ImageFile
+
+    grey = chest_like(np.random.default_rng(9), 48, 40, bits=8).astype(np.uint8)
+    jpeg = _jpeg(grey)
+    buf = io.BytesIO()
+    from PIL import Image
+
+    Image.fromarray(grey).save(buf, format="PNG")
+    png = buf.getvalue()
+    for lenient in (False, True):
+        monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", lenient)
+        encoded_image(jpeg, verify=True)
+        encoded_image(png, verify=True)
+        assert ImageFile.LOAD_TRUNCATED_IMAGES is lenient
+        with pytest.raises(CorruptImage, match="corrupt JPEG"):
+            encoded_image(jpeg[: len(jpeg) // 2] + b"\xff\xd9", verify=True)
+        chunks = _png_chunks(png)
+        at = next(i for i, (kind, _) in enumerate(chunks) if kind == b"IDAT")
+        chunks[at] = (b"IDAT", chunks[at][1][: len(chunks[at][1]) // 2])
+        with pytest.raises(CorruptImage, match="corrupt PNG"):
+            encoded_image(_png_bytes(chunks), verify=True)
+        assert ImageFile.LOAD_TRUNCATED_IMAGES is lenient
 
 
 def test_verify_accepts_every_valid_png_layout() -> None:

@@ -15,7 +15,7 @@ import pytest
 
 import meddata
 from meddata import tensor
-from meddata.adapters.chexpert_plus import LABELS
+from meddata.adapters._cxr_release import LABELS
 from meddata.adapters.mimic_cxr_jpg import (
     METADATA_COLUMNS,
     MimicCxrJpgAdapter,
