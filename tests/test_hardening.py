@@ -44,7 +44,7 @@ def test_resume_refuses_another_deid_key(dicom_source: Path, tmp_path: Path) -> 
             deid_key=b"a" * 32,
             show_progress=False,
         )
-    with pytest.raises(IncompleteDatasetError, match="source or de-identification key"):
+    with pytest.raises(IncompleteDatasetError, match="source, de-identification key"):
         convert(
             "dicom-folder",
             src,
