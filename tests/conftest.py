@@ -7,6 +7,7 @@ import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,6 +70,30 @@ def dicom_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from meddata.adapters.dicom_folder import DicomFolderAdapter
 
     return DicomFolderAdapter.synthesize(tmp_path_factory.mktemp("src") / "dicoms", n=6, seed=1)
+
+
+@pytest.fixture
+def dataset(dicom_dataset: Path, tmp_path: Path) -> Path:
+    """A writable copy of ``dicom_dataset`` at ``tmp_path/dicom-folder/1.0``."""
+    import shutil
+
+    copy = tmp_path / "dicom-folder" / "1.0"
+    shutil.copytree(dicom_dataset, copy)
+    return copy
+
+
+def manifest_json(root: Path) -> dict[str, Any]:
+    """The manifest of the dataset at ``root`` as parsed JSON (to edit it in a test)."""
+    import json
+
+    return dict(json.loads((root / "meddata.json").read_text()))
+
+
+def save_manifest_json(root: Path, manifest: dict[str, Any]) -> None:
+    """Write ``manifest`` over the dataset's manifest as is (no checks: tests break it)."""
+    import json
+
+    (root / "meddata.json").write_text(json.dumps(manifest))
 
 
 @pytest.fixture(scope="session")

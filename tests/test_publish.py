@@ -4,7 +4,6 @@ datasheet is refreshed in the same publish, and a failed or refused amendment le
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -26,13 +25,6 @@ from meddata.publish import (
     lock_path,
 )
 from meddata.validate import validate
-
-
-@pytest.fixture
-def dataset(dicom_dataset: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "dicom-folder" / "1.0"
-    shutil.copytree(dicom_dataset, copy)
-    return copy
 
 
 def _assignments(ds: Dataset, split: str = "train") -> pl.DataFrame:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import polars as pl
@@ -14,13 +13,6 @@ from meddata.errors import UsageError
 from meddata.publish import add_split
 from meddata.validate import validate
 from tests.conftest import run_cli
-
-
-@pytest.fixture
-def dataset(dicom_dataset: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "dicom-folder" / "1.0"
-    shutil.copytree(dicom_dataset, copy)
-    return copy
 
 
 def test_split_cli_writes_and_records_a_split_set(dataset: Path, tmp_path: Path) -> None:

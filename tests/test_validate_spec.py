@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,21 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from meddata.validate import validate
-
-
-@pytest.fixture
-def dataset(dicom_dataset: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "dicom-folder" / "1.0"
-    shutil.copytree(dicom_dataset, copy)
-    return copy
-
-
-def _manifest(root: Path) -> dict:
-    return json.loads((root / "meddata.json").read_text())
-
-
-def _save(root: Path, manifest: dict) -> None:
-    (root / "meddata.json").write_text(json.dumps(manifest))
+from tests.conftest import manifest_json as _manifest
+from tests.conftest import save_manifest_json as _save
 
 
 def _sha(path: Path) -> str:
