@@ -389,12 +389,16 @@ class _PathRedactor:
         self.mapping_url = storage.url_of(fs, mapping_path)
         self.release_files = release_files
         self.mapping: dict[str, str] = {}
-        self._written = 0
+        self._saved: set[str] = set()  # ids already in the file
+        self._stale = not resume  # a file left by an earlier run is replaced, not appended to
         if self.active and resume and fs.exists(mapping_path):  # ids of the units staged so far
-            for line in fs.cat_file(mapping_path).decode("utf-8", errors="replace").splitlines():
+            raw = fs.cat_file(mapping_path)
+            self._stale = bool(raw) and not raw.endswith(b"\n")  # a cut line: rewrite it whole
+            for line in raw.decode("utf-8", errors="replace").splitlines():
                 with contextlib.suppress(ValueError, KeyError, TypeError):
                     row = json.loads(line)
                     self.mapping[str(row["id"])] = str(row["path"])
+            self._saved = set(self.mapping)
 
     @property
     def active(self) -> bool:
@@ -474,20 +478,34 @@ class _PathRedactor:
         )
 
     def finish(self, quarantined: int) -> None:
-        """At publishing: no map is left when nothing was quarantined."""
-        if self.active and not quarantined and self.fs.exists(self.mapping_path):
+        """At publishing: the map is complete, and none is left when nothing was quarantined."""
+        if not self.active:
+            return
+        self._save()
+        if not quarantined and self.fs.exists(self.mapping_path):
             self.fs.rm(self.mapping_path)
 
     def _save(self) -> None:
-        if len(self.mapping) == self._written:
+        """Put the ids not yet in the file there (paths can name patients: the file is for the
+        operator's eyes only, mode 0600). Locally new lines are appended (a cut append loses at
+        most its own line); an object store cannot append, so there the whole map is put again
+        (complete after every unit, at the cost of rewriting it per quarantined unit)."""
+        new = [k for k in self.mapping if k not in self._saved]
+        if not new:
             return
-        body = "".join(
-            json.dumps({"id": k, "path": v}) + "\n" for k, v in sorted(self.mapping.items())
-        )
-        # Paths can name patients: for the operator's eyes only. Written whole each time a
-        # quarantined unit adds ids, so a cut write never loses the ids written before.
-        storage.atomic_write_bytes(self.fs, self.mapping_path, body.encode("utf-8"), mode=0o600)
-        self._written = len(self.mapping)
+        local = storage.is_local(self.fs)
+        if self._stale or not local:
+            body = "".join(
+                json.dumps({"id": k, "path": v}) + "\n" for k, v in sorted(self.mapping.items())
+            )
+            storage.atomic_write_bytes(self.fs, self.mapping_path, body.encode(), mode=0o600)
+            self._stale = False
+        else:
+            lines = "".join(json.dumps({"id": k, "path": self.mapping[k]}) + "\n" for k in new)
+            fd = os.open(self.mapping_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "a", encoding="utf-8") as fh:
+                fh.write(lines)
+        self._saved.update(new)
 
 
 def quarantine_map_path(root: str, name: str, version: str) -> str:

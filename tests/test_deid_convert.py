@@ -320,3 +320,28 @@ def test_a_run_staged_by_another_meddata_is_not_resumed(dicom_source: Path, tmp_
     run_file.write_text(_json.dumps(convert_run))
     with pytest.raises(IncompleteDatasetError, match="another meddata version"):
         convert("dicom-folder", dicom_source, tmp_path, resume=True, **kw)
+
+
+def test_the_path_map_is_appended_to_and_survives_a_cut_line(tmp_path: Path) -> None:
+    import json as _json
+
+    from meddata import storage
+    from meddata.convert import _PathRedactor
+
+    fs = storage.open_fs(tmp_path)[0]
+    path_map = tmp_path / "map.jsonl"
+    path_map.write_text('{"id": "stale"}\n')  # left by an earlier run: replaced
+    first = _PathRedactor(fs, str(path_map), b"k" * 32)
+    for n in range(3):
+        first([{"unit": f"Doe^{n}/a.dcm", "item": f"Doe^{n}/a.dcm", "reason": "x", "error": ""}])
+    rows = [_json.loads(line) for line in path_map.read_text().splitlines()]
+    assert sorted(r["path"] for r in rows) == ["Doe^0/a.dcm", "Doe^1/a.dcm", "Doe^2/a.dcm"]
+    path_map.write_bytes(path_map.read_bytes()[:-7])  # a kill cut the last line
+    again = _PathRedactor(fs, str(path_map), b"k" * 32, resume=True)
+    again([{"unit": "Roe/b.dcm", "item": "Roe/b.dcm", "reason": "x", "error": ""}])
+    again([{"unit": "Doe^2/a.dcm", "item": "Doe^2/a.dcm", "reason": "x", "error": ""}])
+    rows = [_json.loads(line) for line in path_map.read_text().splitlines()]
+    assert sorted(r["path"] for r in rows) == [
+        "Doe^0/a.dcm", "Doe^1/a.dcm", "Doe^2/a.dcm", "Roe/b.dcm"
+    ]  # fmt: skip
+    assert path_map.stat().st_mode & 0o077 == 0
