@@ -143,7 +143,7 @@ def test_a_held_lock_is_waited_for_then_refused(
             released.wait(seconds)
 
     held = threading.Event()
-    holder = threading.Thread(target=hold, args=(1.0,))
+    holder = threading.Thread(target=hold, args=(2.0,))
     holder.start()
     held.wait(10)
     with pytest.warns(UserWarning, match="locked by another meddata process.*waiting"):
