@@ -23,7 +23,6 @@ from typing import Any
 
 import fsspec
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
@@ -472,7 +471,7 @@ def _refuse_duplicate_ids(
         with fs.open(storage.join(root, shard["path"]), "rb") as fh:
             ids.append(pq.read_table(fh, columns=[key]).column(key))
     column = pa.chunked_array([c for chunked in ids for c in chunked.chunks], pa.int64())
-    if len(pc.unique(column)) != len(column):
+    if len(column.unique()) != len(column):
         raise SchemaError(
             f"The adapter emitted the same {key} for different rows of {table} in two work units.",
             "This is an adapter bug (ids must be unique per source object); please report it.",

@@ -37,6 +37,23 @@ def test_top_level_help_lines_match_the_commands_and_import_none_of_them() -> No
     assert out.stdout.strip().endswith("[]"), out.stdout + out.stderr
 
 
+def test_a_run_without_deid_does_not_load_the_text_recognizer() -> None:
+    """The name lists and PHI patterns take about 0.1 s to build: only de-identification
+    pays for them, and the public names of meddata.deid still resolve on first use."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; import meddata.convert, meddata.adapters.dicom_folder, meddata.cli.convert; "
+        "print(sorted(m for m in ('meddata.deid.patterns', 'meddata.deid.names', "
+        "'pyarrow.compute') if m in sys.modules)); "
+        "from meddata.deid import Deidentifier, cap_age; from meddata.deid import surrogates; "
+        "print('meddata.deid.patterns' in sys.modules, callable(cap_age))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert out.stdout.split("\n")[:2] == ["[]", "True True"], out.stdout + out.stderr
+
+
 def test_sample_convert_validate_info(tmp_path: Path) -> None:
     src = tmp_path / "src"
     assert run_cli("sample", "dicom-folder", str(src), "--n", "3").returncode == 0

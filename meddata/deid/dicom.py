@@ -29,10 +29,8 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from meddata.deid import surrogates
 from meddata.deid.errors import BurnedInAnnotationError
 from meddata.deid.profile import load_profile
-from meddata.deid.recognizer import find_phi
 from meddata.deid.spans import PhiSpan
 
 if TYPE_CHECKING:
@@ -416,6 +414,9 @@ def _shift_da(value: str, days: int, vr: str = "DA") -> str:
 
 
 def _clean_text(ctx: _Context, value: str) -> str:
+    from meddata.deid import surrogates  # the text recognizer loads only when text is cleaned
+    from meddata.deid.recognizer import find_phi
+
     known = ctx.known.spans(value)
     year = ctx.deid.options.reference_year
     spans = _with_known(known, find_phi(value, ctx.known.names, reference_year=year), value)
