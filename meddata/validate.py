@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import fsspec
 import numpy as np
@@ -33,6 +35,12 @@ _SHARD_PATH = re.compile(r"^tables/(?P<table>[^/]+)/part-(?P<n>[0-9]{5,})\.parqu
 #: SPEC §9: the fields of a quarantine entry, all strings.
 _QUARANTINE_FIELDS = ("error", "item", "reason", "unit")
 _QUARANTINE_DIR = "quarantine"
+#: Shards checked at once (checksums, footers, tensor cells).
+_THREADS = min(8, max(2, os.cpu_count() or 1))
+#: About how many bytes of tensor data are read per batch to count their lengths.
+_LENGTH_BATCH_BYTES = 4 << 20
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 @dataclass
@@ -42,6 +50,8 @@ class ValidationReport:
     path: str
     problems: list[str] = field(default_factory=list)
     checked: dict[str, int] = field(default_factory=dict)
+    #: Footers of the shards that passed their checksum, read once for every later check.
+    _footers: dict[str, pq.FileMetaData] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -142,48 +152,32 @@ def _check_shards(
         ok = False
     elif layout:
         _check_layout(table, shards, report)
+    inside = [shard for shard in shards if _inside(shard["path"], f"table {table}", report)]
+    ok = ok and len(inside) == len(shards)
+    # Checksums and footers are read a few shards at a time (hashing and Parquet release the
+    # GIL; object stores answer several requests at once); problems are listed in shard order.
+    facts = _in_threads(lambda shard: _read_shard(fs, root, table, shard), inside)
     extra_types: dict[str, tuple[str, pa.DataType]] = {}  # column → (first shard, its type)
-    for shard in shards:
-        rel = shard["path"]
-        if not _inside(rel, f"table {table}", report):
-            ok = False
-            continue
-        path = storage.join(root, rel)
+    for shard, fact in zip(inside, facts, strict=True):
         report.count("shards")
-        if not fs.exists(path):
-            report.problems.append(f"table {table}: shard {rel} is missing")
-            ok = False
+        report.problems += fact.problems
+        ok = ok and not fact.problems
+        if fact.footer is None:
             continue
-        if fs.isdir(path):
-            report.problems.append(f"table {table}: shard {rel} is a folder, not a file")
-            ok = False
-            continue
-        size = fs.size(path)
-        if size != shard["bytes"]:
-            report.problems.append(
-                f"table {table}: shard {rel} has {size} bytes, manifest says {shard['bytes']}"
-            )
-            ok = False
-        if storage.sha256_file(fs, path) != shard["sha256"]:
-            report.problems.append(
-                f"table {table}: shard {rel} fails its SHA-256 checksum (corrupted)"
-            )
-            ok = False
-            continue
-        with fs.open(path, "rb") as fh:
-            meta = pq.ParquetFile(fh)
-            rows = meta.metadata.num_rows
-            arrow_schema = meta.schema_arrow
+        rel = shard["path"]
+        arrow_schema = fact.footer.schema.to_arrow_schema()
         found = [f"shard {rel}: {p}" for p in schema.check(arrow_schema)]
         found += _extra_type_conflicts(table, rel, arrow_schema, schema, extra_types)
         report.problems += found
         ok = ok and not found
+        rows = fact.footer.num_rows
         if rows != shard["rows"]:
             report.problems.append(
                 f"table {table}: shard {rel} holds {rows} rows, manifest says {shard['rows']}"
             )
             ok = False
         total += rows
+        report._footers[storage.join(root, rel)] = fact.footer
     if ok and total != entry.get("rows"):
         report.problems.append(
             f"table {table}: {total} rows in shards, manifest says {entry.get('rows')}"
@@ -196,6 +190,50 @@ def _check_shards(
         )
     report.count("rows", total)
     return ok
+
+
+@dataclass
+class _ShardFacts:
+    problems: list[str]
+    footer: pq.FileMetaData | None  # None when the shard is missing, corrupted or unreadable
+
+
+def _read_shard(
+    fs: fsspec.AbstractFileSystem, root: str, table: str, shard: dict[str, Any]
+) -> _ShardFacts:
+    """One shard's presence, size, SHA-256 and, when those hold, its Parquet footer."""
+    rel = shard["path"]
+    path = storage.join(root, rel)
+    if not fs.exists(path):
+        return _ShardFacts([f"table {table}: shard {rel} is missing"], None)
+    if fs.isdir(path):
+        return _ShardFacts([f"table {table}: shard {rel} is a folder, not a file"], None)
+    problems = []
+    size = fs.size(path)
+    if size != shard["bytes"]:
+        problems.append(
+            f"table {table}: shard {rel} has {size} bytes, manifest says {shard['bytes']}"
+        )
+    if storage.sha256_file(fs, path) != shard["sha256"]:
+        problems.append(f"table {table}: shard {rel} fails its SHA-256 checksum (corrupted)")
+        return _ShardFacts(problems, None)
+    try:
+        with fs.open(path, "rb") as fh:
+            footer = pq.ParquetFile(fh).metadata
+    except Exception as exc:  # a checksum that matches a file that is not Parquet
+        problems.append(
+            f"table {table}: shard {rel} is not a readable Parquet file ({type(exc).__name__})"
+        )
+        return _ShardFacts(problems, None)
+    return _ShardFacts(problems, footer)
+
+
+def _in_threads(work: Callable[[_T], _R], items: list[_T]) -> list[_R]:
+    """``[work(item) for item in items]``, a few items at a time, results in order."""
+    if len(items) < 2:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(min(len(items), _THREADS)) as pool:
+        return list(pool.map(work, items))
 
 
 def _check_layout(table: str, shards: list[dict[str, Any]], report: ValidationReport) -> None:
@@ -566,16 +604,27 @@ def _check_tensors(ds: Dataset, intact: dict[str, TableSchema], report: Validati
         columns = [c for c in schema.columns if c.type == "tensor"]
         if not columns:
             continue
-        for shard in ds.manifest["tables"][table]["shards"]:
-            rel = shard["path"]
-            with ds.fs.open(storage.join(ds.root, rel), "rb") as fh:
-                parquet = pq.ParquetFile(fh)
+        shards = [shard["path"] for shard in ds.manifest["tables"][table]["shards"]]
+
+        def check(rel: str, columns: list[Any] = columns) -> tuple[list[str], int]:
+            path = storage.join(ds.root, rel)
+            with ds.fs.open(path, "rb") as fh:
+                parquet = pq.ParquetFile(fh, metadata=report._footers.get(path))
+                problems = []
                 for column in columns:
                     if parquet.schema_arrow.get_field_index(column.name) < 0:
                         continue  # an optional tensor column this shard lacks
-                    for problem in _tensor_problems(parquet, column.name, column.nullable):
-                        report.problems.append(f"table {table}: shard {rel}: {problem}")
-                    report.count("tensor_cells", parquet.metadata.num_rows)
+                    problems += _tensor_problems(parquet, column.name, column.nullable)
+                checked = sum(
+                    parquet.metadata.num_rows
+                    for c in columns
+                    if parquet.schema_arrow.get_field_index(c.name) >= 0
+                )
+                return problems, checked
+
+        for rel, (problems, checked) in zip(shards, _in_threads(check, shards), strict=True):
+            report.problems += [f"table {table}: shard {rel}: {p}" for p in problems]
+            report.count("tensor_cells", checked)
 
 
 def _itemsize(dtype: str) -> int | None:
@@ -661,10 +710,14 @@ def _tensor_problems(parquet: pq.ParquetFile, column: str, nullable: bool) -> li
 
 
 def _data_lengths(parquet: pq.ParquetFile, column: str) -> np.ndarray:
-    """The byte length of every cell's ``data``, read a few rows at a time."""
+    """The byte length of every cell's ``data``, read a few MiB at a time (whole row groups of
+    large images are several times slower: every batch's fresh buffers are page-faulted in)."""
+    groups = [parquet.metadata.row_group(i) for i in range(parquet.metadata.num_row_groups)]
+    widest = max((g.total_byte_size / max(1, g.num_rows) for g in groups), default=1.0)
+    rows = max(1, int(_LENGTH_BATCH_BYTES // max(1.0, widest)))
     parts = [
         pc.binary_length(batch.column(0).field("data")).to_numpy(zero_copy_only=False)
-        for batch in parquet.iter_batches(batch_size=64, columns=[f"{column}.data"])
+        for batch in parquet.iter_batches(batch_size=rows, columns=[f"{column}.data"])
     ]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 

@@ -493,6 +493,45 @@ def test_tensor_cell_headers_are_checked(
     _assert_named(dataset, expected)
 
 
+def test_raw_lengths_are_counted_cell_by_cell_across_row_groups(dataset: Path) -> None:
+    """Lengths are read a few MiB at a time: one wrong cell in the last of many one-row row
+    groups is still counted once, and the others pass."""
+    manifest = _manifest(dataset)
+    path = dataset / manifest["tables"]["image"]["shards"][0]["path"]
+    table = pq.read_table(path)
+    cells = table.column("pixels").combine_chunks()
+    shapes = cells.field("shape").to_pylist()
+    shapes[-1] = [1, 1]
+    children = [
+        pa.array(shapes, cells.type.field("shape").type)
+        if f.name == "shape"
+        else cells.field(f.name)
+        for f in cells.type
+    ]
+    edited = _set(table, "pixels", pa.StructArray.from_arrays(children, fields=list(cells.type)))
+    pq.write_table(edited, path, row_group_size=1, compression="zstd")
+    _reseal(dataset, manifest, "image")
+    _save(dataset, manifest)
+    assert pq.ParquetFile(path).metadata.num_row_groups == table.num_rows > 1
+    _assert_named(dataset, "column pixels: 1 raw tensor cell(s) hold a different number of bytes")
+
+
+def test_a_shard_whose_checksum_holds_but_is_not_parquet_is_named(dataset: Path) -> None:
+    manifest = _manifest(dataset)
+    path = dataset / manifest["tables"]["person"]["shards"][0]["path"]
+    path.write_bytes(b"PAR1 this is not a Parquet file PAR1")
+    shard = manifest["tables"]["person"]["shards"][0]
+    shard.update(bytes=path.stat().st_size, sha256=_sha(path))
+    manifest["tables"]["person"]["bytes"] = sum(
+        s["bytes"] for s in manifest["tables"]["person"]["shards"]
+    )
+    _save(dataset, manifest)
+    _assert_named(
+        dataset,
+        "table person: shard tables/person/part-00000.parquet is not a readable Parquet file",
+    )
+
+
 def test_null_tensor_cells_are_named(dataset: Path) -> None:
     def edit(t: pa.Table) -> pa.Table:
         cells = t.column("pixels").combine_chunks()
