@@ -179,9 +179,12 @@ def _refuse_existing(dataset: str, manifest: Manifest, name: str, overwrite: boo
 
 def _refresh_datasheet(ds: Dataset, published: Manifest) -> dict[str, Any]:
     """Write the datasheet of ``ds`` (the changed manifest) under new names; return its
-    manifest entry. The stored answers are kept; the statistics are computed again."""
+    manifest entry. The stored answers are kept, and so are the stored statistics of the
+    tables, which an amendment never changes: only the split-set facts are computed again, so
+    the lock is held for the time it takes to read ``samples``, not every table."""
     from meddata.datasheet import write_dataset_datasheet
     from meddata.datasheet.publish import stored_healthsheet
+    from meddata.datasheet.stats import with_split_statistics
 
     try:
         answers = stored_healthsheet(Dataset(ds.fs, ds.root, published))
@@ -192,7 +195,14 @@ def _refresh_datasheet(ds: Dataset, published: Manifest) -> dict[str, Any]:
             stacklevel=4,
         )
         answers = None
-    return write_dataset_datasheet(ds, answers)
+    stored = answers.statistics if answers is not None else None
+    if stored is None or (stored.dataset, stored.version, stored.tables) != (
+        ds.name,
+        ds.version,
+        {t: int(e.get("rows", 0)) for t, e in ds.manifest["tables"].items()},
+    ):
+        return write_dataset_datasheet(ds, answers)  # no statistics to keep: all computed
+    return write_dataset_datasheet(ds, answers, with_split_statistics(ds, stored))
 
 
 def _files(manifest: Manifest) -> set[str]:

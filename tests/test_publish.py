@@ -188,6 +188,27 @@ def test_stored_datasheet_is_refreshed_with_the_split(dataset: Path) -> None:
     assert validate(str(dataset)).ok
 
 
+def test_a_split_recomputes_only_the_split_statistics(
+    dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under the lock only samples and the split files are read: the stored statistics of the
+    tables are kept, and they equal what a full computation gives."""
+    from meddata.datasheet import stats
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a table-wide statistic was computed again under the lock")
+
+    before = meddata.load(str(dataset))
+    with monkeypatch.context() as patched:
+        for name in ("compute_statistics", "missingness", "_modalities", "_per_patient"):
+            patched.setattr(stats, name, refuse)
+        _split(before, "fair")
+        _split(meddata.load(str(dataset)), "fair", split="test", overwrite=True)
+    again = meddata.load(str(dataset))
+    assert again.datasheet.statistics == stats.compute_statistics(again)
+    assert list(again.datasheet.statistics.splits["fair"]) == ["test"]
+
+
 def test_a_failed_publish_leaves_the_dataset_as_it_was(
     dataset: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

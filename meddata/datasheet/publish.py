@@ -18,6 +18,7 @@ from meddata.datasheet.render_html import render_html
 from meddata.datasheet.render_md import render_markdown
 from meddata.datasheet.sheet import sheet_for_manifest, unanswered
 from meddata.datasheet.stats import compute_statistics
+from meddata.datasheet.stats_model import Statistics
 from meddata.errors import DatasetChangedError, SchemaError, UsageError
 from meddata.manifest import read_manifest
 
@@ -33,12 +34,14 @@ FILE_NAMES = {
 }
 
 
-def build_healthsheet(ds: Dataset, sheet: Healthsheet | None = None) -> Healthsheet:
-    """``sheet`` (default: the packaged answers for ``ds``) with statistics computed from ``ds``."""
+def build_healthsheet(
+    ds: Dataset, sheet: Healthsheet | None = None, statistics: Statistics | None = None
+) -> Healthsheet:
+    """``sheet`` (default: the packaged answers for ``ds``) with ``statistics`` (default:
+    computed from ``ds``)."""
     answers = sheet if sheet is not None else sheet_for_manifest(ds.manifest)
-    return answers.model_copy(
-        update={"dataset": answers.dataset or ds.name, "statistics": compute_statistics(ds)}
-    )
+    stats = statistics if statistics is not None else compute_statistics(ds)
+    return answers.model_copy(update={"dataset": answers.dataset or ds.name, "statistics": stats})
 
 
 def load_healthsheet(ds: Dataset) -> Healthsheet:
@@ -87,17 +90,19 @@ def to_json(sheet: Healthsheet) -> str:
     return sheet.model_dump_json(indent=2) + "\n"
 
 
-def write_dataset_datasheet(ds: Dataset, sheet: Healthsheet | None = None) -> dict[str, Any]:
+def write_dataset_datasheet(
+    ds: Dataset, sheet: Healthsheet | None = None, statistics: Statistics | None = None
+) -> dict[str, Any]:
     """Write the Healthsheet of ``ds`` into it: ``datasheet/healthsheet-<sha12>.json`` and
     ``datasheet/datasheet-<sha12>.md`` (the first 12 hex digits of each file's SHA-256).
 
-    ``sheet`` gives the answers (default: the packaged ones); statistics are computed from
-    ``ds``. As for split sets, a new content gets a new name, so a published file is never
+    ``sheet`` gives the answers (default: the packaged ones); ``statistics`` default to those
+    computed from ``ds``. As for split sets, a new content gets a new name, so a published file is never
     rewritten: a reader, or a crash, between these writes and the manifest's sees the old
     datasheet or the new one. Returns the manifest entry: paths, their sha256 and the number
     of unanswered questions.
     """
-    built = build_healthsheet(ds, sheet)
+    built = build_healthsheet(ds, sheet, statistics)
     contents = {
         "healthsheet": to_json(built).encode("utf-8"),
         "markdown": render_markdown(built).encode("utf-8"),

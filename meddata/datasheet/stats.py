@@ -76,6 +76,20 @@ def compute_statistics(ds: Dataset) -> Statistics:
     return stats
 
 
+def with_split_statistics(ds: Dataset, stats: Statistics) -> Statistics:
+    """``stats`` of ``ds``'s tables with only the split-set facts computed again for ``ds``'s
+    manifest — all that adding or replacing a split set changes. Reads ``samples`` and the
+    split files, none of the other tables (a note table can hold gigabytes of text)."""
+    samples = _samples_frame(ds) if "samples" in ds.manifest["tables"] else None
+    splits: dict[str, dict[str, SplitStatistics]] = {}
+    if samples is not None:
+        labels = label_columns(ds, samples)
+        splits = _per_split(ds, samples, demographic_columns(ds, samples), labels)
+    return stats.model_copy(
+        update={"splits": splits, "split_reports": _split_reports(ds.manifest.get("splits"))}
+    )
+
+
 def label_columns(ds: Dataset, samples: pl.DataFrame | None) -> dict[str, str]:
     """Label name → its ``label_<name>`` column in ``samples`` (manifest order first)."""
     if samples is None:
