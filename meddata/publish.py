@@ -134,8 +134,7 @@ def lock_path(ds: Dataset) -> str:
 @contextmanager
 def dataset_lock(ds: Dataset, wait_s: float | None = None) -> Iterator[None]:
     """Hold the dataset version's lock, waiting up to ``wait_s`` (default :data:`LOCK_WAIT_S`)
-    for another holder to finish. On object stores, where there is no lock, this does nothing:
-    amendments there must not run concurrently."""
+    for another holder to finish (on object stores too: see ``storage.exclusive``)."""
     path = lock_path(ds)
     deadline = time.monotonic() + (LOCK_WAIT_S if wait_s is None else wait_s)
     delay = 0.005
@@ -149,14 +148,14 @@ def dataset_lock(ds: Dataset, wait_s: float | None = None) -> Iterator[None]:
             if not told and delay >= 0.25:  # say so once the wait is noticeable
                 warnings.warn(
                     f"Dataset {ds.name} {ds.version} is locked by another meddata process "
-                    f"({storage.lock_holder(path)}); waiting for it to finish.",
+                    f"({storage.lock_holder(ds.fs, path)}); waiting for it to finish.",
                     stacklevel=4,
                 )
                 told = True
             if time.monotonic() >= deadline:
                 raise DatasetBusyError(
                     f"Dataset {ds.name} {ds.version} stayed locked by another process "
-                    f"({storage.lock_holder(path)}: a conversion or another split) for "
+                    f"({storage.lock_holder(ds.fs, path)}: a conversion or another split) for "
                     f"{LOCK_WAIT_S if wait_s is None else wait_s:.0f} s; nothing was recorded.",
                     f"Wait for it to finish and rerun; remove {path} only if no meddata "
                     "process is running on this dataset.",

@@ -69,15 +69,16 @@ def shared_between_processes(fs: fsspec.AbstractFileSystem) -> bool:
 
 @contextmanager
 def exclusive(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[None]:
-    """Hold ``path`` as a lock file while the block runs (local filesystems; elsewhere a no-op,
-    since object stores have no portable exclusive create).
+    """Hold ``path`` as a lock file while the block runs.
 
-    The lock is an ``flock`` on the file, which the kernel releases when its holder dies, so a
-    lock left by a killed process is simply taken; the file names its holder (``host pid``) for
-    messages. A file that names another live process of this machine without that process
-    holding the ``flock`` (a meddata from before the ``flock``) is respected too."""
+    Locally the lock is an ``flock`` on the file, which the kernel releases when its holder
+    dies, so a lock left by a killed process is simply taken; the file names its holder
+    (``host pid``) for messages. A file that names another live process of this machine
+    without that process holding the ``flock`` (a meddata from before the ``flock``) is
+    respected too. On object stores see :func:`_exclusive_object`."""
     if not is_local(fs):
-        yield
+        with _exclusive_object(fs, path):
+            yield
         return
     os.makedirs(os.path.dirname(path), exist_ok=True)
     me = f"{socket.gethostname()} {os.getpid()}"
@@ -111,30 +112,69 @@ def exclusive(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[None]:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def _exclusive_object(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[None]:
+    """The lock on an object store: the lock object is created only if it does not exist (a
+    conditional write, ``If-None-Match: *`` on S3), and removed when the block ends.
+
+    An object store cannot tell that a holder died, so a lock left by a killed process stays
+    until someone removes it; the refusal then says whether its holder (on this machine) is
+    still running. A filesystem without exclusive create is not locked, as before."""
+    me = f"{socket.gethostname()} {os.getpid()}".encode()
+    try:
+        fs.pipe_file(path, me, mode="create")
+    except FileExistsError:
+        raise _busy(path, _holder(fs, path), remote=True) from None
+    except (TypeError, NotImplementedError):  # no ``mode`` here: nothing to lock with
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm_file(path)
+
+
+def _names_process_here(holder: list[str]) -> bool:
+    return len(holder) == 2 and holder[0] == socket.gethostname() and holder[1].isdigit()
+
+
 def _names_live_process(holder: list[str]) -> bool:
-    return (
-        len(holder) == 2
-        and holder[0] == socket.gethostname()
-        and holder[1].isdigit()
-        and _alive(int(holder[1]))
-    )
+    return _names_process_here(holder) and _alive(int(holder[1]))
 
 
-def _busy(path: str, holder: list[str]) -> IncompleteDatasetError:
+def _busy(path: str, holder: list[str], *, remote: bool = False) -> IncompleteDatasetError:
+    who = _describe(holder)
+    gone = remote and _names_process_here(holder) and not _alive(int(holder[1]))
+    if gone:  # a killed run's lock on an object store: it is safe, and needed, to remove it
+        return IncompleteDatasetError(
+            f"This dataset version is locked by meddata process {who}, which is no longer "
+            "running (it was killed or crashed).",
+            f"Remove the lock object {path} and rerun (with --resume to continue a conversion).",
+        )
     return IncompleteDatasetError(
-        f"Another meddata process (a conversion or a split; {_describe(holder)}) is writing "
+        f"Another meddata process (a conversion or a split; {who}) is writing "
         "this dataset version.",
         f"Wait for it to finish, or remove {path} if it is not running.",
     )
 
 
-def lock_holder(path: str) -> str:
+def lock_holder(fs: fsspec.AbstractFileSystem, path: str) -> str:
     """Who holds the lock file ``path``, for messages (``host pid N``, or ``unknown``)."""
+    return _describe(_holder(fs, path))
+
+
+def _holder(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
+    """What the lock file ``path`` says of its holder (``[host, pid]``; empty if unreadable)."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return _describe(fh.read(256).split())
-    except OSError:
-        return "unknown"
+        if is_local(fs):
+            with open(path, "rb") as fh:
+                data = fh.read(256)
+        else:
+            data = fs.cat_file(path, start=0, end=256)
+    except (OSError, ValueError):
+        return []
+    return data.decode(errors="replace").split()
 
 
 def _describe(holder: list[str]) -> str:

@@ -78,3 +78,77 @@ def test_load_takes_storage_options_instead_of_the_environment(
     ds = meddata.load(summary.path, storage_options=options)
     assert ds.table("person").collect().height == summary.tables["person"]
     assert ds.fs.storage_options["endpoint_url"] == s3
+
+
+def _s3fs(endpoint: str) -> s3fs.S3FileSystem:
+    return s3fs.S3FileSystem(
+        endpoint_url=endpoint, key="test", secret="test", skip_instance_cache=True
+    )
+
+
+def test_concurrent_splits_on_s3_all_land(s3: str, dicom_source: Path) -> None:
+    """The version's lock is a conditionally created object, so amendments made at once
+    (each a read-modify-write of the manifest) all land, as they do on a local disk."""
+    import threading
+
+    import polars as pl
+
+    from meddata.publish import add_split
+
+    summary = convert(
+        "dicom-folder", dicom_source, "s3://meddata-test/locks", workers=1, show_progress=False,
+        deid=False,
+    )  # fmt: skip
+    names = [f"s{i}" for i in range(3)]
+    loaded = [meddata.load(summary.path) for _ in names]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(names))
+
+    def work(ds: meddata.Dataset, name: str) -> None:
+        persons = ds.table("person").select("person_id").collect()
+        start.wait()
+        try:
+            add_split(
+                ds, name, persons.with_columns(pl.lit("train").alias("split")),
+                strategy={"kind": "manual"}, report={},
+            )  # fmt: skip
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=a) for a in zip(loaded, names, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors
+    assert set(names) <= set(meddata.load(summary.path).splits)
+    assert validate(summary.path).ok
+    assert not _s3fs(s3).exists("meddata-test/locks/dicom-folder/1.0.lock")
+
+
+def test_a_lock_left_on_s3_by_a_killed_run_is_named_with_what_to_do(
+    s3: str, dicom_source: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from meddata.errors import IncompleteDatasetError
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    lock = "meddata-test/killed/dicom-folder/1.0.lock"
+    fs = _s3fs(s3)
+    fs.pipe_file(lock, f"{socket.gethostname()} {dead}".encode())
+    with pytest.raises(IncompleteDatasetError) as refused:
+        convert(
+            "dicom-folder", dicom_source, "s3://meddata-test/killed", workers=1,
+            show_progress=False, deid=False,
+        )  # fmt: skip
+    assert f"pid {dead}, which is no longer running" in refused.value.message
+    assert f"Remove the lock object {lock}" in (refused.value.hint or "")
+    fs.rm_file(lock)
+    summary = convert(
+        "dicom-folder", dicom_source, "s3://meddata-test/killed", workers=1, show_progress=False,
+        deid=False,
+    )  # fmt: skip
+    assert validate(summary.path).ok and not fs.exists(lock)
