@@ -208,7 +208,9 @@ class DicomFolderAdapter(Adapter):
                 "image_series_uid": h.text("SeriesInstanceUID") or self._uid("series", orig_series),
                 "modality_concept_id": 0,
                 "local_path": None if deid else rel,
-                "modality_source_value": h.text("Modality"),
+                "modality_source_value": standard_modality(h.text("Modality"))
+                if deid
+                else h.text("Modality"),
                 "anatomic_site_source_value": h.text("BodyPartExamined"),
             },
         )

@@ -297,9 +297,9 @@ def test_known_values_are_found_by_the_dicom_matcher_alone(monkeypatch: pytest.M
     """The dataset's own values are found without the clinical-text recogniser (stubbed out
     here): whole tokens, words joined by ``_``/``-``/``.``, long ids inside tokens, every PN
     component group, ideographic names without spaces."""
-    from meddata.deid import dicom as deid_dicom
+    from meddata.deid import recognizer  # imported by the DICOM cleaner when text is cleaned
 
-    monkeypatch.setattr(deid_dicom, "find_phi", lambda text, names=(), **kw: [])
+    monkeypatch.setattr(recognizer, "find_phi", lambda text, names=(), **kw: [])
     ds = _base()
     ds.PatientName = "Quenby^Xiomara=山田^太郎"
     ds.PatientID = "kx42q"
@@ -322,3 +322,46 @@ def test_known_values_are_found_by_the_dicom_matcher_alone(monkeypatch: pytest.M
     kept.StudyDescription = "CTROOM7 head"
     Deidentifier(KEY, DeidOptions(retain_device_identity=True)).dicom(kept)
     assert kept.StudyDescription == "CTROOM7 head"  # device identity kept: not looked for
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_shifted_dates_that_tell_an_age_over_89_are_aggregated(syntax: UID) -> None:
+    """A date shifted by the modified-dates option kept its year: 1925 told an age over 89 in
+    2025. Its year is now the reference year less 90 (as PatientAge over 89 becomes "090Y"),
+    in kept free text too; PatientBirthDate is emptied by the profile."""
+    deid = Deidentifier(KEY, DeidOptions(retain_longitudinal_dates=True, reference_year=2025))
+    moved = date(1925, 3, 14) - timedelta(days=deid.date_shift_days("4MR1"))
+    old = f"1935{moved:%m%d}"
+    ds = _base()
+    ds.StudyDate = "19250314"
+    ds.PatientBirthDate = "19250314"
+    ds.AcquisitionDateTime = "19250314101500"
+    ds.add_new(0x00181200, "DA", "19250314")  # DateOfLastCalibration (unlisted)
+    ds.ImageComments = "DOB 03/14/1925"
+    ds = _roundtrip(ds, syntax)
+    deid.dicom(ds)
+    assert ds.StudyDate == old and ds.AcquisitionDateTime == old + "101500"
+    assert ds[0x00181200].value == old and not ds.get("PatientBirthDate")
+    assert "1925" not in ds.ImageComments and "/1935" in ds.ImageComments
+    recent = _base()
+    recent.StudyDate = "19360102"  # 89 years: shifted as before (into 1935 or not)
+    deid.dicom(recent)
+    assert recent.StudyDate == (
+        date(1936, 1, 2) - timedelta(days=deid.date_shift_days("4MR1"))
+    ).strftime("%Y%m%d")
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_a_non_standard_modality_becomes_ot(syntax: UID) -> None:
+    """A Modality outside the defined terms (here a patient's name) was kept as it was."""
+    ds = _base()
+    ds.Modality = "SMITHJANE"
+    ds.ModalitiesInStudy = ["CT", "SMITHJANE"]
+    ds = _roundtrip(ds, syntax)
+    result = Deidentifier(KEY).dicom(ds)
+    assert ds.Modality == "OT" and list(ds.ModalitiesInStudy) == ["CT", "OT"]
+    assert result.counts["dicom_modality_replaced"] == 2 and result.modality is None
+    assert _leaks(ds, ["SMITHJANE"]) == []
+    standard = _roundtrip(_base(), syntax)
+    result = Deidentifier(KEY).dicom(standard)
+    assert standard.Modality == "CT" and "dicom_modality_replaced" not in result.counts

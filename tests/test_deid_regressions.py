@@ -452,3 +452,23 @@ def test_initial_and_non_ascii_surname_without_a_cue(form: str) -> None:
     ]
     text = _NFD(form, "J. Müller reviewed the films. Ö. Kowalczyk agreed.")
     assert Deidentifier(KEY).text(text, "p").text.isascii()
+
+
+def test_dicom_and_structured_dates_over_89_years_old_are_aggregated() -> None:
+    """A shifted date kept a year that told an age over 89 (1925 in 2025): it is now written
+    in the reference year less 90, keeping its shifted day (29 February: the 28th)."""
+    from datetime import date, datetime
+
+    from meddata.deid import structured
+    from meddata.deid.dates import aggregated
+
+    assert _shift_da("19250314", 10, "DA", 1935) == "19350304"
+    assert _shift_da("19250314-20210401", 10, "DA", 1935) == "19350304-20210322"
+    assert _shift_da("19250314101500", 10, "DT", 1935) == "19350304101500"
+    assert _shift_da("19360110", 30, "DA", 1935) == "19351211"  # 89 years: shifted only
+    assert aggregated(datetime(1924, 2, 29, 8), 1935) == datetime(1935, 2, 28, 8)
+    assert aggregated(date(1924, 2, 29), 1936) == date(1936, 2, 29)
+    d = Deidentifier(KEY, DeidOptions(reference_year=2025))
+    moved = d.shift_date(date(1925, 3, 14), "p")
+    assert structured.shift_date(d, date(1925, 3, 14), "p") == moved.replace(year=1935)
+    assert structured.shift_date(d, date(1990, 3, 14), "p") == d.shift_date(date(1990, 3, 14), "p")

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from meddata.deid import Deidentifier, surrogates
+from meddata.deid import Deidentifier, DeidOptions, surrogates
 from meddata.deid.dates import current_year, shift_date_text
 from meddata.deid.names import find_names, fold_word
 from meddata.deid.recognizer import find_phi
@@ -322,3 +322,137 @@ def test_yearless_dates_take_the_year_of_the_note_in_deidentified_text() -> None
     out = d.text("Seen Mar 4 and 3/4/24.", "p").text
     moved = date(2024, 3, 4) - timedelta(days=d.date_shift_days("p"))
     assert f"{moved:%b} {moved.day} and {moved.month}/{moved.day}/" in out, out
+
+
+# -- full dates and decades that tell an age over 89 -------------------------------------------
+
+OLD = 2025  # the reference year of these tests: a year before 1935 tells an age over 89
+_FOUR_DIGITS_RE = __import__("re").compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
+
+
+def _old_out(text: str) -> str:
+    return Deidentifier(KEY, DeidOptions(reference_year=OLD)).text(text, "p").text
+
+
+def _moved(day: date) -> date:
+    """``day`` moved back by the person's shift, then written in 1935 when it fell before."""
+    moved = day - timedelta(days=Deidentifier(KEY).date_shift_days("p"))
+    return moved.replace(year=OLD - 90) if moved.year < OLD - 90 else moved
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("DOB: 03/14/1925.", "{d.month:02d}/{d.day:02d}/{d.year}"),
+        ("DOB: 3/14/1925.", "{d.month}/{d.day}/{d.year}"),
+        ("She was born March 14, 1925.", "{d:%B} {d.day}, {d.year}"),
+        ("Born on 14 March 1925.", "{d.day} {d:%B} {d.year}"),
+        ("DOB 1925-03-14.", "{d:%Y-%m-%d}"),
+        ("DOB 19250314.", "{d:%Y%m%d}"),
+        ("Born 14-Mar-1925.", "{d.day:02d}-{d:%b}-{d.year}"),
+        ("DOB: 03/14/1899.", "{d.month:02d}/{d.day:02d}/{d.year}"),
+    ],
+)
+def test_a_full_date_over_89_years_before_the_reference_year_is_aggregated(
+    text: str, expected: str
+) -> None:
+    """A date of birth was shifted by weeks or months only: "DOB: 03/14/1925" still told an
+    age over 89. Its year is now the reference year less 90, as a year of birth's is; the
+    month and day keep their shift ("03/14/1899" was not even found as a date)."""
+    year = 1899 if "1899" in text else 1925
+    out = _old_out(text)
+    assert expected.format(d=_moved(date(year, 3, 14))) in out, out
+    assert all(int(y) >= OLD - 90 for y in _FOUR_DIGITS_RE.findall(out)), out
+
+
+@pytest.mark.parametrize(
+    "text", ["Seen March 1925.", "Seen 03/1925.", "Christmas Day 1925.", "Mon, March 16, 1925"]
+)
+def test_every_date_form_with_an_old_year_is_aggregated(text: str) -> None:
+    out = _old_out(text)
+    assert all(int(y) >= OLD - 90 for y in _FOUR_DIGITS_RE.findall(out)), out
+    assert str(OLD - 90) in out, out
+
+
+def test_old_dates_are_aggregated_as_written() -> None:
+    """The year is set after the shift, so the weekday and the day of a range follow it, and
+    29 February of a leap year becomes the 28th of a common one."""
+    assert shift_date_text("Monday, March 16, 1925", 1, min_year=1935) == "Friday, March 15, 1935"
+    assert shift_date_text("March 3-5, 1925", 0, min_year=1935) == "March 3-5, 1935"
+    assert shift_date_text("3/1/1924", 1, min_year=1935) == "2/28/1935"
+    assert shift_date_text("3/1/24", 1, min_year=1935) == "2/29/24"  # 2024: not old
+    assert shift_date_text("1/10/1936", 30, min_year=1935) == "12/11/1935"  # a recent date
+    assert shift_date_text("Mar 4", 1, 1925, min_year=1935) == "Mar 3"  # no year: no change
+
+
+def test_dates_of_the_last_89_years_and_yearless_dates_are_unchanged() -> None:
+    d = Deidentifier(KEY, DeidOptions(reference_year=OLD))
+    shift = d.date_shift_days("p")
+    text = "DOB 01/01/1936; DOB 04/02/1950; seen Mar 4, 1990 and Mar 9."
+    parts = ["01/01/1936", "04/02/1950", "Mar 4, 1990"]
+    moved = [shift_date_text(p, shift) for p in parts] + [shift_date_text("Mar 9", shift, 1990)]
+    assert d.text(text, "p").text == "DOB {}; DOB {}; seen {} and {}.".format(*moved)
+    assert moved[0].endswith("/1935")  # shifted into 1935: the reference year less 90
+
+
+def test_a_yearless_date_next_to_an_old_date_moves_as_before() -> None:
+    d = Deidentifier(KEY, DeidOptions(reference_year=OLD))
+    out = d.text("DOB 3/14/1925, seen Mar 4.", "p").text
+    assert out.endswith(f"seen {shift_date_text('Mar 4', d.date_shift_days('p'), 1925)}.")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("She was born in the 1920s.", "She was born in the 1930s."),
+        ("Born in the 1920's in Ohio.", "Born in the 1930's in Ohio."),
+        ("b. 1910s", "b. 1930s"),
+        ("born in the early 1930s", "born in the 1930s"),
+        ("Born in the mid-1920s.", "Born in the 1930s."),
+        ("born in the late 1800s", "born in the 1930s"),
+        ("She was born in the '20s.", "She was born in the '30s."),
+        ("born in the early ’20s", "born in the ’30s"),
+        ("A 1920s-era pacemaker.", "A 1930s-era pacemaker."),
+    ],
+)
+def test_a_decade_over_89_years_before_the_reference_year_is_aggregated(
+    text: str, expected: str
+) -> None:
+    """ "born in the 1920s" told an age over 89: an old decade becomes the decade of the
+    reference year less 90 (as a year of birth becomes that year), in the same style."""
+    assert _old_out(text) == expected
+    assert any(
+        s.type == "AGE" for s in Deidentifier(KEY, DeidOptions(reference_year=OLD)).find_phi(text)
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "She was born in the 1990s.",
+        "Symptoms since the 2010s.",
+        "Born in the late 1930s.",  # 1936-1939: ages 86 to 89
+        "Born in the 1930s.",  # not all of it over 89 years ago
+        "Popular in the '20s.",  # no birth: the 2020s, perhaps
+        "Seen in her 20s and in his 20's.",  # ages
+        "She is in her 90s.",  # the aggregate itself
+        "Treated in the 90s.",
+    ],
+)
+def test_recent_decades_and_ages_below_90_are_kept(text: str) -> None:
+    assert _old_out(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("She is in her late 90s.", "She is in her 90s."),
+        ("He was in his mid-90's.", "He was in his 90's."),
+        ("Now in her 100s.", "Now in her 90s."),
+        ("In his early 100s.", "In his 90s."),
+    ],
+)
+def test_an_age_decade_more_precise_than_90_or_older_is_aggregated(
+    text: str, expected: str
+) -> None:
+    assert _old_out(text) == expected

@@ -19,6 +19,8 @@ from meddata.errors import StrictModeError
 from meddata.validate import validate
 from tests.conftest import nibabel_dicoms, pydicom_test_files
 
+KEY = bytes(range(32))
+
 
 @pytest.fixture(scope="module")
 def pydicom_dataset(
@@ -312,7 +314,7 @@ def test_an_image_file_cut_before_its_pixel_data_is_called_truncated(tmp_path: P
     folder = tmp_path / "src"
     folder.mkdir()
     (folder / "cut.dcm").write_bytes(raw[:cut])
-    shutil.copy(src, folder / "whole.dcm")
+    shutil.copy(pydicom_test_files() / "CT_small.dcm", folder / "whole.dcm")
     summary = convert(
         "dicom-folder", folder, tmp_path / "out", workers=1, show_progress=False, deid=False
     )
@@ -388,7 +390,9 @@ def test_files_without_patient_id_get_the_person_key_deid_dicom_gives_them(
     assert shifted == dates and len(dates) == 2  # the same shift per person in both tools
 
 
-def test_quarantine_reasons_never_quote_a_non_standard_modality(tmp_path: Path) -> None:
+def _ct_small_named(tmp_path: Path) -> tuple[Path, pydicom.Dataset]:
+    """An empty source folder and CT_small.dcm with a patient's name as its Modality (skips
+    when the pydicom wheel lacks the file)."""
     src = pydicom_test_files() / "CT_small.dcm"
     if not src.exists():
         pytest.skip("CT_small.dcm is not in this pydicom wheel")
@@ -396,13 +400,18 @@ def test_quarantine_reasons_never_quote_a_non_standard_modality(tmp_path: Path) 
     folder.mkdir()
     ds = pydicom.dcmread(src)
     ds.Modality = "SMITHJANE"
+    return folder, ds
+
+
+def test_quarantine_reasons_never_quote_a_non_standard_modality(tmp_path: Path) -> None:
+    folder, ds = _ct_small_named(tmp_path)
     del ds.PixelData
     ds.save_as(folder / "image.dcm")  # rows and columns, no pixel data
     del ds.Rows, ds.Columns
     ds.save_as(folder / "other.dcm")
     ds.Modality = "SR"
     ds.save_as(folder / "sr.dcm")
-    shutil.copy(src, folder / "whole.dcm")
+    shutil.copy(pydicom_test_files() / "CT_small.dcm", folder / "whole.dcm")
     summary = convert(
         "dicom-folder", folder, tmp_path / "out", workers=1, show_progress=False, deid=False
     )
@@ -423,3 +432,31 @@ def test_quarantine_reasons_never_quote_a_non_standard_modality(tmp_path: Path) 
             deid=False,
         )
     assert "SMITHJANE" not in str(err.value)
+
+
+def test_a_non_standard_modality_is_not_kept_under_deidentification(tmp_path: Path) -> None:
+    """An audit found a Modality holding a patient's name: converted with de-identification it
+    was kept as the image's modality_source_value. Now the header's Modality becomes "OT" and
+    only a defined term is stored; without de-identification the value is kept as it is."""
+    folder, ds = _ct_small_named(tmp_path)
+    ds.save_as(folder / "image.dcm")
+    summary = convert(
+        "dicom-folder", folder, tmp_path / "out", workers=1, show_progress=False, deid_key=KEY
+    )
+    root = Path(summary.path)
+    found = []
+    for shard in root.rglob("*.parquet"):
+        table = pl.read_parquet(shard)
+        for column in table.select(pl.col(pl.String)).columns:
+            if table[column].str.contains("SMITHJANE", literal=True).any():
+                found.append((shard.parent.name, column))
+    texts = [p for p in root.rglob("*") if p.suffix in (".json", ".jsonl", ".md", ".html")]
+    found += [p.name for p in texts if "SMITHJANE" in p.read_text()]
+    assert found == []
+    occurrence = meddata.load(summary.path).table("image_occurrence").collect()
+    assert occurrence["modality_source_value"].to_list() == ["OT"]
+    raw = convert(
+        "dicom-folder", folder, tmp_path / "raw", workers=1, show_progress=False, deid=False
+    )
+    kept = meddata.load(raw.path).table("image_occurrence").collect()
+    assert kept["modality_source_value"].to_list() == ["SMITHJANE"]

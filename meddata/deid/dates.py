@@ -3,14 +3,18 @@
 Handles numeric (M/D/Y, D.M.Y, Y-M-D, YYYYMMDD, M/D, M/YYYY), month-name (full, abbreviated,
 any case, with weekday and ordinal), partial (month + year, month + day, day only) and
 same-month range ("March 3-5, 2021") forms. Text it cannot parse becomes ``[DATE]``.
+A date moved before ``min_year`` is written in that year (HIPAA Safe Harbor: a date that
+tells an age over 89 is aggregated, see :func:`shift_date_text`).
 """
 
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import TypeVar
 
 PLACEHOLDER = "[DATE]"
+_D = TypeVar("_D", date, datetime)
 _MONTHS = (
     "january february march april may june july august september october november december"
 ).split()
@@ -214,7 +218,7 @@ def holiday_date(name: str, year: int) -> date | None:
     return _nth_weekday(year, *rule) if rule else None
 
 
-def _shift_holiday(text: str, days: int) -> str | None:
+def _shift_holiday(text: str, days: int, min_year: int | None = None) -> str | None:
     """ "Christmas Day 2020" moved ``days`` back, written as a date ("November 3, 2020")."""
     m = _HOLIDAY_TEXT_RE.fullmatch(text.strip())
     if m is None:
@@ -224,7 +228,7 @@ def _shift_holiday(text: str, days: int) -> str | None:
     day = holiday_date(m.group(1), year)
     if day is None:
         return None
-    shifted = day - timedelta(days=days)
+    shifted = aggregated(day - timedelta(days=days), min_year)
     out = f"{_MONTHS[shifted.month - 1].capitalize()} {shifted.day}, {shifted.year}"
     return out.upper() if m.group(1).isupper() else out
 
@@ -243,14 +247,29 @@ def _century(year2: int) -> int:
     return 2000 + year2 if year2 < 50 else 1900 + year2
 
 
-def shift_date_text(text: str, days: int, year: int | None = None) -> str:
+def aggregated(day: _D, min_year: int | None) -> _D:
+    """``day``, or when it falls before ``min_year`` the same day of ``min_year`` (28 February
+    for the 29th): the year of a date that tells an age over 89 is the reference year less 90,
+    as a year of birth's is (HIPAA Safe Harbor's "90 or older")."""
+    if min_year is None or day.year >= min_year:
+        return day
+    if (day.month, day.day) == (2, 29) and not _leap(min_year):
+        return day.replace(year=min_year, day=28)
+    return day.replace(year=min_year)
+
+
+def shift_date_text(
+    text: str, days: int, year: int | None = None, *, min_year: int | None = None
+) -> str:
     """``text`` (one date as written) moved ``days`` days back, in the same format; a holiday
     with its year becomes the date it fell on, moved back ("Christmas Day 2020").
 
     ``year`` is the year of a date written without one (the year of the note's other dates), so
     that "Mar 4" moves like "3/4/21" in the same note; without it, a common year is used.
+    A date written with a year that moves before ``min_year`` is written in ``min_year`` (see
+    :func:`aggregated`); a date without a year shows none and moves as it would otherwise.
     """
-    holiday = _shift_holiday(text, days)
+    holiday = _shift_holiday(text, days, min_year)
     if holiday is not None:
         return holiday
     tokens = list(_TOKEN_RE.finditer(text))
@@ -269,6 +288,8 @@ def shift_date_text(text: str, days: int, year: int | None = None) -> str:
     except ValueError:
         return PLACEHOLDER
     shifted = first - timedelta(days=days)
+    if p.year:
+        shifted = aggregated(shifted, min_year)
     numbers = [t.group(0) for t in tokens if t.group(0).isdigit()]
     zero_style = any(len(n) == 2 and n[0] == "0" for n in numbers) or (
         len(numbers) == 3 and len(numbers[0]) == 4

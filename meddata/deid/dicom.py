@@ -29,6 +29,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from meddata.deid.dates import aggregated
 from meddata.deid.errors import BurnedInAnnotationError
 from meddata.deid.profile import load_profile
 from meddata.deid.spans import PhiSpan
@@ -83,6 +84,9 @@ _DATE_VRS = frozenset({"DA", "DT", "TM"})
 _FILE_ID_TAGS = frozenset({0x00041500, 0x00041141})
 _FILE_SET_ID = 0x00041130
 _DIRECTORY_RECORDS = 0x00041220
+# Modality and ModalitiesInStudy: a value outside the defined terms (it can hold any text, a
+# patient's name included) becomes "OT" (Other).
+_MODALITY_TAGS = frozenset({0x00080060, 0x00080061})
 # Unlisted URL attributes that name a code or coding scheme, not a place or a person: kept.
 _CODE_URL_KEYWORDS = frozenset({"CodingSchemeURL", "URNCodeValue"})
 # Attributes whose values identify the patient, the visit, the staff's organisation, the place
@@ -376,29 +380,30 @@ def _dummy(elem: DataElement) -> Any:
     return None
 
 
-def _shift_day(text: str, days: int) -> str | None:
+def _shift_day(text: str, days: int, min_year: int | None = None) -> str | None:
     try:
         d = date(int(text[:4]), int(text[4:6]), int(text[6:8])) - timedelta(days=days)
     except ValueError:
         return None
-    return d.strftime("%Y%m%d")
+    return aggregated(d, min_year).strftime("%Y%m%d")
 
 
-def _shift_one(text: str, vr: str, days: int) -> str | None:
+def _shift_one(text: str, vr: str, days: int, min_year: int | None = None) -> str | None:
     """One DA (exactly 8 digits) or DT (8 digits and a valid time/offset suffix) value."""
     if vr == "DA":
-        return _shift_day(text, days) if _DA_RE.fullmatch(text) else None
+        return _shift_day(text, days, min_year) if _DA_RE.fullmatch(text) else None
     m = _DT_RE.fullmatch(text)
     if m is None:
         return None
-    day = _shift_day(m.group(1), days)
+    day = _shift_day(m.group(1), days, min_year)
     return None if day is None else day + m.group(2)
 
 
-def _shift_da(value: str, days: int, vr: str = "DA") -> str:
-    """A DA/DT value or range (``A-B``, ``A-``, ``-B``) shifted back; anything else blanked."""
+def _shift_da(value: str, days: int, vr: str = "DA", min_year: int | None = None) -> str:
+    """A DA/DT value or range (``A-B``, ``A-``, ``-B``) shifted back; anything else blanked.
+    A day shifted before ``min_year`` is written in it (see :func:`dates.aggregated`)."""
     text = value.strip()
-    single = _shift_one(text, vr, days)
+    single = _shift_one(text, vr, days, min_year)
     if single is not None:
         return single
     for i, ch in enumerate(text):
@@ -407,7 +412,7 @@ def _shift_da(value: str, days: int, vr: str = "DA") -> str:
         left, right = text[:i].strip(), text[i + 1 :].strip()
         if not left and not right:
             continue
-        parts = [_shift_one(p, vr, days) if p else "" for p in (left, right)]
+        parts = [_shift_one(p, vr, days, min_year) if p else "" for p in (left, right)]
         if None not in parts:
             return f"{parts[0]}-{parts[1]}"
     return ""
@@ -479,7 +484,9 @@ def _clean(ctx: _Context, elem: DataElement) -> None:
         return
     values = list(elem.value) if elem.VM > 1 else [elem.value]
     if elem.VR in ("DA", "DT"):
-        out = [_shift_da(str(v), ctx.shift, elem.VR) for v in values]
+        # a date that tells an age over 89 is aggregated, as PatientAge is (_cap_age_string)
+        floor = ctx.deid.options.reference_year - 90
+        out = [_shift_da(str(v), ctx.shift, elem.VR, floor) for v in values]
         ctx.result.counts["dicom_date_shifted"] += 1
     elif elem.VR == "TM":
         return
@@ -513,6 +520,9 @@ def _apply(ctx: _Context, ds: Dataset) -> None:
         if action == "X":  # removed: no need to parse its value first
             del ds[tag]
             counts["dicom_removed"] += 1
+            continue
+        if tag in _MODALITY_TAGS and action in (None, "K", "C"):
+            _modality(ctx, ds[tag])
             continue
         raw = ds.get_item(tag, keep_deferred=True)
         if _LEAVE_RAW and _kept_unread(raw, rule, action, implicit):
@@ -562,6 +572,18 @@ def _kept_unread(
     if rule is None:
         return dictionary_has_tag(elem.tag) or repeater_has_tag(elem.tag)
     return action == "K" and elem.tag != 0x00101010  # (the age is capped)
+
+
+def _modality(ctx: _Context, elem: DataElement) -> None:
+    """Each value of a modality attribute that is not a defined term replaced by "OT"."""
+    if elem.value in (None, ""):
+        return
+    values = list(elem.value) if elem.VM > 1 else [elem.value]
+    kept = [v if not str(v).strip(" \x00") or standard_modality(v) else "OT" for v in values]
+    replaced = sum(1 for v, k in zip(values, kept, strict=True) if k != v)
+    if replaced:
+        elem.value = kept if elem.VM > 1 else kept[0]
+        ctx.result.counts["dicom_modality_replaced"] += replaced
 
 
 def _unlisted(ctx: _Context, ds: Dataset, elem: DataElement) -> None:

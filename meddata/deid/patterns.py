@@ -75,7 +75,7 @@ _WEEKDAY = r"(?:(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)(?:day)?
 _ORD = r"(?:st|nd|rd|th)"
 _DAY = r"(?:0?[1-9]|[12]\d|3[01])"
 _MON_NUM = r"(?:0?[1-9]|1[0-2])"
-_YEAR = r"(?:19\d\d|20\d\d)"
+_YEAR = r"(?:1[89]\d\d|20\d\d)"  # 18xx too: such a date tells an age over 89
 _YEAR2 = r"(?:\d\d)"
 
 # Dates inside tokens ("study_2021-03-14", "CXR_20210314.dcm", "2021-03-14T10:22:00Z") count:
@@ -603,16 +603,45 @@ _BIRTH_YEAR_RE = re.compile(
 )
 
 
+# A decade: "1920s", "1920's", "the '20s", "early 1930s", "mid-’20s" (the qualifier with it).
+# Groups 1 the qualifier, 2 a four-digit decade, 3 a two-digit one ("'20s").
+_DECADE_RE = re.compile(
+    r"(?<![\w'’/.-])(?:(early|mid|late)(?:-|[ \t]+))?"
+    r"(?:((?:18|19|20)\d0)|['’](\d0))['’]?s(?![\w'’])",
+    _I,
+)
+# The last year of the part of a decade (or of a century: "the early 1900s") a qualifier names.
+_DECADE_PART_END = {None: 9, "early": 3, "mid": 6, "late": 9}
+_CENTURY_PART_END = {None: 99, "early": 33, "mid": 66, "late": 99}
+_BIRTH_CUE_RE = re.compile(r"\b(?:born|birth|dob|yob)\b|(?<![\w.])b\.", _I)
+# An age decade finer than "90 or older": "in her late 90s", "in his 100s", "mid-nineties".
+_AGE_DECADE_RE = re.compile(
+    r"\b(?:in|into)[ \t]+(?:his|her|their|the[ \t]+patient['’]s|pt['’]?s)[ \t]+"
+    r"((?:(?:early|mid|late)(?:-|[ \t]+))?1[01]0['’]?s"
+    r"|(?:early|mid|late)(?:-|[ \t]+)(?:90['’]?s|nineties))(?![\w'’])",
+    _I,
+)
+
+
 def find_ages(text: str, reference_year: int | None = None) -> Iterator[PhiSpan]:
     """Ages over 89 (the number only) and years of birth that imply one (the year only): born
     more than 89 years before ``reference_year`` (``DeidOptions.reference_year``; this year
-    when None, for a direct call only: the Deidentifier always passes its options' year)."""
+    when None, for a direct call only: the Deidentifier always passes its options' year).
+    Also decades all of whose years are that old ("the 1920s", with its qualifier) and age
+    decades finer than 90 or older ("late 90s")."""
     year = current_year() if reference_year is None else reference_year
     low = text.lower()
     if any(cue in low for cue in ("born", "b.", "birth", "yob", "dob")):
         for m in _BIRTH_YEAR_RE.finditer(text):
             if year - int(m.group(1)) > 89:
                 yield PhiSpan("AGE", m.start(1), m.end(1))
+    if "0s" in low or "0's" in low or "0’s" in low:
+        yield from _old_decades(text, year)
+        for m in _AGE_DECADE_RE.finditer(text):
+            yield PhiSpan("AGE", m.start(1), m.end(1))
+    elif "nineties" in low:
+        for m in _AGE_DECADE_RE.finditer(text):
+            yield PhiSpan("AGE", m.start(1), m.end(1))
     for m in _AGE_RE.finditer(text):
         start, end = _groups(m)
         yield PhiSpan("AGE", start, end)
@@ -620,6 +649,28 @@ def find_ages(text: str, reference_year: int | None = None) -> Iterator[PhiSpan]
         yield PhiSpan("AGE", m.start(1), m.end(1))
     for m in _AGE_IS_RE.finditer(text):
         yield PhiSpan("AGE", m.start(1), m.end(1))
+
+
+def _old_decades(text: str, year: int) -> Iterator[PhiSpan]:
+    """Decades that end more than 89 years before ``year``. A four-digit one counts anywhere
+    (conservative: "a 1920s-era device" too); "1900s" is read as the century, its common
+    sense. A two-digit one ("the '20s") is of the 1900s after a cue of birth ("born in the
+    '20s") or when the 2000s' would be to come; otherwise it may be a recent one and is kept."""
+    for m in _DECADE_RE.finditer(text):
+        qualifier = m.group(1).lower() if m.group(1) else None
+        part = _DECADE_PART_END[qualifier]
+        if m.group(2) is not None:
+            first = int(m.group(2))
+            if first % 100 == 0:
+                part = _CENTURY_PART_END[qualifier]
+        else:
+            digits = int(m.group(3))
+            cue = _BIRTH_CUE_RE.search(text[max(0, m.start() - 40) : m.start()].split("\n")[-1])
+            if cue is None and 2000 + digits <= year:
+                continue
+            first = 1900 + digits
+        if first + part <= year - 90:
+            yield PhiSpan("AGE", m.start(), m.end())
 
 
 _STOP_BEFORE = frozenset(

@@ -6,6 +6,8 @@ import re
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
+from meddata.deid.dates import aggregated
+
 if TYPE_CHECKING:
     from meddata.deid.core import Deidentifier
 
@@ -72,11 +74,14 @@ def pseudonymise_id(deid: Deidentifier, namespace: str, value: str | int | None)
 def shift_date(
     deid: Deidentifier, value: date | datetime | None, source_person_id: str
 ) -> date | datetime | None:
-    """A date or datetime moved back by the person's shift (None stays None)."""
+    """A date or datetime moved back by the person's shift (None stays None); one that falls
+    more than 89 years before ``options.reference_year`` is written in that year less 90 (a
+    date that tells an age over 89, see :func:`meddata.deid.dates.aggregated`)."""
     if value is None:
         return None
     deid.count("DATE")
-    return deid.shift_date(value, source_person_id)
+    floor = deid.options.reference_year - 90
+    return aggregated(deid.shift_date(value, source_person_id), floor)
 
 
 def free_text(deid: Deidentifier, value: str | None, source_person_id: str) -> str | None:

@@ -171,13 +171,33 @@ def institution(key: bytes, text: str) -> str:
     return _case_like(_FAKE_INSTITUTIONS[h % len(_FAKE_INSTITUTIONS)], text)
 
 
+# An old decade as the recogniser finds it ("early 1920s", "mid-’20's"): groups 1 the
+# apostrophe of a two-digit decade, 2 its digits, 3 its "s" as written.
+_DECADE_RE = re.compile(r"(?:(?:early|mid|late)[- \t]*)?(['’]?)(\d{2,4})(['’]?[sS])", re.I)
+# An age decade ("late 90s", "100s", "late nineties"): the aggregate is "90s" ("nineties").
+_AGE_DECADE_RE = re.compile(
+    r"(?:(?:early|mid|late)[- \t]*)?(?:\d+(['’]?[sS])|(nineties|hundreds))", re.I
+)
+
+
 def age(text: str, reference_year: int | None = None) -> str:
     """Ages over 89 become 90 (the HIPAA Safe Harbor aggregate); a year of birth that implies
     one ("born in 1931") becomes the year of birth of a person aged 90 in ``reference_year``
-    (``DeidOptions.reference_year``; this year when None, for a direct call only)."""
+    (``DeidOptions.reference_year``; this year when None, for a direct call only), a decade
+    that does ("the 1920s", "'20s") the decade of that year ("the 1930s", "'30s" in 2025), and
+    an age decade ("late 90s", "100s") "90s"."""
+    year = current_year() if reference_year is None else reference_year
     if len(text) == 4 and text.isdigit():
-        year = current_year() if reference_year is None else reference_year
         return str(year - 90)
+    decade = _DECADE_RE.fullmatch(text)
+    if decade is not None and (decade.group(1) or len(decade.group(2)) == 4):
+        first = (year - 90) // 10 * 10
+        digits = f"{first % 100:02d}" if decade.group(1) else str(first)
+        return decade.group(1) + digits + decade.group(3)
+    age_decade = _AGE_DECADE_RE.fullmatch(text)
+    if age_decade is not None:
+        words = age_decade.group(2)
+        return _case_like("nineties", words) if words else "90" + age_decade.group(1)
     return "90"
 
 
@@ -196,7 +216,8 @@ def surrogate(
     if phi_type == "NAME":
         return name(key, text)
     if phi_type == "DATE":
-        return shift_date_text(text, shift_days, year)
+        floor = (current_year() if reference_year is None else reference_year) - 90
+        return shift_date_text(text, shift_days, year, min_year=floor)
     if phi_type == "TIME":
         return text
     if phi_type == "PHONE":
