@@ -18,7 +18,8 @@ from pydicom.uid import UID
 
 from meddata.deid import Deidentifier, DeidOptions
 from meddata.deid import dates as deid_dates
-from meddata.deid.dicom import _Known, _known_patterns, person_key
+from meddata.deid.dicom import person_key
+from meddata.deid.dicom_known import Known, known_patterns
 from meddata.errors import UsageError
 
 KEY = bytes(range(32))
@@ -197,12 +198,12 @@ def test_deid_dicom_cli_records_its_reference_year(
 
 def test_known_value_patterns_are_compiled_once_per_set_of_values() -> None:
     values = {"Quenby": "NAME", "Xiomara": "NAME", "MRN0099887": "ID", "CTROOM7": "DEVICE"}
-    one, two = _Known(dict(values)), _Known(dict(reversed(list(values.items()))))
+    one, two = Known(dict(values)), Known(dict(reversed(list(values.items()))))
     assert one.patterns() is two.patterns()  # another slice of the series: the same objects
     assert one.patterns() is one.patterns()
-    other = _Known({**values, "Zylstra": "NAME"})
+    other = Known({**values, "Zylstra": "NAME"})
     assert other.patterns() is not one.patterns()
-    info = _known_patterns.cache_info()
+    info = known_patterns.cache_info()
     assert info.maxsize == 256
     text = "quenby_xiomara mrn0099887x CTROOM7"
     assert [(s.type, text[s.start : s.end]) for s in two.spans(text)] == [
