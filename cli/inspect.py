@@ -66,7 +66,8 @@ def info(target: str, version: str | None, as_json: bool) -> int:
             report = split.get("report") or {}
             if report.get("splits"):
                 parts = [
-                    f"{k}={v.get('persons', '?')} persons" for k, v in report["splits"].items()
+                    f"{k}={v.get('persons', '?')} person{'' if v.get('persons') == 1 else 's'}"
+                    for k, v in report["splits"].items()
                 ]
                 line += " — " + ", ".join(parts)
             if report.get("max_deviation"):

@@ -100,6 +100,18 @@ def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
     click.echo(f"warning: {message}", err=True)
 
 
+def _report(exc: MeddataError, args: list[str]) -> int:
+    """Print ``exc`` as one error line and its hint (and JSON with --json); its exit code."""
+    if _DEBUG["on"] or "--debug" in args:
+        traceback.print_exc()  # the exception being handled: for a translated one, its cause
+    click.echo(f"error: {exc.message}", err=True)
+    if exc.hint:
+        click.echo(f"  → {exc.hint}", err=True)
+    if "--json" in args:  # scripts read stdout: the failure is there too, as JSON
+        click.echo(json.dumps({"ok": False, "error": exc.message, "hint": exc.hint}))
+    return exc.exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns (and exits with) its exit code."""
     args = sys.argv[1:] if argv is None else argv
@@ -122,25 +134,24 @@ def main(argv: list[str] | None = None) -> int:
             click.echo("Aborted.", err=True)
             code = 1
     except MeddataError as exc:
-        if _DEBUG["on"] or "--debug" in args:
-            traceback.print_exc()
-        click.echo(f"error: {exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"  → {exc.hint}", err=True)
-        code = exc.exit_code
-        if "--json" in args:  # scripts read stdout: the failure is there too, as JSON
-            click.echo(json.dumps({"ok": False, "error": exc.message, "hint": exc.hint}))
+        code = _report(exc, args)
     except KeyboardInterrupt:
         click.echo(_INTERRUPTED, err=True)
         code = 130
     except Exception as exc:  # a bug or an environment failure: one line, no paths or values
-        if _DEBUG["on"] or "--debug" in args:
-            traceback.print_exc()
-        click.echo(f"error: meddata failed unexpectedly ({type(exc).__name__}).", err=True)
-        click.echo(
-            "  → Rerun with --debug for the traceback, and report it if it is a bug.", err=True
-        )
-        code = 1
+        from meddata.storage import storage_error
+
+        known = storage_error(exc)  # no credentials, no network, no bucket, no permission
+        if known is not None:
+            code = _report(known, args)
+        else:
+            if _DEBUG["on"] or "--debug" in args:
+                traceback.print_exc()
+            click.echo(f"error: meddata failed unexpectedly ({type(exc).__name__}).", err=True)
+            click.echo(
+                "  → Rerun with --debug for the traceback, and report it if it is a bug.", err=True
+            )
+            code = 1
     if argv is None:
         sys.exit(code)
     return code

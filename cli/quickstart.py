@@ -47,7 +47,7 @@ from meddata.writer import phi_items_replaced
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def quickstart(directory: Path, n: int, workers: int, as_json: bool) -> int:
     """For every adapter: synthesize a sample source, convert, validate and split it; then publish a datasheet and train a few steps."""
-    console = Console(stderr=as_json)
+    console = Console(stderr=as_json, soft_wrap=True)  # piped lines are not cut at 80 columns
     marker = directory / ".meddata-quickstart"
     if directory.exists() and any(directory.iterdir()) and not marker.exists():
         raise UsageError(

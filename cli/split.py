@@ -210,11 +210,12 @@ def split(
 
 def render_report(report: dict[str, Any]) -> str:
     """A short plain-text view of a split report."""
-    lines = []
-    for split_name, info in (report.get("splits") or {}).items():
-        lines.append(
-            f"  {split_name:<10} {info.get('persons', 0):>7} persons {info.get('samples', 0):>8} samples ({info.get('fraction_persons', 0):.1%})"
-        )
+    splits = report.get("splits") or {}
+    lines = [f"  {'split':<10} {'persons':>7} {'samples':>8}  share of persons"] if splits else []
+    for split_name, info in splits.items():
+        persons, samples = info.get("persons", 0), info.get("samples", 0)
+        share = info.get("fraction_persons", 0)
+        lines.append(f"  {split_name:<10} {persons:>7} {samples:>8}  {share:>16.1%}")
     dev = report.get("max_deviation") or {}
     if dev:
         where = ""

@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from meddata import __version__, storage
 from meddata.engine import AdapterSpec, default_workers, run_units, run_units_ray
-from meddata.errors import MeddataError, SourceError, StrictModeError, UsageError
+from meddata.errors import (
+    MeddataError,
+    SourceError,
+    SourceNotFoundError,
+    StrictModeError,
+    UsageError,
+)
 from meddata.manifest import (
     FORMAT,
     FORMAT_VERSION,
@@ -107,7 +113,7 @@ def convert(
     cls = get_adapter(adapter_name)
     source = storage.local_path(source, "The source")
     if not source.exists():
-        raise SourceError(
+        raise SourceNotFoundError(
             f"The source {source} does not exist.",
             f"Point it at the source ({cls.source_release or cls.name}), or make a sample with "
             f"`meddata sample {cls.name} DEST`.",
@@ -140,6 +146,10 @@ def convert(
             f"Check that it is the root of the source ({cls.source_release or cls.name}).",
         )
     fs, out_path = storage.open_fs(out)
+    if deid and deid_key is None and not storage.is_local(fs):
+        from meddata.deid.keys import remote_output_needs_a_key
+
+        raise remote_output_needs_a_key()  # before the store is reached (no credentials yet?)
     root = storage.join(out_path, name, version)
     if not overwrite and fs.exists(storage.join(root, MANIFEST_NAME)):
         raise published_error(storage.url_of(fs, root))  # before a key is made for nothing
@@ -221,10 +231,19 @@ def convert(
         if not tables_seen:
             reasons = sorted({q["reason"] for q in collect_quarantine(entries)})[:3]
             staging.remove()  # nothing worth resuming: a rerun starts clean
+            with contextlib.suppress(OSError):  # and no empty version folder is left behind
+                if storage.is_local(fs) and not os.listdir(root):
+                    os.rmdir(root)
+            where = (
+                f" The rejected inputs' paths are in {redact.mapping_url}."
+                if redact.active and redact.mapping
+                else ""
+            )
             raise SourceError(
                 f"Every input of {source} was quarantined; nothing was published "
                 f"({'; '.join(reasons) or 'no rows'}).",
-                "Check that SOURCE is the right release, or rerun with --strict to stop at the first bad input.",
+                "Check that SOURCE is the right release, or rerun with --strict to stop at the "
+                f"first bad input.{where}",
             )
         _warn_split_sets_dropped(fs, root)
         # Replacing (--overwrite) or finishing: unpublish first, so no reader ever sees a manifest

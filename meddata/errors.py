@@ -36,7 +36,10 @@ class FormatVersionError(MeddataError):
 
 
 class DatasetNotFoundError(MeddataError):
-    """No published dataset at the given name, path or URL."""
+    """No published dataset at the given name, path or URL (the argument names none: a usage
+    error, as a missing file argument is)."""
+
+    exit_code = 2
 
 
 class IncompleteDatasetError(MeddataError):
@@ -44,11 +47,20 @@ class IncompleteDatasetError(MeddataError):
 
 
 class DatasetExistsError(MeddataError):
-    """Refusing to overwrite a published, immutable dataset version."""
+    """Refusing to overwrite a published, immutable dataset version (the command must say
+    another version or ``--overwrite``: a usage error)."""
+
+    exit_code = 2
 
 
 class SourceError(MeddataError):
     """The raw source does not have the layout the adapter expects."""
+
+
+class SourceNotFoundError(SourceError):
+    """The source path does not exist (the argument names nothing: a usage error)."""
+
+    exit_code = 2
 
 
 class StrictModeError(MeddataError):
@@ -72,3 +84,8 @@ class DatasetBusyError(MeddataError):
 
 class DatasetChangedError(MeddataError):
     """The dataset changed (converted again, or amended) after this ``Dataset`` was loaded."""
+
+
+class StorageError(MeddataError):
+    """The storage refused or could not be reached: no credentials, no network, no bucket, no
+    permission (see ``meddata.storage.storage_error``)."""

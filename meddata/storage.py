@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from meddata.errors import IncompleteDatasetError, UsageError
+from meddata.errors import IncompleteDatasetError, StorageError, UsageError
 
 HASH_CHUNK = 256 << 10
 
@@ -194,6 +194,57 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True  # no /proc (macOS): trust the signal
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+#: Exception types (by name: botocore and aiohttp need not be installed) meaning that the
+#: object store's credentials are missing, or that it could not be reached.
+_NO_CREDENTIALS = frozenset(
+    {"NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"}
+)
+_UNREACHABLE = frozenset(
+    {
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ConnectionClosedError",
+        "ClientConnectorError",
+        "ServerDisconnectedError",
+        "ReadTimeoutError",
+    }
+)
+
+
+def storage_error(exc: BaseException) -> StorageError | None:
+    """A clear error for a storage failure found in ``exc`` or its causes — no credentials, an
+    unreachable endpoint, a missing bucket, a refused permission — or None for anything else.
+    The messages quote nothing from the failure (paths can name patients)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        name = type(seen).__name__
+        if name in _NO_CREDENTIALS:
+            return StorageError(
+                "No credentials for the object store were found.",
+                "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) for S3, or "
+                "pass them as storage options (Python: storage_options=...).",
+            )
+        if name in _UNREACHABLE:
+            return StorageError(
+                "The object store could not be reached.",
+                "Check its endpoint (AWS_ENDPOINT_URL or FSSPEC_S3_ENDPOINT_URL for S3) and the "
+                "network, then rerun (a conversion continues with --resume).",
+            )
+        if isinstance(seen, FileNotFoundError) and "bucket" in str(seen).lower():
+            return StorageError(
+                "The bucket named in the URL does not exist.",
+                "Create the bucket first, or correct the URL.",
+            )
+        if isinstance(seen, PermissionError):
+            return StorageError(
+                "The storage refused access (permission denied).",
+                "Check that you may read the source and write the output (on an object store: "
+                "the credentials' permissions on that bucket).",
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def join(base: str, *parts: str) -> str:

@@ -110,7 +110,7 @@ def test_errors_are_one_sentence_with_a_next_step_and_no_traceback(tmp_path: Pat
     assert "error: There is no adapter called 'no-such-adapter'." in out.stderr
     assert "meddata list" in out.stderr and "Traceback" not in out.stderr
     missing = run_cli("info", str(tmp_path / "nothing"))
-    assert missing.returncode == 1 and "Traceback" not in missing.stderr and "→" in missing.stderr
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr and "→" in missing.stderr
     debug = run_cli("--debug", "info", str(tmp_path / "nothing"))
     assert "Traceback" in debug.stderr
     usage = run_cli("convert", "dicom-folder")
@@ -178,7 +178,7 @@ def test_convert_checks_its_arguments_before_writing_anything(tmp_path: Path) ->
     a_file = tmp_path / "afile"
     a_file.write_text("x")
     cases = {
-        "missing source": (["convert", "dicom-folder", str(tmp_path / "nosuch"), "-o"], 1),
+        "missing source": (["convert", "dicom-folder", str(tmp_path / "nosuch"), "-o"], 2),
         "unknown option": (["convert", "dicom-folder", str(src), "-O", "nope=1", "-o"], 2),
         "output inside the source": (["convert", "dicom-folder", str(src), "-o"], 2),
         "contradiction": (
@@ -244,7 +244,7 @@ def test_ctrl_c_says_how_to_go_on_and_resume_finishes(tmp_path: Path) -> None:
 
 def test_debug_is_accepted_after_the_command(tmp_path: Path) -> None:
     result = run_cli("info", str(tmp_path / "nothing"), "--debug")
-    assert result.returncode == 1 and "Traceback" in result.stderr
+    assert result.returncode == 2 and "Traceback" in result.stderr
 
 
 def test_json_mode_reports_failures_as_json_on_stdout(tmp_path: Path) -> None:
@@ -253,7 +253,7 @@ def test_json_mode_reports_failures_as_json_on_stdout(tmp_path: Path) -> None:
         ["convert", "dicom-folder", str(tmp_path / "nosuch"), "-o", str(tmp_path / "o"), "--json"],
     ):
         result = run_cli(*args)
-        assert result.returncode == 1 and "error:" in result.stderr
+        assert result.returncode == 2 and "error:" in result.stderr  # arguments naming nothing
         report = json.loads(result.stdout)
         assert report["ok"] is False and report["error"] and report["hint"]
 
@@ -305,7 +305,7 @@ def test_a_refused_conversion_of_a_published_version_makes_no_key(tmp_path: Path
     assert run_cli("sample", "dicom-folder", str(src), "--n", "3").returncode == 0
     assert run_cli("convert", "dicom-folder", str(src), "-o", str(out), "--no-deid").returncode == 0
     again = run_cli("convert", "dicom-folder", str(src), "-o", str(out))
-    assert again.returncode == 1 and "already exists" in again.stderr
+    assert again.returncode == 2 and "already exists" in again.stderr
     assert not (out / "dicom-folder.deid-key").exists()
 
 
@@ -342,3 +342,16 @@ def test_a_resumed_run_keeps_the_reference_year_its_first_run_recorded(tmp_path:
     assert done.returncode == 0, done.stderr
     manifest = json.loads((out / "dicom-folder" / "1.0" / "meddata.json").read_text())
     assert manifest["deid"]["profile"]["options"]["reference_year"] == 2020
+
+
+def test_a_source_with_nothing_convertible_leaves_no_version_folder(tmp_path: Path) -> None:
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    (src / "Doe_John.txt").write_text("not DICOM")
+    failed = run_cli("convert", "dicom-folder", str(src), "-o", str(out))
+    assert failed.returncode == 1 and "nothing was published" in failed.stderr
+    assert "Doe_John" not in failed.stderr
+    mapping = out / "dicom-folder-1.0.quarantine-paths.jsonl"
+    assert f"The rejected inputs' paths are in {mapping}." in failed.stderr.replace("\n", " ")
+    assert "Doe_John.txt" in mapping.read_text()  # the operator's map, outside any dataset
+    assert not (out / "dicom-folder" / "1.0").exists()

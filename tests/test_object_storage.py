@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pytest
 import meddata
 from meddata.convert import convert
 from meddata.validate import validate
+from tests.conftest import run_cli
 
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is needed for the S3 tests")
 s3fs = pytest.importorskip("s3fs", reason="s3fs is needed for the S3 tests")
@@ -129,9 +133,6 @@ def test_concurrent_splits_on_s3_all_land(s3: str, dicom_source: Path) -> None:
 def test_a_lock_left_on_s3_by_a_killed_run_is_named_with_what_to_do(
     s3: str, dicom_source: Path
 ) -> None:
-    import subprocess
-    import sys
-
     from meddata.errors import IncompleteDatasetError
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
@@ -152,3 +153,54 @@ def test_a_lock_left_on_s3_by_a_killed_run_is_named_with_what_to_do(
         deid=False,
     )  # fmt: skip
     assert validate(summary.path).ok and not fs.exists(lock)
+
+
+def _cli_without_a_store(args: list[str], credentials: bool) -> subprocess.CompletedProcess[str]:
+    """``meddata ARGS`` with S3 pointed at a closed local port, with or without credentials
+    (no credential files, no instance metadata: nothing leaves this machine)."""
+    endpoint = f"http://127.0.0.1:{_free_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FSSPEC_S3"))}
+    env.update(
+        AWS_ENDPOINT_URL=endpoint,
+        FSSPEC_S3_ENDPOINT_URL=endpoint,
+        AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
+        AWS_CONFIG_FILE="/nonexistent",
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    if credentials:
+        env.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
+    return subprocess.run(
+        [sys.executable, "-m", "meddata.cli", *args],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("credentials", "expected"),
+    [
+        (False, "error: No credentials for the object store were found."),
+        (True, "error: The object store could not be reached."),
+    ],
+)
+def test_an_unusable_object_store_is_one_clear_error(
+    tmp_path: Path, credentials: bool, expected: str
+) -> None:
+    assert run_cli("sample", "dicom-folder", str(tmp_path / "src"), "--n", "2").returncode == 0
+    command = ["convert", "dicom-folder", str(tmp_path / "src"), "-o", "s3://bucket/x"]
+    out = _cli_without_a_store([*command, "--no-deid"], credentials)
+    assert out.returncode == 1 and expected in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and "→" in out.stderr
+    # Without a key, de-identification is refused before the store is reached at all.
+    keyless = _cli_without_a_store(command, credentials)
+    assert keyless.returncode == 2
+    assert "A de-identification key is needed for a remote output." in keyless.stderr
+
+
+def test_a_missing_bucket_is_named_as_such(s3: str, tmp_path: Path) -> None:
+    assert run_cli("sample", "dicom-folder", str(tmp_path / "src"), "--n", "2").returncode == 0
+    out = run_cli(
+        "convert", "dicom-folder", str(tmp_path / "src"), "-o", "s3://no-such-bucket/x",
+        "--no-deid",
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert "error: The bucket named in the URL does not exist." in out.stderr, out.stderr

@@ -76,7 +76,7 @@ def parse_key(raw: bytes, where: str) -> bytes:
         raise DeidKeyError(
             f"The de-identification key ({where}) has {len(key)} bytes; at least "
             f"{MIN_KEY_BYTES} are needed.",
-            "Create one with: python -c 'import secrets; print(secrets.token_hex(32))' > KEY",
+            "Create one with: head -c 32 /dev/urandom > KEY (and chmod 600 KEY)",
         )
     return key
 
@@ -118,6 +118,16 @@ def load_or_create_key(
     return key, path, True
 
 
+def remote_output_needs_a_key() -> UsageError:
+    """The refusal to keep a key beside a remote output (no place there stays private)."""
+    return UsageError(
+        "A de-identification key is needed for a remote output.",
+        "Pass a key (CLI: --deid-key-file KEY, made with: head -c 32 /dev/urandom > KEY; "
+        "Python: deid_key=...), or turn de-identification off (--no-deid, deid=False) for a "
+        "release that is already de-identified.",
+    )
+
+
 def key_beside_output(out: str, name: str, *, stacklevel: int = 3) -> tuple[bytes, Path, bool]:
     """The key kept beside ``OUT/<name>``: reused, or created (with a warning) on the first run.
 
@@ -125,11 +135,6 @@ def key_beside_output(out: str, name: str, *, stacklevel: int = 3) -> tuple[byte
     """
     fs, path = storage.open_fs(out)
     if not storage.is_local(fs):
-        raise UsageError(
-            "A de-identification key is needed for a remote output.",
-            "Pass a key (CLI: --deid-key-file KEY, made with: head -c 32 /dev/urandom > KEY; "
-            "Python: deid_key=...), or turn de-identification off (--no-deid, deid=False) for a "
-            "release that is already de-identified.",
-        )
+        raise remote_output_needs_a_key()
     Path(path).mkdir(parents=True, exist_ok=True)
     return load_or_create_key(None, Path(path) / name, stacklevel=stacklevel)
