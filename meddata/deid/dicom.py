@@ -298,9 +298,13 @@ def _clean(ctx: _Context, elem: DataElement) -> None:
         return
     values = list(elem.value) if elem.VM > 1 else [elem.value]
     if elem.VR in ("DA", "DT"):
-        # a date that tells an age over 89 is aggregated, as PatientAge is (_cap_age_string)
+        # A date that tells an age over 89 is aggregated, as PatientAge is (_cap_age_string);
+        # a placeholder (19000101) is no one's date and only shifted, as before.
         floor = ctx.deid.options.reference_year - 90
-        out = [_shift_da(str(v), ctx.shift, elem.VR, floor) for v in values]
+        out = [
+            _shift_da(str(v), ctx.shift, elem.VR, None if is_placeholder(str(v)) else floor)
+            for v in values
+        ]
         ctx.result.counts["dicom_date_shifted"] += 1
     elif elem.VR == "TM":
         return

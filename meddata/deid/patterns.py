@@ -75,7 +75,7 @@ _WEEKDAY = r"(?:(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)(?:day)?
 _ORD = r"(?:st|nd|rd|th)"
 _DAY = r"(?:0?[1-9]|[12]\d|3[01])"
 _MON_NUM = r"(?:0?[1-9]|1[0-2])"
-_YEAR = r"(?:1[89]\d\d|20\d\d)"  # 18xx too: such a date tells an age over 89
+_YEAR = r"(?:19\d\d|20\d\d)"
 _YEAR2 = r"(?:\d\d)"
 
 # Dates inside tokens ("study_2021-03-14", "CXR_20210314.dcm", "2021-03-14T10:22:00Z") count:
@@ -594,11 +594,16 @@ def _places(text: str) -> Iterator[PhiSpan]:
                     yield PhiSpan("CITY", *place)
 
 
-# A year of birth: "born in 1931", "b. 1931", "year of birth: 1931", "DOB: 1931".
+# A year of birth: "born in 1931", "b. 1931", "year of birth: 1931", "DOB: 1931", also
+# approximate ("born circa 1931", "c. 1931") and with what follows it that would tell it too
+# (group 2: "1931-03", "1931/32", "1931 or 1932", "1931–1932"), replaced with the year.
 _BIRTH_YEAR_RE = re.compile(
     r"(?=[bBdDyY])(?<![\w.])(?:born(?:[ \t]+(?:in|during))?(?:[ \t]+the[ \t]+year)?|b\."
     r"|(?:year[ \t]+of[ \t]+birth|birth[ \t]*year|yob|dob|date[ \t]+of[ \t]+birth)[ \t]*[:#-]?)"
-    r"[ \t]*((?:18|19|20)\d\d)(?![\w]|[-/.]\d)",
+    r"(?:[ \t]*(?:circa|ca\.|c\.|about|around|approximately|approx\.|~))?"
+    r"[ \t]*((?:18|19|20)\d\d)"
+    r"((?:[ \t]*(?:or|to|-|–|/)[ \t]*(?:(?:18|19|20)\d\d|\d\d))(?![\w]|[-/.]\d))?"
+    r"(?(2)|(?![\w]|[-/.]\d))",
     _I,
 )
 
@@ -606,8 +611,8 @@ _BIRTH_YEAR_RE = re.compile(
 # A decade: "1920s", "1920's", "the '20s", "early 1930s", "mid-’20s" (the qualifier with it).
 # Groups 1 the qualifier, 2 a four-digit decade, 3 a two-digit one ("'20s").
 _DECADE_RE = re.compile(
-    r"(?<![\w'’/.-])(?:(early|mid|late)(?:-|[ \t]+))?"
-    r"(?:((?:18|19|20)\d0)|['’](\d0))['’]?s(?![\w'’])",
+    r"(?<![\w'’.])(?:(early|mid|late)(?:-|[ \t]+))?"
+    r"(?:((?:18|19|20)\d0)|['’](\d0))['’]?s(?!\w)(?!['’]\w)",
     _I,
 )
 # The last year of the part of a decade (or of a century: "the early 1900s") a qualifier names.
@@ -618,7 +623,7 @@ _BIRTH_CUE_RE = re.compile(r"\b(?:born|birth|dob|yob)\b|(?<![\w.])b\.", _I)
 _AGE_DECADE_RE = re.compile(
     r"\b(?:in|into)[ \t]+(?:his|her|their|the[ \t]+patient['’]s|pt['’]?s)[ \t]+"
     r"((?:(?:early|mid|late)(?:-|[ \t]+))?1[01]0['’]?s"
-    r"|(?:early|mid|late)(?:-|[ \t]+)(?:90['’]?s|nineties))(?![\w'’])",
+    r"|(?:early|mid|late)(?:-|[ \t]+)(?:90['’]?s|nineties))(?!\w)(?!['’]\w)",
     _I,
 )
 
@@ -634,7 +639,7 @@ def find_ages(text: str, reference_year: int | None = None) -> Iterator[PhiSpan]
     if any(cue in low for cue in ("born", "b.", "birth", "yob", "dob")):
         for m in _BIRTH_YEAR_RE.finditer(text):
             if year - int(m.group(1)) > 89:
-                yield PhiSpan("AGE", m.start(1), m.end(1))
+                yield PhiSpan("AGE", m.start(1), m.end(2) if m.group(2) else m.end(1))
     if "0s" in low or "0's" in low or "0’s" in low:
         yield from _old_decades(text, year)
         for m in _AGE_DECADE_RE.finditer(text):

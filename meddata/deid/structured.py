@@ -80,8 +80,10 @@ def shift_date(
     if value is None:
         return None
     deid.count("DATE")
-    floor = deid.options.reference_year - 90
-    return aggregated(deid.shift_date(value, source_person_id), floor)
+    shifted = deid.shift_date(value, source_person_id)
+    if (value.year, value.month, value.day) == (1900, 1, 1):
+        return shifted  # a placeholder, no one's date: only shifted
+    return aggregated(shifted, deid.options.reference_year - 90)
 
 
 def free_text(deid: Deidentifier, value: str | None, source_person_id: str) -> str | None:

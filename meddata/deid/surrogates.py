@@ -171,6 +171,8 @@ def institution(key: bytes, text: str) -> str:
     return _case_like(_FAKE_INSTITUTIONS[h % len(_FAKE_INSTITUTIONS)], text)
 
 
+# A year of birth as the recogniser finds it: the year, perhaps with what follows it.
+_BIRTH_YEAR_SPAN_RE = re.compile(r"\d{4}(?:[ \t]*(?:or|to|-|–|/)[ \t]*\d{2,4})?", re.I)
 # An old decade as the recogniser finds it ("early 1920s", "mid-’20's"): groups 1 the
 # apostrophe of a two-digit decade, 2 its digits, 3 its "s" as written.
 _DECADE_RE = re.compile(r"(?:(?:early|mid|late)[- \t]*)?(['’]?)(\d{2,4})(['’]?[sS])", re.I)
@@ -187,8 +189,8 @@ def age(text: str, reference_year: int | None = None) -> str:
     that does ("the 1920s", "'20s") the decade of that year ("the 1930s", "'30s" in 2025), and
     an age decade ("late 90s", "100s") "90s"."""
     year = current_year() if reference_year is None else reference_year
-    if len(text) == 4 and text.isdigit():
-        return str(year - 90)
+    if _BIRTH_YEAR_SPAN_RE.fullmatch(text):
+        return str(year - 90)  # a year of birth, with what followed it ("1925/26", "1925-03")
     decade = _DECADE_RE.fullmatch(text)
     if decade is not None and (decade.group(1) or len(decade.group(2)) == 4):
         first = (year - 90) // 10 * 10
