@@ -120,19 +120,38 @@ def _exclusive_object(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[None
     An object store cannot tell that a holder died, so a lock left by a killed process stays
     until someone removes it; the refusal then says whether its holder (on this machine) is
     still running. A filesystem without exclusive create is not locked, as before."""
-    me = f"{socket.gethostname()} {os.getpid()}".encode()
+    me = f"{socket.gethostname()} {os.getpid()}"
     try:
-        fs.pipe_file(path, me, mode="create")
+        fs.pipe_file(path, me.encode(), mode="create")
     except FileExistsError:
         raise _busy(path, _holder(fs, path), remote=True) from None
     except (TypeError, NotImplementedError):  # no ``mode`` here: nothing to lock with
         yield
         return
+    except OSError as exc:
+        # Two creates at the same moment: S3 answers 409 ConditionalRequestConflict ("retry"),
+        # some compatible stores a 412 that s3fs does not map to FileExistsError.
+        if _service_code(exc) in ("ConditionalRequestConflict", "PreconditionFailed"):
+            raise _busy(path, _holder(fs, path), remote=True) from None
+        raise
     try:
         yield
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            fs.rm_file(path)
+        if _holder(fs, path) == me.split():  # never another holder's lock
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm_file(path)
+
+
+def _service_code(exc: BaseException) -> str | None:
+    """The error code an object store's client attached to ``exc`` or what caused it
+    (botocore: ``response["Error"]["Code"]``), or None."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict) and (response.get("Error") or {}).get("Code"):
+            return str(response["Error"]["Code"])
+        seen = seen.__cause__
+    return None
 
 
 def _names_process_here(holder: list[str]) -> bool:
@@ -214,12 +233,14 @@ _UNREACHABLE = frozenset(
 
 
 def storage_error(exc: BaseException) -> StorageError | None:
-    """A clear error for a storage failure found in ``exc`` or its causes — no credentials, an
-    unreachable endpoint, a missing bucket, a refused permission — or None for anything else.
-    The messages quote nothing from the failure (paths can name patients)."""
+    """A clear error for a storage failure found in ``exc`` or what caused it (``__cause__``,
+    not exceptions merely being handled) — no credentials, an unreachable endpoint, a missing
+    bucket, a refused permission — or None for anything else. The messages quote nothing from
+    the failure (paths can name patients)."""
     seen: BaseException | None = exc
     while seen is not None:
         name = type(seen).__name__
+        code = _service_code(seen)
         if name in _NO_CREDENTIALS:
             return StorageError(
                 "No credentials for the object store were found.",
@@ -232,18 +253,18 @@ def storage_error(exc: BaseException) -> StorageError | None:
                 "Check its endpoint (AWS_ENDPOINT_URL or FSSPEC_S3_ENDPOINT_URL for S3) and the "
                 "network, then rerun (a conversion continues with --resume).",
             )
-        if isinstance(seen, FileNotFoundError) and "bucket" in str(seen).lower():
+        if code == "NoSuchBucket":
             return StorageError(
                 "The bucket named in the URL does not exist.",
                 "Create the bucket first, or correct the URL.",
             )
-        if isinstance(seen, PermissionError):
+        if isinstance(seen, PermissionError) or code == "AccessDenied":
             return StorageError(
                 "The storage refused access (permission denied).",
                 "Check that you may read the source and write the output (on an object store: "
                 "the credentials' permissions on that bucket).",
             )
-        seen = seen.__cause__ or seen.__context__
+        seen = seen.__cause__
     return None
 
 
