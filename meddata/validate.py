@@ -4,6 +4,8 @@ quarantine report. Problems name tables, files, columns and counts, never cell v
 
 from __future__ import annotations
 
+import fsspec
+
 from meddata import storage
 from meddata._validate_cells import check_tasks, check_tensors
 from meddata._validate_files import (
@@ -28,13 +30,21 @@ def validate(target: str, version: str | None = None) -> ValidationReport:
     fs, root = locate(target, version)
     report = ValidationReport(storage.url_of(fs, root))
     try:
+        _check(fs, root, report)
+    finally:
+        report._footers.clear()  # only for the checks: a report kept by the caller holds none
+    return report
+
+
+def _check(fs: fsspec.AbstractFileSystem, root: str, report: ValidationReport) -> None:
+    try:
         manifest = read_manifest(fs, root, check_schema=False)  # every problem is listed below
     except MeddataError as exc:
         report.problems.append(str(exc))
-        return report
+        return
     report.problems += schema_problems(manifest)
     if report.problems:  # the manifest's structure is broken: nothing below can be trusted
-        return report
+        return
     intact: dict[str, TableSchema] = {}
     for table, entry in manifest.get("tables", {}).items():
         try:
@@ -53,7 +63,7 @@ def validate(target: str, version: str | None = None) -> ValidationReport:
     try:
         ds = Dataset(fs, root, manifest)
     except MeddataError:
-        return report  # already reported above (e.g. a path outside the dataset)
+        return  # already reported above (e.g. a path outside the dataset)
     if intact:
         check_keys(ds, intact, report)
         guarded("tensor cells", report, lambda: check_tensors(ds, intact, report))
@@ -62,4 +72,3 @@ def validate(target: str, version: str | None = None) -> ValidationReport:
     guarded("split sets", report, lambda: check_split_sets(ds, intact, unreadable, report))
     if not any(p.startswith("datasheet") for p in report.problems):
         check_datasheet(ds, report)
-    return report

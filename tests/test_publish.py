@@ -209,6 +209,28 @@ def test_a_split_recomputes_only_the_split_statistics(
     assert list(again.datasheet.statistics.splits["fair"]) == ["test"]
 
 
+def test_statistics_computed_another_way_are_computed_again_at_a_split(
+    dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stored statistics of another STATISTICS_VERSION (an earlier meddata's) are not carried
+    forward: the split computes them all again."""
+    from meddata.datasheet import stats, stats_model
+
+    computed: list[str] = []
+    missingness = stats.missingness
+
+    def counted(ds: Dataset) -> dict[str, dict[str, float]]:
+        computed.append(ds.name)
+        return missingness(ds)
+
+    monkeypatch.setattr(stats, "missingness", counted)
+    _split(meddata.load(str(dataset)), "same")
+    assert computed == []  # same version: kept
+    monkeypatch.setattr(stats_model, "STATISTICS_VERSION", stats_model.STATISTICS_VERSION + 1)
+    _split(meddata.load(str(dataset)), "newer")
+    assert computed == ["dicom-folder"]
+
+
 def test_a_failed_publish_leaves_the_dataset_as_it_was(
     dataset: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,6 +16,7 @@ from meddata import demographics, storage
 from meddata.dataset import Dataset
 from meddata.datasheet.stats_model import (
     MISSING,
+    STATISTICS_VERSION,
     Category,
     DeidSummary,
     LabelCounts,
@@ -52,6 +53,7 @@ def compute_statistics(ds: Dataset) -> Statistics:
     stats = Statistics(
         dataset=ds.name,
         version=ds.version,
+        statistics_version=STATISTICS_VERSION,
         created=manifest.get("created"),
         source_release=(manifest.get("source") or {}).get("release"),
         adapter=_adapter(manifest.get("adapter")),

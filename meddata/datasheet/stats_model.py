@@ -68,11 +68,21 @@ class DeidSummary(_Strict):
     key_fingerprint: str | None = None
 
 
+#: How statistics are computed. Raise it when ``meddata.datasheet.stats`` changes what a field
+#: holds: stored statistics of another version are then computed again, not carried forward.
+STATISTICS_VERSION = 1
+
+
 class Statistics(_Strict):
     """Everything measurable about a converted dataset."""
 
     dataset: str
     version: str
+    statistics_version: int | None = Field(
+        default=None,
+        description="How these statistics were computed (STATISTICS_VERSION); absent in "
+        "datasheets written before it was recorded.",
+    )
     created: str | None = Field(default=None, description="Manifest creation time.")
     source_release: str | None = Field(
         default=None, description="The source release that was converted (from the manifest)."
