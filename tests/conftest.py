@@ -82,6 +82,42 @@ def dataset(dicom_dataset: Path, tmp_path: Path) -> Path:
     return copy
 
 
+def splits_at_once(path: str, names: list[str]) -> None:
+    """Add one manual split set per name (every person in ``train``) from as many threads at
+    once, each with its own loaded Dataset; fails with what any thread raised."""
+    import threading
+
+    import polars as pl
+
+    import meddata
+    from meddata.publish import add_split
+
+    loaded = [meddata.load(path) for _ in names]
+    assignments = [
+        ds.table("person")
+        .select("person_id")
+        .collect()
+        .with_columns(pl.lit("train").alias("split"))
+        for ds in loaded
+    ]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(names))
+
+    def work(i: int) -> None:
+        start.wait()
+        try:
+            add_split(loaded[i], names[i], assignments[i], strategy={"kind": "manual"}, report={})
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(names))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+
+
 def manifest_json(root: Path) -> dict[str, Any]:
     """The manifest of the dataset at ``root`` as parsed JSON (to edit it in a test)."""
     import json

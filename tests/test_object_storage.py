@@ -14,7 +14,7 @@ import pytest
 import meddata
 from meddata.convert import convert
 from meddata.validate import validate
-from tests.conftest import run_cli
+from tests.conftest import run_cli, splits_at_once
 
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is needed for the S3 tests")
 s3fs = pytest.importorskip("s3fs", reason="s3fs is needed for the S3 tests")
@@ -93,38 +93,13 @@ def _s3fs(endpoint: str) -> s3fs.S3FileSystem:
 def test_concurrent_splits_on_s3_all_land(s3: str, dicom_source: Path) -> None:
     """The version's lock is a conditionally created object, so amendments made at once
     (each a read-modify-write of the manifest) all land, as they do on a local disk."""
-    import threading
-
-    import polars as pl
-
-    from meddata.publish import add_split
 
     summary = convert(
         "dicom-folder", dicom_source, "s3://meddata-test/locks", workers=1, show_progress=False,
         deid=False,
     )  # fmt: skip
     names = [f"s{i}" for i in range(3)]
-    loaded = [meddata.load(summary.path) for _ in names]
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(names))
-
-    def work(ds: meddata.Dataset, name: str) -> None:
-        persons = ds.table("person").select("person_id").collect()
-        start.wait()
-        try:
-            add_split(
-                ds, name, persons.with_columns(pl.lit("train").alias("split")),
-                strategy={"kind": "manual"}, report={},
-            )  # fmt: skip
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=a) for a in zip(loaded, names, strict=True)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors
+    splits_at_once(summary.path, names)
     assert set(names) <= set(meddata.load(summary.path).splits)
     assert validate(summary.path).ok
     assert not _s3fs(s3).exists("meddata-test/locks/dicom-folder/1.0.lock")

@@ -25,6 +25,7 @@ from meddata.publish import (
     lock_path,
 )
 from meddata.validate import validate
+from tests.conftest import splits_at_once
 
 
 def _assignments(ds: Dataset, split: str = "train") -> pl.DataFrame:
@@ -77,23 +78,7 @@ def test_a_stale_load_cannot_overwrite_without_asking(dataset: Path) -> None:
 
 def test_concurrent_splits_in_threads_all_land(dataset: Path) -> None:
     names = [f"t{i}" for i in range(4)]
-    loaded = [meddata.load(str(dataset)) for _ in names]
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(names))
-
-    def work(ds: Dataset, name: str) -> None:
-        start.wait()
-        try:
-            _split(ds, name)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=a) for a in zip(loaded, names, strict=True)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors
+    splits_at_once(str(dataset), names)
     ds = meddata.load(str(dataset))
     assert set(names) <= set(ds.splits)
     assert set(names) <= set(ds.datasheet.statistics.splits)
