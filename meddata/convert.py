@@ -12,6 +12,7 @@ import os
 import posixpath
 import re
 import time
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,37 +194,41 @@ def convert(
         )
         resumed = len(units) - len(todo)
 
-        with progress(len(units), f"converting {cls.name}", show_progress) as bar:
-            bar.advance(resumed)
+        try:
+            with progress(len(units), f"converting {cls.name}", show_progress) as bar:
+                bar.advance(resumed)
 
-            def check_strict(entry: JournalEntry) -> None:
-                if strict and entry.quarantine:
-                    first = entry.quarantine[0]  # already redacted (staged form)
-                    where = f" (its path is in {redact.mapping_url})" if redact.active else ""
-                    raise StrictModeError(
-                        f"{first['item']}: {first['reason']}.",
-                        f"Fix or remove that input{where} and rerun with --overwrite, or rerun "
-                        "with --resume and without --strict to quarantine it and go on.",
-                    )
+                def check_strict(entry: JournalEntry) -> None:
+                    if strict and entry.quarantine:
+                        first = entry.quarantine[0]  # already redacted (staged form)
+                        where = f" (its path is in {redact.mapping_url})" if redact.active else ""
+                        raise StrictModeError(
+                            f"{first['item']}: {first['reason']}.",
+                            f"Fix or remove that input{where} and rerun with --overwrite, or rerun "
+                            "with --resume and without --strict to quarantine it and go on.",
+                        )
 
-            def on_done(entry: JournalEntry) -> None:
-                entry = redact.staged(entry)
-                check_strict(entry)  # before journaling: a resumed --strict run meets it again
-                staging.record(entry)
-                bar.advance()
+                def on_done(entry: JournalEntry) -> None:
+                    entry = redact.staged(entry)
+                    check_strict(entry)  # before journaling: a resumed --strict run meets it again
+                    staging.record(entry)
+                    bar.advance()
 
-            for entry in staging.entries():
-                check_strict(entry)  # units staged by an earlier run without --strict
-            runner = run_units_ray if engine == "ray" else run_units
-            runner(
-                spec,
-                todo,
-                fs,
-                staging.path,
-                workers=workers or default_workers(),
-                on_done=on_done,
-                on_started=_import_publishing_modules,
-            )
+                for entry in staging.entries():
+                    check_strict(entry)  # units staged by an earlier run without --strict
+                runner = run_units_ray if engine == "ray" else run_units
+                runner(
+                    spec,
+                    todo,
+                    fs,
+                    staging.path,
+                    workers=workers or default_workers(),
+                    on_done=on_done,
+                    on_started=_import_publishing_modules,
+                )
+
+        finally:
+            redact.flush()  # the operator's map is whole however the run ends
 
         entries = staging.entries()
         tables_seen = [t for t in cls.tables if any(t in e.rows for e in entries)]
@@ -410,9 +415,11 @@ class _PathRedactor:
         self.mapping: dict[str, str] = {}
         self._saved: set[str] = set()  # ids already in the file
         self._stale = not resume  # a file left by an earlier run is replaced, not appended to
-        if self.active and resume and fs.exists(mapping_path):  # ids of the units staged so far
-            raw = fs.cat_file(mapping_path)
+        if self.active and resume:  # ids of the units staged so far
+            raw = fs.cat_file(mapping_path) if fs.exists(mapping_path) else b""
             self._stale = bool(raw) and not raw.endswith(b"\n")  # a cut line: rewrite it whole
+            for part in self._parts():
+                raw += b"\n" + fs.cat_file(part)
             for line in raw.decode("utf-8", errors="replace").splitlines():
                 with contextlib.suppress(ValueError, KeyError, TypeError):
                     row = json.loads(line)
@@ -501,26 +508,56 @@ class _PathRedactor:
         if not self.active:
             return
         self._save()
+        if self._stale and self.fs.exists(self.mapping_path):  # an earlier run's, not this one's
+            self._write_whole()
+            self._stale = False
+        self.flush()
         if not quarantined and self.fs.exists(self.mapping_path):
             self.fs.rm(self.mapping_path)
 
+    def flush(self) -> None:
+        """Make the map one whole file. On an object store the ids of each unit are put as a
+        part of their own (``<map>.parts/``, kept across an interruption): here the parts are
+        merged into the map and removed. Locally (appended to as it goes) nothing to do."""
+        if not self.active or storage.is_local(self.fs) or not self._parts():
+            return
+        self._write_whole()
+        self.fs.rm(self.mapping_path + ".parts", recursive=True)
+
+    def _parts(self) -> list[str]:
+        folder = self.mapping_path + ".parts"
+        return sorted(self.fs.find(folder)) if self.fs.exists(folder) else []
+
+    def _write_whole(self) -> None:
+        body = "".join(
+            json.dumps({"id": k, "path": v}) + "\n" for k, v in sorted(self.mapping.items())
+        )
+        storage.atomic_write_bytes(self.fs, self.mapping_path, body.encode(), mode=0o600)
+
     def _save(self) -> None:
-        """Put the ids not yet in the file there (paths can name patients: the file is for the
-        operator's eyes only, mode 0600). Locally new lines are appended (a cut append loses at
-        most its own line); an object store cannot append, so there the whole map is put again
-        (complete after every unit, at the cost of rewriting it per quarantined unit)."""
+        """Put the ids not yet saved where the operator finds them (paths can name patients:
+        the file is for the operator's eyes only, mode 0600). Locally new lines are appended (a
+        cut append loses at most its own line). An object store cannot append, and rewriting
+        the whole map per unit grows with the square of the run: there each save is a part of
+        its own, merged by :meth:`flush`. A map left by an earlier run (not resumed) or with a
+        cut last line is replaced whole."""
         new = [k for k in self.mapping if k not in self._saved]
         if not new:
             return
-        local = storage.is_local(self.fs)
-        if self._stale or not local:
-            body = "".join(
-                json.dumps({"id": k, "path": v}) + "\n" for k, v in sorted(self.mapping.items())
-            )
-            storage.atomic_write_bytes(self.fs, self.mapping_path, body.encode(), mode=0o600)
+        lines = "".join(json.dumps({"id": k, "path": self.mapping[k]}) + "\n" for k in new)
+        if self._stale:
             self._stale = False
+            if self._saved:  # a resumed map with a cut last line: rewritten whole
+                self._write_whole()
+                self._saved.update(new)
+                return
+            for old in [*self._parts(), self.mapping_path]:  # an earlier run's map
+                if self.fs.exists(old):
+                    self.fs.rm(old)
+        if not storage.is_local(self.fs):
+            part = storage.join(self.mapping_path + ".parts", f"{uuid.uuid4().hex}.jsonl")
+            storage.atomic_write_bytes(self.fs, part, lines.encode(), mode=0o600)
         else:
-            lines = "".join(json.dumps({"id": k, "path": self.mapping[k]}) + "\n" for k in new)
             fd = os.open(self.mapping_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             with os.fdopen(fd, "a", encoding="utf-8") as fh:
                 fh.write(lines)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -179,3 +181,51 @@ def test_a_missing_bucket_is_named_as_such(s3: str, tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 1
     assert "error: The bucket named in the URL does not exist." in out.stderr, out.stderr
+
+
+def test_the_path_map_on_s3_is_written_once_however_many_units_quarantine(
+    s3: str, dicom_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An object store cannot append: the map used to be put whole again for every unit with
+    a quarantined input (growing with the square of the run). Each unit's ids are now a part
+    of their own, merged once; a run stopped by --strict leaves the map whole too."""
+    import shutil
+
+    from meddata import storage
+    from meddata.errors import StrictModeError
+
+    src = tmp_path / "src"
+    shutil.copytree(dicom_source, src)
+    for i in range(4):
+        (src / f"Doe_John_{i}.txt").write_text("not DICOM")
+    key = tmp_path / "key"
+    key.write_bytes(b"k" * 32)
+    out = "s3://meddata-test/pathmap"
+    mapping = "meddata-test/pathmap/dicom-folder-1.0.quarantine-paths.jsonl"
+    writes: list[str] = []
+    atomic = storage.atomic_write_bytes
+
+    def counted(fs: Any, path: str, data: bytes, **kw: Any) -> None:
+        writes.append(path)
+        atomic(fs, path, data, **kw)
+
+    monkeypatch.setattr(storage, "atomic_write_bytes", counted)
+    options = {"files_per_unit": "1"}
+    summary = convert(
+        "dicom-folder", src, out, options=options, workers=1, show_progress=False, deid_key=key
+    )
+    assert summary.quarantined == 4
+    assert writes.count(mapping) == 1
+    fs = _s3fs(s3)
+    rows = [json.loads(line) for line in fs.cat_file(mapping).decode().splitlines()]
+    assert sorted(r["path"] for r in rows) == [f"Doe_John_{i}.txt" for i in range(4)]
+    assert not fs.exists(mapping + ".parts")
+    with pytest.raises(StrictModeError) as stopped:
+        convert(
+            "dicom-folder", src, out, options=options, workers=1, show_progress=False,
+            deid_key=key, version="2.0", strict=True,
+        )  # fmt: skip
+    strict_map = mapping.replace("1.0", "2.0")
+    assert strict_map in (stopped.value.hint or "")
+    assert "Doe_John_" in fs.cat_file(strict_map).decode()
+    assert not fs.exists(strict_map + ".parts")
