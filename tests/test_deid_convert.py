@@ -345,3 +345,33 @@ def test_the_path_map_is_appended_to_and_survives_a_cut_line(tmp_path: Path) -> 
         "Doe^0/a.dcm", "Doe^1/a.dcm", "Doe^2/a.dcm", "Roe/b.dcm"
     ]  # fmt: skip
     assert path_map.stat().st_mode & 0o077 == 0
+
+
+def test_the_path_map_on_an_object_store_survives_an_interruption() -> None:
+    """Without append, each unit's ids are a part of their own: a run that stops leaves them,
+    its resume reads them back, and the merge gives one whole map (an earlier run's map and
+    parts are replaced by a new run that is not a resume)."""
+    import json as _json
+
+    import fsspec
+
+    from meddata.convert import _PathRedactor
+
+    fs = fsspec.filesystem("memory", skip_instance_cache=True)
+    path_map = "/bucket/out/ds-1.0.quarantine-paths.jsonl"
+    fs.pipe_file(path_map, b'{"id": "stale", "path": "old"}\n')
+    fs.pipe_file(path_map + ".parts/old.jsonl", b'{"id": "stale2", "path": "old"}\n')
+
+    def record(n: int) -> dict[str, str]:
+        return {"unit": f"Doe^{n}/a.dcm", "item": f"Doe^{n}/a.dcm", "reason": "x", "error": ""}
+
+    first = _PathRedactor(fs, path_map, b"k" * 32)
+    first([record(0)])
+    first([record(1)])  # then the run is killed: no merge
+    assert not fs.exists(path_map) and len(fs.find(path_map + ".parts")) == 2
+    again = _PathRedactor(fs, path_map, b"k" * 32, resume=True)
+    again([record(2)])
+    again.finish(quarantined=3)
+    rows = [_json.loads(line) for line in fs.cat_file(path_map).decode().splitlines()]
+    assert sorted(r["path"] for r in rows) == ["Doe^0/a.dcm", "Doe^1/a.dcm", "Doe^2/a.dcm"]
+    assert not fs.exists(path_map + ".parts")
