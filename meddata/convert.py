@@ -226,9 +226,11 @@ def convert(
                     on_done=on_done,
                     on_started=_import_publishing_modules,
                 )
-
-        finally:
-            redact.flush()  # the operator's map is whole however the run ends
+        except BaseException:
+            with contextlib.suppress(Exception):  # the run's own failure is the one to report
+                redact.flush()  # the operator's map is whole however the run stops
+            raise
+        redact.flush()
 
         entries = staging.entries()
         tables_seen = [t for t in cls.tables if any(t in e.rows for e in entries)]
