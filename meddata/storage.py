@@ -119,8 +119,9 @@ def _exclusive_object(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[None
 
     An object store cannot tell that a holder died, so a lock left by a killed process stays
     until someone removes it; the refusal then says whether its holder (on this machine) is
-    still running. A filesystem without exclusive create is not locked, as before."""
-    me = f"{socket.gethostname()} {os.getpid()}"
+    still running. A filesystem without exclusive create is not locked, as before. The object
+    holds ``host pid token``: the token tells this holder from another thread of its process."""
+    me = f"{socket.gethostname()} {os.getpid()} {uuid.uuid4().hex[:16]}"
     try:
         fs.pipe_file(path, me.encode(), mode="create")
     except FileExistsError:
@@ -155,7 +156,7 @@ def _service_code(exc: BaseException) -> str | None:
 
 
 def _names_process_here(holder: list[str]) -> bool:
-    return len(holder) == 2 and holder[0] == socket.gethostname() and holder[1].isdigit()
+    return len(holder) in (2, 3) and holder[0] == socket.gethostname() and holder[1].isdigit()
 
 
 def _names_live_process(holder: list[str]) -> bool:
@@ -197,7 +198,7 @@ def _holder(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
 
 
 def _describe(holder: list[str]) -> str:
-    return " pid ".join(holder) or "unknown"
+    return " pid ".join(holder[:2]) or "unknown"  # (an object store's lock adds a token)
 
 
 def _alive(pid: int) -> bool:

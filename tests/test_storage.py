@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 from typing import Any
 
 import fsspec
@@ -55,8 +56,10 @@ def test_the_lock_is_released_only_by_its_holder() -> None:
             with storage.exclusive(fs, path):
                 pass
         assert fs.exists(path)  # the refused second holder did not remove it
-        fs.pipe_file(path, b"otherhost 1")  # an operator removed it and another took it
-    assert fs.cat_file(path) == b"otherhost 1"  # the first holder leaves the new lock alone
+        # an operator removed it and another thread of this process took it
+        other = f"{storage.socket.gethostname()} {os.getpid()} othertoken".encode()
+        fs.pipe_file(path, other)
+    assert fs.cat_file(path) == other  # the first holder leaves the new lock alone
 
 
 @pytest.mark.parametrize(
