@@ -260,6 +260,14 @@ def test_a_year_of_birth_over_89_years_ago_is_an_age_over_89(text: str) -> None:
         "born in 1925/26",
         "born 1925 or 1926",
         "born 1925-1926.",
+        "born ca 1925",
+        "born abt 1925",
+        "born circa. 1925",
+        "born c1925",
+        "born before 1926",
+        "DOB: 1925-3",
+        "born 1925/6",
+        "born 1940 or 1925",  # either year tells it
     ],
 )
 def test_approximate_and_ranged_years_of_birth_are_aggregated(text: str) -> None:
@@ -267,7 +275,21 @@ def test_approximate_and_ranged_years_of_birth_are_aggregated(text: str) -> None
     1926): the year and what follows it become the reference year less 90."""
     out = _old_out(text)
     assert str(OLD - 90) in out, out
-    assert not any(y in out for y in ("1925", "1926", "/26", "-03")), out
+    assert not any(y in out for y in ("1925", "1926", "/26", "-03", "/6", "-3")), out
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("Born 1925 g, term.", "1925 g"),  # a birth weight
+        ("DOB: 1925 g", "1925 g"),
+        ("b. 1925-1930 mg", "1925-1930 mg"),
+        ("born 1925 to 26 weeks", "26 weeks"),  # the year only, not the measure after it
+        ("born 1925 or 26 mg", "26 mg"),
+    ],
+)
+def test_a_year_of_birth_never_takes_a_measure_with_it(text: str, kept: str) -> None:
+    assert kept in _old_out(text)
 
 
 def test_a_recent_year_of_birth_is_kept() -> None:
@@ -370,6 +392,9 @@ def _moved(day: date) -> date:
         ("DOB 1925-03-14.", "{d:%Y-%m-%d}"),
         ("DOB 19250314.", "{d:%Y%m%d}"),
         ("Born 14-Mar-1925.", "{d.day:02d}-{d:%b}-{d.year}"),
+        ("DOB: 03/14/1899.", "{d.month:02d}/{d.day:02d}/{d.year}"),
+        ("born March 14, 1899.", "{d:%B} {d.day}, {d.year}"),
+        ("DOB 1899-03-14.", "{d:%Y-%m-%d}"),
     ],
 )
 def test_a_full_date_over_89_years_before_the_reference_year_is_aggregated(
@@ -377,9 +402,11 @@ def test_a_full_date_over_89_years_before_the_reference_year_is_aggregated(
 ) -> None:
     """A date of birth was shifted by weeks or months only: "DOB: 03/14/1925" still told an
     age over 89. Its year is now the reference year less 90, as a year of birth's is; the
-    month and day keep their shift."""
+    month and day keep their shift. An 18xx year counts in a full date only (see the test of
+    clinical numbers below)."""
     out = _old_out(text)
-    assert expected.format(d=_moved(date(1925, 3, 14))) in out, out
+    year = 1899 if "1899" in text else 1925
+    assert expected.format(d=_moved(date(year, 3, 14))) in out, out
     assert all(int(y) >= OLD - 90 for y in _FOUR_DIGITS_RE.findall(out)), out
 
 

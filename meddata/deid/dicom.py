@@ -298,11 +298,14 @@ def _clean(ctx: _Context, elem: DataElement) -> None:
         return
     values = list(elem.value) if elem.VM > 1 else [elem.value]
     if elem.VR in ("DA", "DT"):
-        # A date that tells an age over 89 is aggregated, as PatientAge is (_cap_age_string);
-        # a placeholder (19000101) is no one's date and only shifted, as before.
+        # A date that tells an age over 89 is aggregated, as PatientAge is (_cap_age_string).
+        # A placeholder (19000101) is no one's date and stays as it is: shifted, the known
+        # value would give the person's date shift away.
         floor = ctx.deid.options.reference_year - 90
         out = [
-            _shift_da(str(v), ctx.shift, elem.VR, None if is_placeholder(str(v)) else floor)
+            str(v)
+            if is_placeholder(str(v).strip())
+            else _shift_da(str(v), ctx.shift, elem.VR, floor)
             for v in values
         ]
         ctx.result.counts["dicom_date_shifted"] += 1

@@ -76,32 +76,37 @@ _ORD = r"(?:st|nd|rd|th)"
 _DAY = r"(?:0?[1-9]|[12]\d|3[01])"
 _MON_NUM = r"(?:0?[1-9]|1[0-2])"
 _YEAR = r"(?:19\d\d|20\d\d)"
+# In a full date (day, month and year) an 18xx year is a date too: only there, since a bare
+# "9/1800" or "May 1850" is far more often a clinical number than a date.
+_YEAR_FULL = r"(?:1[89]\d\d|20\d\d)"
 _YEAR2 = r"(?:\d\d)"
 
 # Dates inside tokens ("study_2021-03-14", "CXR_20210314.dcm", "2021-03-14T10:22:00Z") count:
 # a letter or digit before, or a digit after, is what stops a match, not a word boundary.
 _NB = r"(?<![0-9A-Za-z])"
 _NA = r"(?![0-9])"
-_YEAR_ANY = rf"(?:,?\s+(?:{_YEAR}|['’]\d\d(?!\d)))"
+_YEAR_ANY = rf"(?:,?\s+(?:{_YEAR_FULL}|['’]\d\d(?!\d)))"
 _DATE_PATTERNS = [
     # 2021-03-14, 2021/03/14, 1931/7/4
-    rf"{_NB}{_YEAR}[-/.]{_MON_NUM}[-/.]{_DAY}{_NA}",
-    # 03/14/2021, 3-14-21, 14.03.2021
-    rf"{_NB}{_DAY}[/.-]{_DAY}[/.-](?:{_YEAR}|{_YEAR2}){_NA}(?![/.]\d)",
+    rf"{_NB}{_YEAR_FULL}[-/.]{_MON_NUM}[-/.]{_DAY}{_NA}",
+    # 03/14/2021, 3-14-21, 14.03.2021 (an 18xx year with one separator throughout: "1.5/1850"
+    # is a lab value)
+    rf"{_NB}(?:{_DAY}[/.-]{_DAY}[/.-](?:{_YEAR}|{_YEAR2})"
+    rf"|{_DAY}/{_DAY}/18\d\d|{_DAY}-{_DAY}-18\d\d|{_DAY}\.{_DAY}\.18\d\d){_NA}(?![/.]\d)",
     # March 14, 2021 / Mar. 14th 2021 / Monday, March 15, 2021 / March 3-5, 2021 / Mar 14th, '21
     # / Mar-14-2021 / March the 14th, 2021
     rf"\b{_WEEKDAY}?{_MONTH}\.?(?:\s+|\s+the\s+(?={_DAY}{_ORD})|[-/](?={_DAY}[-/,]))"
-    rf"{_DAY}{_ORD}?(?:\s*[-–]\s*{_DAY}{_ORD}?)?(?:{_YEAR_ANY}|[-/]{_YEAR})?(?![0-9A-Za-z])",
+    rf"{_DAY}{_ORD}?(?:\s*[-–]\s*{_DAY}{_ORD}?)?(?:{_YEAR_ANY}|[-/]{_YEAR_FULL})?(?![0-9A-Za-z])",
     # 14 March 2021 / 14th of March, 2021 / the 8th of March
     rf"\b{_DAY}{_ORD}?\s+(?:of\s+)?{_MONTH}\.?{_YEAR_ANY}?\b",
     # 14-Mar-2021, 14-MAR-21, 14Mar2021, 14MAR2021
-    rf"{_NB}(?:{_DAY}[-\s]{_MONTH}[-\s](?:{_YEAR}|{_YEAR2})|{_DAY}{_MONTH}{_YEAR}){_NA}",
+    rf"{_NB}(?:{_DAY}[-\s]{_MONTH}[-\s](?:{_YEAR_FULL}|{_YEAR2})|{_DAY}{_MONTH}{_YEAR_FULL}){_NA}",
     # March 2021, Mar-2021
     rf"\b{_MONTH}\.?[\s,-]+{_YEAR}\b",
     # 03/2021
     rf"{_NB}{_MON_NUM}/{_YEAR}{_NA}",
     # 20210314 (a DICOM-style date)
-    rf"{_NB}{_YEAR}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]){_NA}",
+    rf"{_NB}{_YEAR_FULL}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]){_NA}",
 ]
 # A holiday with its year ("Christmas Day 2020", "Thanksgiving of 2019"): a date (see dates.py).
 # Found from the year (few in a note), then the holiday before it is checked.
@@ -595,17 +600,22 @@ def _places(text: str) -> Iterator[PhiSpan]:
 
 
 # A year of birth: "born in 1931", "b. 1931", "year of birth: 1931", "DOB: 1931", also
-# approximate ("born circa 1931", "c. 1931") and with what follows it that would tell it too
-# (group 2: "1931-03", "1931/32", "1931 or 1932", "1931–1932"), replaced with the year.
+# approximate or bounded ("born circa 1931", "c. 1931", "born before 1931") and with what
+# follows it that would tell it too (group 2: "1931-03", "1931/32", "1931/2", "1931 or 1932",
+# "1931–1932"), replaced with the year; never a measure ("born 1925 g", "1925-1930 mg").
+_BIRTH_UNIT = r"(?![ \t]*(?:k?g|mg|mcg|µg|ml|l|lbs?|oz|cm|mm|%|weeks?|wks?|days?|hours?|hrs?)\b)"
 _BIRTH_YEAR_RE = re.compile(
-    r"(?=[bBdDyY])(?<![\w.])(?:born(?:[ \t]+(?:in|during))?(?:[ \t]+the[ \t]+year)?|b\."
+    r"(?=[bBdDyY])(?<![\w.])(?:born(?:[ \t]+(?:in|during|before|after|by))?"
+    r"(?:[ \t]+the[ \t]+year)?|b\."
     r"|(?:year[ \t]+of[ \t]+birth|birth[ \t]*year|yob|dob|date[ \t]+of[ \t]+birth)[ \t]*[:#-]?)"
-    r"(?:[ \t]*(?:circa|ca\.|c\.|about|around|approximately|approx\.|~))?"
+    r"(?:[ \t]*(?:circa\.?|ca\.?|c\.|c(?=\d)|abt\.?|about|around|approximately|approx\.?|~))?"
     r"[ \t]*((?:18|19|20)\d\d)"
-    r"((?:[ \t]*(?:or|to|-|–|/)[ \t]*(?:(?:18|19|20)\d\d|\d\d))(?![\w]|[-/.]\d))?"
-    r"(?(2)|(?![\w]|[-/.]\d))",
+    r"((?:[ \t]*(?:-|–|/)[ \t]*(?:(?:18|19|20)\d\d|\d{1,2})|[ \t]+(?:or|to)[ \t]+(?:18|19|20)\d\d)"
+    rf"(?![\w]|[-/.]\d){_BIRTH_UNIT})?"
+    rf"(?(2)|(?![\w]|[-/.]\d){_BIRTH_UNIT})",
     _I,
 )
+_FOUR_DIGIT_YEAR_RE = re.compile(r"(?:18|19|20)\d\d")
 
 
 # A decade: "1920s", "1920's", "the '20s", "early 1930s", "mid-’20s" (the qualifier with it).
@@ -638,8 +648,10 @@ def find_ages(text: str, reference_year: int | None = None) -> Iterator[PhiSpan]
     low = text.lower()
     if any(cue in low for cue in ("born", "b.", "birth", "yob", "dob")):
         for m in _BIRTH_YEAR_RE.finditer(text):
-            if year - int(m.group(1)) > 89:
-                yield PhiSpan("AGE", m.start(1), m.end(2) if m.group(2) else m.end(1))
+            end = m.end(2) if m.group(2) else m.end(1)
+            years = _FOUR_DIGIT_YEAR_RE.findall(text, m.start(1), end)
+            if any(year - int(y) > 89 for y in years):  # either year of "born 1940 or 1925"
+                yield PhiSpan("AGE", m.start(1), end)
     if "0s" in low or "0's" in low or "0’s" in low:
         yield from _old_decades(text, year)
         for m in _AGE_DECADE_RE.finditer(text):

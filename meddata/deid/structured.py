@@ -76,14 +76,14 @@ def shift_date(
 ) -> date | datetime | None:
     """A date or datetime moved back by the person's shift (None stays None); one that falls
     more than 89 years before ``options.reference_year`` is written in that year less 90 (a
-    date that tells an age over 89, see :func:`meddata.deid.dates.aggregated`)."""
+    date that tells an age over 89, see :func:`meddata.deid.dates.aggregated`); the
+    placeholder 1900-01-01 is kept as it is."""
     if value is None:
         return None
-    deid.count("DATE")
-    shifted = deid.shift_date(value, source_person_id)
     if (value.year, value.month, value.day) == (1900, 1, 1):
-        return shifted  # a placeholder, no one's date: only shifted
-    return aggregated(shifted, deid.options.reference_year - 90)
+        return value  # a placeholder, no one's date: shifted, it would give the shift away
+    deid.count("DATE")
+    return aggregated(deid.shift_date(value, source_person_id), deid.options.reference_year - 90)
 
 
 def free_text(deid: Deidentifier, value: str | None, source_person_id: str) -> str | None:

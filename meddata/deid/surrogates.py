@@ -172,7 +172,7 @@ def institution(key: bytes, text: str) -> str:
 
 
 # A year of birth as the recogniser finds it: the year, perhaps with what follows it.
-_BIRTH_YEAR_SPAN_RE = re.compile(r"\d{4}(?:[ \t]*(?:or|to|-|–|/)[ \t]*\d{2,4})?", re.I)
+_BIRTH_YEAR_SPAN_RE = re.compile(r"\d{4}(?:[ \t]*(?:or|to|-|–|/)[ \t]*\d{1,4})?", re.I)
 # An old decade as the recogniser finds it ("early 1920s", "mid-’20's"): groups 1 the
 # apostrophe of a two-digit decade, 2 its digits, 3 its "s" as written.
 _DECADE_RE = re.compile(r"(?:(?:early|mid|late)[- \t]*)?(['’]?)(\d{2,4})(['’]?[sS])", re.I)
