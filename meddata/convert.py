@@ -416,7 +416,11 @@ class _PathRedactor:
         self.release_files = release_files
         self.mapping: dict[str, str] = {}
         self._saved: set[str] = set()  # ids already in the file
-        self._stale = not resume  # a file left by an earlier run is replaced, not appended to
+        self._stale = False  # a resumed map with a cut last line: rewritten whole at the next save
+        if self.active and not resume:  # an earlier run's map (and parts): not this run's
+            for old in [*self._parts(), mapping_path]:
+                if fs.exists(old):
+                    fs.rm(old)
         if self.active and resume:  # ids of the units staged so far
             raw = fs.cat_file(mapping_path) if fs.exists(mapping_path) else b""
             self._stale = bool(raw) and not raw.endswith(b"\n")  # a cut line: rewrite it whole
@@ -510,9 +514,6 @@ class _PathRedactor:
         if not self.active:
             return
         self._save()
-        if self._stale and self.fs.exists(self.mapping_path):  # an earlier run's, not this one's
-            self._write_whole()
-            self._stale = False
         self.flush()
         if not quarantined and self.fs.exists(self.mapping_path):
             self.fs.rm(self.mapping_path)
@@ -541,22 +542,16 @@ class _PathRedactor:
         the file is for the operator's eyes only, mode 0600). Locally new lines are appended (a
         cut append loses at most its own line). An object store cannot append, and rewriting
         the whole map per unit grows with the square of the run: there each save is a part of
-        its own, merged by :meth:`flush`. A map left by an earlier run (not resumed) or with a
-        cut last line is replaced whole."""
+        its own, merged by :meth:`flush`. A resumed map with a cut last line is rewritten whole
+        (a map left by an earlier run that is not resumed was removed when this one started)."""
         new = [k for k in self.mapping if k not in self._saved]
         if not new:
             return
         lines = "".join(json.dumps({"id": k, "path": self.mapping[k]}) + "\n" for k in new)
         if self._stale:
+            self._write_whole()
             self._stale = False
-            if self._saved:  # a resumed map with a cut last line: rewritten whole
-                self._write_whole()
-                self._saved.update(new)
-                return
-            for old in [*self._parts(), self.mapping_path]:  # an earlier run's map
-                if self.fs.exists(old):
-                    self.fs.rm(old)
-        if not storage.is_local(self.fs):
+        elif not storage.is_local(self.fs):
             part = storage.join(self.mapping_path + ".parts", f"{uuid.uuid4().hex}.jsonl")
             storage.atomic_write_bytes(self.fs, part, lines.encode(), mode=0o600)
         else:

@@ -138,7 +138,13 @@ def _exclusive_object(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[None
     try:
         yield
     finally:
-        if _holder(fs, path) == me.split():  # never another holder's lock
+        try:
+            ours = fs.cat_file(path).decode(errors="replace").split() == me.split()
+        except FileNotFoundError:
+            ours = False  # removed by an operator meanwhile
+        except OSError:
+            ours = True  # unreadable now (a failed GET): it is the one this process made
+        if ours:  # never another holder's lock
             with contextlib.suppress(FileNotFoundError):
                 fs.rm_file(path)
 

@@ -375,3 +375,22 @@ def test_the_path_map_on_an_object_store_survives_an_interruption() -> None:
     rows = [_json.loads(line) for line in fs.cat_file(path_map).decode().splitlines()]
     assert sorted(r["path"] for r in rows) == ["Doe^0/a.dcm", "Doe^1/a.dcm", "Doe^2/a.dcm"]
     assert not fs.exists(path_map + ".parts")
+
+
+def test_a_new_run_drops_an_earlier_runs_path_map_at_once(tmp_path: Path) -> None:
+    """A run that is not a resume (a new conversion, --overwrite) removes the earlier run's
+    map when it starts: stopped before its first quarantined input, its resume would
+    otherwise adopt paths that no quarantine entry of the new version names."""
+    import fsspec
+
+    from meddata import storage
+    from meddata.convert import _PathRedactor
+
+    for fs, path_map in (
+        (storage.open_fs(tmp_path)[0], str(tmp_path / "map.jsonl")),
+        (fsspec.filesystem("memory", skip_instance_cache=True), "/bucket/map.jsonl"),
+    ):
+        fs.pipe_file(path_map, b'{"id": "path:old", "path": "src/Doe^John/a.dcm"}\n')
+        _PathRedactor(fs, path_map, b"k" * 32)  # the run starts, then stops
+        assert not fs.exists(path_map)
+        assert _PathRedactor(fs, path_map, b"k" * 32, resume=True).mapping == {}

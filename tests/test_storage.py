@@ -93,3 +93,23 @@ def test_other_failures_are_not_read_as_storage_problems() -> None:
             raise ValueError("a bug")  # noqa: B904 - the implicit context is the point
     except ValueError as bug:
         assert storage.storage_error(bug) is None
+
+
+class _FlakyReadFS(MemoryFileSystem):
+    """A store whose reads fail for a moment (a 503) when the lock is released."""
+
+    fail_reads = False
+
+    def cat_file(self, path: str, start: Any = None, end: Any = None, **kw: Any) -> bytes:
+        if self.fail_reads:
+            raise OSError(errno.EIO, "service unavailable")
+        return bytes(super().cat_file(path, start=start, end=end, **kw))
+
+
+def test_a_failed_read_at_release_still_releases_the_lock() -> None:
+    fs = _FlakyReadFS(skip_instance_cache=True)
+    path = "/bucket/ds/1.0.lock"
+    with storage.exclusive(fs, path):
+        fs.fail_reads = True
+    fs.fail_reads = False
+    assert not fs.exists(path)  # the next run is not refused
