@@ -143,6 +143,7 @@ def _cli_without_a_store(args: list[str], credentials: bool) -> subprocess.Compl
         AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
         AWS_CONFIG_FILE="/nonexistent",
         AWS_EC2_METADATA_DISABLED="true",
+        AWS_MAX_ATTEMPTS="1",  # one refused connection is enough to know
     )
     if credentials:
         env.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
