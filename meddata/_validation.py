@@ -26,14 +26,17 @@ class ValidationReport:
     path: str
     problems: list[str] = field(default_factory=list)
     checked: dict[str, int] = field(default_factory=dict)
-    #: Footers of the shards that passed their checksum, read once for every later check.
+    #: Footers of tensor tables' shards that passed their checksum, read once for the tensor
+    #: checks; emptied before ``validate`` returns.
     _footers: dict[str, pq.FileMetaData] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
+        """Whether no problem was found."""
         return not self.problems
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (``meddata validate --json``)."""
         return {
             "path": self.path,
             "ok": self.ok,
@@ -42,6 +45,7 @@ class ValidationReport:
         }
 
     def count(self, what: str, n: int = 1) -> None:
+        """Count ``n`` more of ``what`` as checked."""
         self.checked[what] = self.checked.get(what, 0) + n
 
 
