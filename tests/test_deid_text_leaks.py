@@ -411,7 +411,14 @@ def test_a_full_date_over_89_years_before_the_reference_year_is_aggregated(
 
 
 @pytest.mark.parametrize(
-    "text", ["Seen March 1925.", "Seen 03/1925.", "Christmas Day 1925.", "Mon, March 16, 1925"]
+    "text",
+    [
+        "Seen March 1925.",
+        "Seen 03/1925.",
+        "Christmas Day 1925.",
+        "Mon, March 16, 1925",
+        "Born in January of 1925.",
+    ],
 )
 def test_every_date_form_with_an_old_year_is_aggregated(text: str) -> None:
     out = _old_out(text)

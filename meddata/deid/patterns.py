@@ -101,8 +101,8 @@ _DATE_PATTERNS = [
     rf"\b{_DAY}{_ORD}?\s+(?:of\s+)?{_MONTH}\.?{_YEAR_ANY}?\b",
     # 14-Mar-2021, 14-MAR-21, 14Mar2021, 14MAR2021
     rf"{_NB}(?:{_DAY}[-\s]{_MONTH}[-\s](?:{_YEAR_FULL}|{_YEAR2})|{_DAY}{_MONTH}{_YEAR_FULL}){_NA}",
-    # March 2021, Mar-2021
-    rf"\b{_MONTH}\.?[\s,-]+{_YEAR}\b",
+    # March 2021, Mar-2021, March of 2021
+    rf"\b{_MONTH}\.?(?:[\s,-]+|\s+of\s+){_YEAR}\b",
     # 03/2021
     rf"{_NB}{_MON_NUM}/{_YEAR}{_NA}",
     # 20210314 (a DICOM-style date)
