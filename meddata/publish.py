@@ -183,8 +183,7 @@ def _refresh_datasheet(ds: Dataset, published: Manifest) -> dict[str, Any]:
     the lock is held for the time it takes to read ``samples``, not every table."""
     from meddata.datasheet import write_dataset_datasheet
     from meddata.datasheet.publish import stored_healthsheet
-    from meddata.datasheet.stats import with_split_statistics
-    from meddata.datasheet.stats_model import STATISTICS_VERSION
+    from meddata.datasheet.stats import statistics_after_amendment
 
     try:
         answers = stored_healthsheet(Dataset(ds.fs, ds.root, published))
@@ -196,20 +195,7 @@ def _refresh_datasheet(ds: Dataset, published: Manifest) -> dict[str, Any]:
         )
         answers = None
     stored = answers.statistics if answers is not None else None
-    if stored is None or (
-        stored.dataset,
-        stored.version,
-        stored.statistics_version,
-        stored.tables,
-    ) != (
-        ds.name,
-        ds.version,
-        STATISTICS_VERSION,
-        {t: int(e.get("rows", 0)) for t, e in ds.manifest["tables"].items()},
-    ):
-        # none to keep, or computed another way (by an earlier meddata): all computed again
-        return write_dataset_datasheet(ds, answers)
-    return write_dataset_datasheet(ds, answers, with_split_statistics(ds, stored))
+    return write_dataset_datasheet(ds, answers, statistics_after_amendment(ds, stored))
 
 
 def _files(manifest: Manifest) -> set[str]:

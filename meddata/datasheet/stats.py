@@ -14,9 +14,9 @@ import polars as pl
 
 from meddata import demographics, storage
 from meddata.dataset import Dataset
+from meddata.datasheet import stats_model
 from meddata.datasheet.stats_model import (
     MISSING,
-    STATISTICS_VERSION,
     Category,
     DeidSummary,
     LabelCounts,
@@ -46,14 +46,14 @@ NOT_RECORDED = "not recorded"
 def compute_statistics(ds: Dataset) -> Statistics:
     """Every measurable fact of ``ds`` that a Healthsheet reports."""
     manifest = ds.manifest
-    tables = {name: int(entry.get("rows", 0)) for name, entry in manifest["tables"].items()}
+    tables = _table_rows(ds)
     samples = _samples_frame(ds) if "samples" in tables else None
     labels = label_columns(ds, samples)
     attributes = demographic_columns(ds, samples)
     stats = Statistics(
         dataset=ds.name,
         version=ds.version,
-        statistics_version=STATISTICS_VERSION,
+        statistics_version=stats_model.STATISTICS_VERSION,
         created=manifest.get("created"),
         source_release=(manifest.get("source") or {}).get("release"),
         adapter=_adapter(manifest.get("adapter")),
@@ -78,18 +78,37 @@ def compute_statistics(ds: Dataset) -> Statistics:
     return stats
 
 
-def with_split_statistics(ds: Dataset, stats: Statistics) -> Statistics:
-    """``stats`` of ``ds``'s tables with only the split-set facts computed again for ``ds``'s
-    manifest — all that adding or replacing a split set changes. Reads ``samples`` and the
-    split files, none of the other tables (a note table can hold gigabytes of text)."""
+def statistics_after_amendment(ds: Dataset, stored: Statistics | None) -> Statistics:
+    """The statistics of ``ds`` after an amendment (a split set added or replaced), given
+    those stored before it. Stored statistics of these tables, computed the way this meddata
+    computes them (``STATISTICS_VERSION``), are kept with only the split-set facts computed
+    again — all that an amendment changes — which reads ``samples`` and the split files, none
+    of the other tables (a note table can hold gigabytes of text). Anything else: all computed
+    again."""
+    now = (ds.name, ds.version, stats_model.STATISTICS_VERSION, _table_rows(ds))
+    if (
+        stored is None
+        or (
+            stored.dataset,
+            stored.version,
+            stored.statistics_version,
+            stored.tables,
+        )
+        != now
+    ):
+        return compute_statistics(ds)
     samples = _samples_frame(ds) if "samples" in ds.manifest["tables"] else None
     splits: dict[str, dict[str, SplitStatistics]] = {}
     if samples is not None:
         labels = label_columns(ds, samples)
         splits = _per_split(ds, samples, demographic_columns(ds, samples), labels)
-    return stats.model_copy(
+    return stored.model_copy(
         update={"splits": splits, "split_reports": _split_reports(ds.manifest.get("splits"))}
     )
+
+
+def _table_rows(ds: Dataset) -> dict[str, int]:
+    return {name: int(entry.get("rows", 0)) for name, entry in ds.manifest["tables"].items()}
 
 
 def label_columns(ds: Dataset, samples: pl.DataFrame | None) -> dict[str, str]:
